@@ -1,0 +1,65 @@
+//! `cargo sandbox exec [LIMITS] -- CMD [ARGS]`: one command in one sandbox.
+
+use crate::cli::ExecArgs;
+use crate::{exit, signals, summary};
+use anyhow::Context;
+use harness::{Engine, EngineOptions, Output, SandboxError, SandboxSpec, Stdin};
+use serde_json::json;
+
+/// Runs the command; returns the exit code for the runner.
+pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
+    let cancel = signals::cancel_on_signals()?;
+    let engine = match Engine::new(EngineOptions::default()) {
+        Ok(engine) => engine,
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot set up sandboxes")),
+    };
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut spec = SandboxSpec::new(args.command.clone(), cwd, std::env::vars().collect());
+    spec.limits = args.limits.limits();
+    spec.timeout = args.limits.timeout;
+    spec.grace = args.limits.grace;
+    spec.tmp_size_bytes = args.limits.tmp_size;
+    // Interactive and piped input reach the command; tests get /dev/null (see `test`).
+    spec.stdin = Stdin::Inherit;
+    spec.output = if args.json { Output::Stderr } else { Output::Inherit };
+
+    let result = match engine.run(&spec, Some(&cancel)) {
+        Ok(result) => result,
+        Err(e @ SandboxError::CommandNotFound { .. }) => {
+            eprintln!("cargo-sandbox: {e}");
+            return Ok(exit::NOT_FOUND);
+        }
+        Err(e @ SandboxError::CommandNotExecutable { .. }) => {
+            eprintln!("cargo-sandbox: {e}");
+            return Ok(exit::CANNOT_RUN);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("the sandbox failed")),
+    };
+
+    let code = if result.cancelled {
+        exit::INTERRUPTED
+    } else if result.timed_out {
+        exit::TIMED_OUT
+    } else {
+        result.exit.shell_code()
+    };
+    let document = json!({
+        "schema_version": 1,
+        "tool_version": env!("CARGO_PKG_VERSION"),
+        "exit_code": code,
+        "spec": spec,
+        "result": result,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    }
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !args.quiet && !args.json && (args.verbose || summary::is_notable(&result) || result.cancelled) {
+        eprint!("{}", summary::render(&result, spec.timeout));
+    }
+    Ok(code)
+}
+

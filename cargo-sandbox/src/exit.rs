@@ -1,0 +1,13 @@
+//! The exit codes cargo-sandbox itself uses, documented in `--help` and the README. `exec`
+//! follows `timeout(1)` and `env(1)` so its own failures never look like the command's.
+
+/// The command timed out (as `timeout(1)`).
+pub const TIMED_OUT: i32 = 124;
+/// cargo-sandbox itself failed: bad flags, no privileges, no cgroups, an init that broke.
+pub const TOOL_FAILED: i32 = 125;
+/// The command exists but cannot be run.
+pub const CANNOT_RUN: i32 = 126;
+/// The command was not found.
+pub const NOT_FOUND: i32 = 127;
+/// Interrupted by Ctrl-C or SIGTERM; the sandbox was killed and cleaned up.
+pub const INTERRUPTED: i32 = 130;

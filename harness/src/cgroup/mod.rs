@@ -1,0 +1,190 @@
+//! Sandbox cgroups on cgroup v1 (legacy and hybrid layouts) and v2, behind one interface:
+//! [`RunGroup`] (one per runner process) and [`Group`] (one per sandbox).
+//!
+//! Why not the cgroups-rs crate (0.3.x): on v2 it writes `+controller` into `subtree_control` of
+//! every ancestor from the hierarchy root down (cgroups this program did not create) and drops
+//! those errors; it picks v1/v2 from `/sys/fs/cgroup` alone and so ignores hybrid layouts;
+//! without an explicit list it creates directories in every v1 hierarchy and swallows v1 errors;
+//! it lacks `pids.peak` and `memory.events`, and reads counters only in bulk. What we need is
+//! mkdir/rmdir plus about ten known files under paths derived from our own cgroup, so it is
+//! written here.
+//!
+//! Where cgroups go: always *under the runner's own cgroup* (per controller on v1), in a run
+//! directory `cargo-sandbox.<pid>.<starttime>` owned by this process, with one child per sandbox.
+//! The name identifies the owner exactly, so a run directory whose owner is gone (a runner
+//! killed with SIGKILL) is recognised and removed at the next start.
+
+mod detect;
+mod fs;
+mod sweep;
+mod v1;
+mod v2;
+
+use crate::error::SandboxError;
+use crate::result::ResourceUsage;
+use crate::spec::Limits;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use detect::detect;
+
+/// Where this process's own cgroups are.
+#[derive(Clone, Debug)]
+pub enum Layout {
+    /// One directory per controller hierarchy. `cpu` is only needed for a CPU quota.
+    V1 { memory: PathBuf, pids: PathBuf, cpuacct: PathBuf, cpu: Option<PathBuf> },
+    /// The process's own cgroup in the unified hierarchy.
+    V2 { own: PathBuf },
+}
+
+impl Layout {
+    pub fn version(&self) -> &'static str {
+        match self {
+            Layout::V1 { .. } => "v1",
+            Layout::V2 { .. } => "v2",
+        }
+    }
+}
+
+/// The runner's directory (per controller on v1) holding all of its sandboxes' cgroups.
+/// Dropping it removes everything below it.
+#[derive(Debug)]
+pub struct RunGroup {
+    backend: RunBackend,
+    next: AtomicU64,
+}
+
+#[derive(Debug)]
+enum RunBackend {
+    V1(v1::RunDirs),
+    V2(v2::RunDir),
+}
+
+impl RunGroup {
+    /// Sweeps run directories left by dead runners, then creates this runner's own.
+    pub fn create(layout: &Layout) -> Result<RunGroup, SandboxError> {
+        let name = sweep::run_dir_name();
+        let backend = match layout {
+            Layout::V1 { .. } => RunBackend::V1(v1::RunDirs::create(layout, &name)?),
+            Layout::V2 { own } => RunBackend::V2(v2::RunDir::create(own, &name)?),
+        };
+        Ok(RunGroup { backend, next: AtomicU64::new(0) })
+    }
+
+    pub fn version(&self) -> &'static str {
+        match self.backend {
+            RunBackend::V1(_) => "v1",
+            RunBackend::V2(_) => "v2",
+        }
+    }
+
+    /// Fails when a requested cap has no controller here: a cap is never silently dropped.
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
+        match &self.backend {
+            RunBackend::V1(dirs) => dirs.check_limits(limits),
+            RunBackend::V2(dir) => dir.check_limits(limits),
+        }
+    }
+
+    /// Creates one sandbox's cgroup with its caps applied.
+    pub fn new_group(&self, limits: &Limits) -> Result<Group, SandboxError> {
+        let name = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let backend = match &self.backend {
+            RunBackend::V1(dirs) => GroupBackend::V1(dirs.new_group(&name, limits)?),
+            RunBackend::V2(dir) => GroupBackend::V2(dir.new_group(&name, limits)?),
+        };
+        Ok(Group { backend, limits: *limits, removed: false })
+    }
+}
+
+impl Drop for RunGroup {
+    fn drop(&mut self) {
+        match &self.backend {
+            RunBackend::V1(dirs) => dirs.remove(),
+            RunBackend::V2(dir) => dir.remove(),
+        }
+    }
+}
+
+/// One sandbox's cgroup. Dropping it removes it.
+#[derive(Debug)]
+pub struct Group {
+    backend: GroupBackend,
+    limits: Limits,
+    removed: bool,
+}
+
+#[derive(Debug)]
+enum GroupBackend {
+    V1(v1::Group),
+    V2(v2::Group),
+}
+
+impl Group {
+    pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
+        match &self.backend {
+            GroupBackend::V1(g) => g.add_process(pid),
+            GroupBackend::V2(g) => g.add_process(pid),
+        }
+    }
+
+    /// Whether swap is really off for this group (it is whenever a memory cap is set and the
+    /// kernel offers a swap limit, or the machine has no swap).
+    pub fn swap_disabled(&self) -> bool {
+        match &self.backend {
+            GroupBackend::V1(g) => g.swap_disabled,
+            GroupBackend::V2(g) => g.swap_disabled,
+        }
+    }
+
+    pub fn usage(&self) -> ResourceUsage {
+        let mut usage = match &self.backend {
+            GroupBackend::V1(g) => g.usage(),
+            GroupBackend::V2(g) => g.usage(),
+        };
+        // Without `pids.peak` (older kernels) a refused fork still proves the cap was reached.
+        if usage.pids_peak.is_none() && usage.forks_refused > 0 {
+            usage.pids_peak = self.limits.pids;
+        }
+        usage
+    }
+
+    /// SIGKILLs everything in the group (`cgroup.kill` where the kernel has it).
+    pub fn kill(&self) {
+        match &self.backend {
+            GroupBackend::V1(g) => g.kill(),
+            GroupBackend::V2(g) => g.kill(),
+        }
+    }
+
+    pub fn remove(mut self) -> Result<(), SandboxError> {
+        self.removed = true;
+        match &self.backend {
+            GroupBackend::V1(g) => g.remove(),
+            GroupBackend::V2(g) => g.remove(),
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = match &self.backend {
+                GroupBackend::V1(g) => g.remove(),
+                GroupBackend::V2(g) => g.remove(),
+            };
+        }
+    }
+}
+
+/// Whether the machine has any swap; when it has none, "swap off" holds without a swap limit.
+fn machine_has_swap() -> bool {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("SwapTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .is_some_and(|kb| kb > 0)
+}

@@ -1,0 +1,146 @@
+//! Starting the sandbox's init in new namespaces: the only code that runs between clone and exec
+//! in the (multi-threaded) runner. Everything it touches is prepared beforehand; the child makes
+//! raw syscalls only (prctl, sigprocmask, dup2, execve, _exit), all async-signal-safe.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::raw::c_char;
+
+/// Everything the child needs, built before cloning so the child never allocates.
+pub struct InitCommand {
+    path: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+// SAFETY: the raw pointers point into `_argv`, owned by the same value and never mutated.
+unsafe impl Send for InitCommand {}
+unsafe impl Sync for InitCommand {}
+
+impl InitCommand {
+    pub fn new(path: CString, argv: Vec<CString>) -> Self {
+        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        InitCommand { path, _argv: argv, argv_ptrs, envp_ptrs: vec![std::ptr::null()] }
+    }
+}
+
+/// The init's fds 0..=4. `None` keeps the runner's own descriptor (stdio only). Sources must not
+/// be in 0..=4 themselves unless they are the runner's stdio (see [`high_fd`]).
+pub struct ChildFds {
+    pub stdin: Option<RawFd>,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+    pub config: RawFd,
+    pub report: RawFd,
+}
+
+/// Field layout of `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+
+/// Clones a child in the namespaces of `ns_flags` (CLONE_NEW*) that executes `init`.
+/// Returns its PID (in the runner's namespace) and a pidfd for it.
+pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: RawFd = -1;
+    let mut empty_mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given.
+    unsafe { libc::sigemptyset(empty_mask.as_mut_ptr()) };
+    // SAFETY: initialised just above.
+    let empty_mask = unsafe { empty_mask.assume_init() };
+
+    let args = CloneArgs {
+        flags: ns_flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this address
+    // space and returns here with 0. `args` outlives the call.
+    let mut ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        // Kernels before 5.3, or seccomp profiles that hide clone3: classic clone, fork-like
+        // (no new stack), with the pidfd written to the parent_tid argument.
+        // SAFETY: as above; the argument order (flags, stack, parent_tid, ...) is the same on
+        // x86_64 and aarch64 for the first three.
+        ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (ns_flags | CLONE_PIDFD) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                &mut pidfd as *mut RawFd,
+                0usize,
+                0usize,
+            )
+        };
+    }
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: we are the child: only async-signal-safe syscalls until execve or _exit.
+        0 => unsafe { child(init, fds, &empty_mask) },
+        pid => {
+            // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok((pid as i32, pidfd))
+        }
+    }
+}
+
+/// The child side. Never returns.
+unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t) -> ! {
+    // Die with the runner (the thread that cloned us): a runner killed with SIGKILL takes its
+    // sandboxes along, since PID 1's death kills its whole PID namespace.
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
+    let moves = [
+        (fds.stdin, 0),
+        (fds.stdout, 1),
+        (fds.stderr, 2),
+        (Some(fds.config), crate::protocol::CONFIG_FD),
+        (Some(fds.report), crate::protocol::REPORT_FD),
+    ];
+    for (from, to) in moves {
+        if let Some(from) = from {
+            if from != to && libc::dup2(from, to) == -1 {
+                libc::_exit(125);
+            }
+        }
+    }
+    libc::execve(init.path.as_ptr(), init.argv_ptrs.as_ptr(), init.envp_ptrs.as_ptr());
+    libc::_exit(127)
+}
+
+/// Moves `fd` above the range the child rearranges (0..=4), keeping it close-on-exec.
+pub fn high_fd(fd: OwnedFd) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we then own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}

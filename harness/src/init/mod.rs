@@ -1,0 +1,162 @@
+//! The sandbox's PID 1: this same binary, re-executed by the runner with [`INIT_ARG`]. It is
+//! single-threaded from its first instruction, so the in-namespace set-up (mounts, `lo`,
+//! hostname) runs here and not between fork and exec in the runner.
+//!
+//! In order: read the config (fd 3) → cgroup namespace → mounts → `lo` up → hostname → spawn the
+//! command → reap everything until the command's main process exits → census of what is still
+//! alive (the leaks) → kill and reap the rest → network counters → report (fd 4) → exit.
+
+mod census;
+mod mounts;
+mod net;
+
+use crate::protocol::{InitConfig, InitReport, MountConfig, CONFIG_FD, INIT_ARG, REPORT_FD};
+use crate::result::Exit;
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
+use std::time::Instant;
+
+/// Call first thing in `main` of any binary that runs sandboxes: when this process was started
+/// as a sandbox's init it runs the init and exits; otherwise it returns at once.
+pub fn run_if_requested() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == INIT_ARG) {
+        std::process::exit(main());
+    }
+}
+
+fn main() -> i32 {
+    // `ps` inside the sandbox shows PID 1 as what it is.
+    let _ = nix::sys::prctl::set_name(c"sandbox-init");
+    // SAFETY: the runner put the report pipe on fd 4 and nothing else in this process owns it.
+    let mut report_pipe = unsafe { File::from_raw_fd(REPORT_FD) };
+    // SAFETY: as above, fd 3 is the config pipe.
+    let mut config_pipe = unsafe { File::from_raw_fd(CONFIG_FD) };
+    // The command must not inherit the report pipe.
+    // SAFETY: plain fcntl on a descriptor we own.
+    unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+
+    let mut text = Vec::new();
+    if config_pipe.read_to_end(&mut text).is_err() || text.is_empty() {
+        return 1; // The runner is gone before it said go.
+    }
+    drop(config_pipe);
+    let report = match serde_json::from_slice::<InitConfig>(&text) {
+        Ok(config) => run(&config),
+        Err(e) => setup_failed("reading the config", e),
+    };
+    let encoded = serde_json::to_vec(&report).unwrap_or_default();
+    let _ = report_pipe.write_all(&encoded);
+    0
+}
+
+fn setup_failed(stage: &str, e: impl std::fmt::Display) -> InitReport {
+    InitReport::SetupFailed { stage: stage.to_owned(), message: e.to_string() }
+}
+
+fn run(config: &InitConfig) -> InitReport {
+    if let Err(report) = set_up(config) {
+        return report;
+    }
+    let mut command = std::process::Command::new(&config.argv[0]);
+    command.args(&config.argv[1..]).env_clear().envs(config.env.iter().cloned());
+    // The first argument is the name the user gave, not the path found in PATH.
+    command.arg0(&config.argv[0]);
+    let started = Instant::now();
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return InitReport::SpawnFailed {
+                not_found: e.kind() == std::io::ErrorKind::NotFound,
+                message: e.to_string(),
+            }
+        }
+    };
+    let main_pid = Pid::from_raw(child.id() as i32);
+    let exit = reap_until(main_pid);
+    let wall_us = started.elapsed().as_micros() as u64;
+
+    let (leaked, leaked_total) = census::take();
+    // PID 1 in its namespace: -1 reaches every other process in it.
+    let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
+    reap_all();
+    let network = crate::netstat::read_no_route_counters(std::path::Path::new("/proc/self/net"));
+    InitReport::Finished { exit, wall_us, leaked, leaked_total, network }
+}
+
+fn set_up(config: &InitConfig) -> Result<(), InitReport> {
+    if config.new_cgroup_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
+    }
+    // Opened before the mounts so a cwd under /tmp or /dev stays reachable.
+    let cwd = File::open(&config.cwd)
+        .map_err(|e| setup_failed(&format!("opening the working directory {}", config.cwd.display()), e))?;
+    if let Some(MountConfig { tmp_size_bytes }) = &config.mounts {
+        mounts::set_up(*tmp_size_bytes).map_err(|(stage, e)| setup_failed(stage, e))?;
+    }
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd)).map_err(|e| setup_failed("entering the working directory", e))?;
+    if config.loopback {
+        net::loopback_up().map_err(|e| setup_failed("bringing up lo", e))?;
+    }
+    if let Some(hostname) = &config.hostname {
+        nix::unistd::sethostname(hostname).map_err(|e| setup_failed("setting the hostname", e))?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
+    Ok(())
+}
+
+/// The runner's timeout sends SIGTERM to PID 1 (which only receives signals it handles); pass
+/// it on to every process in the namespace so they can shut down within the grace period.
+fn forward_sigterm() -> nix::Result<()> {
+    extern "C" fn forward(_: libc::c_int) {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(-1, libc::SIGTERM) };
+    }
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(forward),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only calls kill.
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action) }.map(drop)
+}
+
+/// Reaps every child (orphans are re-parented to us) until `main` exits; returns how it did.
+fn reap_until(main: Pid) -> Exit {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => return Exit::Code(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == main => {
+                return Exit::Signal(signal as i32)
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            // No children at all: cannot happen while main lives; report what we know.
+            Err(_) => return Exit::Code(-1),
+        }
+    }
+}
+
+/// Reaps until no child is left.
+fn reap_all() {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Err(Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reaps whatever has already exited, without blocking.
+fn reap_exited() {
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            return;
+        }
+    }
+}

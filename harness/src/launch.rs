@@ -1,0 +1,394 @@
+//! The runner's side of a sandbox: create its cgroup, clone the init into new namespaces, hand it
+//! its config, watch it (deadline, cancellation, output), then collect usage and clean up.
+
+use crate::cancel::Cancel;
+use crate::capture::Capture;
+use crate::cgroup::{self, Group, RunGroup};
+use crate::clone::{self, ChildFds, InitCommand};
+use crate::error::SandboxError;
+use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
+use crate::result::{Exit, NetworkAttempts, Protections, SandboxResult};
+use crate::spec::{Output, SandboxSpec, Stdin};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long, after the init is gone, output pipes may take to close before we stop reading.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// The binary to re-execute as the sandbox's init; it must call
+    /// [`crate::init::run_if_requested`]. Default: this process's own executable.
+    pub init_exe: Option<PathBuf>,
+}
+
+/// Runs sandboxes. One per runner process: it owns the run's cgroup directory, which it sweeps
+/// of dead runners' leftovers when created and removes when dropped. `run` may be called from
+/// many threads at once; each calling thread must outlive the sandboxes it starts (the init dies
+/// with the thread that cloned it, by `PR_SET_PDEATHSIG`).
+#[derive(Debug)]
+pub struct Engine {
+    cgroups: RunGroup,
+    init: InitCommand,
+}
+
+impl std::fmt::Debug for InitCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InitCommand")
+    }
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Result<Engine, SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SandboxError::NotRoot);
+        }
+        let layout = cgroup::detect()?;
+        let cgroups = RunGroup::create(&layout)?;
+        let exe = options.init_exe.unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        let path = cstring(exe.as_os_str().as_encoded_bytes())?;
+        let argv = vec![cstring(b"sandbox-init")?, cstring(INIT_ARG.as_bytes())?];
+        Ok(Engine { cgroups, init: InitCommand::new(path, argv) })
+    }
+
+    /// `v1` or `v2`.
+    pub fn cgroup_version(&self) -> &'static str {
+        self.cgroups.version()
+    }
+
+    /// Runs one command in a fresh sandbox and reports what happened.
+    pub fn run(&self, spec: &SandboxSpec, cancel: Option<&Cancel>) -> Result<SandboxResult, SandboxError> {
+        if spec.argv.is_empty() {
+            return Err(SandboxError::BadSpec("no command given".to_owned()));
+        }
+        self.cgroups.check_limits(&spec.limits)?;
+        let group = self.cgroups.new_group(&spec.limits)?;
+        let started = Instant::now();
+        let watched = self.start(spec, &group)?;
+        let outcome = watch(watched, spec, &group, cancel)?;
+        let usage = group.usage();
+        let mut protections = Protections::new(
+            &spec.namespaces,
+            self.cgroups.version(),
+            spec.limits,
+            spec.tmp_size_bytes,
+        );
+        protections.swap_disabled = group.swap_disabled();
+        // A failed removal is retried when the run directory is dropped, and swept at the next
+        // start if even that fails: it never hides the result.
+        let _ = group.remove();
+        outcome.into_result(&spec.argv[0], usage, protections, started)
+    }
+
+    fn start(&self, spec: &SandboxSpec, group: &Group) -> Result<Watched, SandboxError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| SandboxError::io(what, e)
+        };
+        let (config_r, config_w) = pipe().map_err(io("creating the config pipe"))?;
+        let (report_r, report_w) = pipe().map_err(io("creating the report pipe"))?;
+        let output = match spec.output {
+            Output::Capture { .. } => Some(pipe().map_err(io("creating the output pipe"))?),
+            _ => None,
+        };
+        let stdin = match spec.stdin {
+            Stdin::Null => Some(
+                clone::high_fd(File::open("/dev/null").map_err(io("opening /dev/null"))?.into())
+                    .map_err(io("moving /dev/null"))?,
+            ),
+            Stdin::Inherit => None,
+        };
+        let out_w = output.as_ref().map(|(_, w)| w.as_raw_fd());
+        let fds = ChildFds {
+            stdin: stdin.as_ref().map(|f| f.as_raw_fd()),
+            stdout: match spec.output {
+                Output::Inherit => None,
+                Output::Stderr => Some(2),
+                Output::Capture { .. } => out_w,
+            },
+            stderr: out_w,
+            config: config_r.as_raw_fd(),
+            report: report_w.as_raw_fd(),
+        };
+        let (pid, pidfd) = clone::spawn(&self.init, &fds, namespace_flags(spec)).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                    SandboxError::Namespaces(e)
+                }
+                _ => SandboxError::io("starting the sandbox init", e),
+            }
+        })?;
+        drop((config_r, report_w, stdin));
+        let output_r = output.map(|(r, w)| {
+            drop(w);
+            r
+        });
+        let watched = Watched { pid, pidfd, report: report_r, output: output_r };
+
+        if let Err(e) = group.add_process(pid) {
+            watched.kill(Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e);
+        }
+        let config = InitConfig {
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            hostname: spec.namespaces.uts.then(|| spec.hostname.clone()),
+            mounts: spec.namespaces.mount.then_some(MountConfig { tmp_size_bytes: spec.tmp_size_bytes }),
+            loopback: spec.namespaces.net,
+            new_cgroup_ns: spec.namespaces.cgroup,
+        };
+        let encoded = serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        // A failed write means the init died; the watch below reports how.
+        let _ = File::from(config_w).write_all(&encoded);
+        Ok(watched)
+    }
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, SandboxError> {
+    CString::new(bytes).map_err(|_| SandboxError::BadSpec("a path contains a NUL byte".to_owned()))
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((clone::high_fd(r)?, clone::high_fd(w)?))
+}
+
+fn namespace_flags(spec: &SandboxSpec) -> u64 {
+    let ns = &spec.namespaces;
+    [
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.mount, libc::CLONE_NEWNS),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.ipc, libc::CLONE_NEWIPC),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(0u64, |acc, (_, flag)| acc | flag as u64)
+}
+
+/// A started init and the pipes we read from it.
+struct Watched {
+    pid: i32,
+    pidfd: OwnedFd,
+    report: OwnedFd,
+    output: Option<OwnedFd>,
+}
+
+impl Watched {
+    fn kill(&self, signal: Signal) {
+        // SAFETY: pidfd_send_signal on our own child's pidfd: no PID-reuse race.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+
+    fn network_counters(&self) -> NetworkAttempts {
+        crate::netstat::read_no_route_counters(&Path::new("/proc").join(self.pid.to_string()).join("net"))
+    }
+}
+
+/// What the watch saw.
+struct Outcome {
+    report: Option<InitReport>,
+    init_status: Option<nix::sys::wait::WaitStatus>,
+    timed_out: bool,
+    cancelled: bool,
+    /// Counters read from outside just before a forced kill, when the init could not report.
+    network_at_kill: NetworkAttempts,
+    output: Option<crate::capture::CapturedOutput>,
+}
+
+enum Phase {
+    Running { deadline: Option<Instant> },
+    Terminating { kill_at: Instant },
+    Killed,
+}
+
+fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>) -> Result<Outcome, SandboxError> {
+    let mut phase = Phase::Running { deadline: spec.timeout.map(|t| Instant::now() + t) };
+    let mut report_bytes = Vec::new();
+    let mut capture = match spec.output {
+        Output::Capture { limit_bytes } => Some(Capture::new(limit_bytes)),
+        _ => None,
+    };
+    let mut outcome = Outcome {
+        report: None,
+        init_status: None,
+        timed_out: false,
+        cancelled: false,
+        network_at_kill: NetworkAttempts::default(),
+        output: None,
+    };
+    let mut report_open = true;
+    let mut output_open = w.output.is_some();
+    let mut drain_until: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+
+    loop {
+        let exited = outcome.init_status.is_some();
+        if exited && !report_open && !output_open {
+            break;
+        }
+        let now = Instant::now();
+        if drain_until.is_some_and(|d| now >= d) {
+            break;
+        }
+        let wake_at = match phase {
+            Phase::Running { deadline } => deadline,
+            Phase::Terminating { kill_at } => Some(kill_at),
+            Phase::Killed => None,
+        };
+        let wake_at = [wake_at, drain_until].into_iter().flatten().min();
+        if let Some(at) = wake_at.filter(|at| now >= *at) {
+            let _ = at;
+            phase = match phase {
+                Phase::Running { .. } => {
+                    outcome.timed_out = true;
+                    w.kill(Signal::SIGTERM);
+                    Phase::Terminating { kill_at: now + spec.grace }
+                }
+                Phase::Terminating { .. } => {
+                    outcome.network_at_kill = w.network_counters();
+                    w.kill(Signal::SIGKILL);
+                    group.kill();
+                    Phase::Killed
+                }
+                Phase::Killed => Phase::Killed,
+            };
+            continue;
+        }
+        let timeout = match wake_at {
+            Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().max(1) as i32)
+                .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+
+        let watch_cancel = cancel.filter(|_| !outcome.cancelled);
+        let mut fds = Vec::with_capacity(4);
+        fds.push(PollFd::new(w.pidfd.as_fd(), if exited { PollFlags::empty() } else { PollFlags::POLLIN }));
+        fds.push(PollFd::new(w.report.as_fd(), if report_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+        if let Some(out) = &w.output {
+            fds.push(PollFd::new(out.as_fd(), if output_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+        }
+        if let Some(c) = watch_cancel {
+            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(SandboxError::io("waiting for the sandbox", e.into())),
+        }
+        let ready = |fd: &PollFd| {
+            fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+        };
+        let pid_ready = !exited && ready(&fds[0]);
+        let report_ready = report_open && ready(&fds[1]);
+        let output_ready = output_open && w.output.is_some() && ready(&fds[2]);
+        let cancel_ready = watch_cancel.is_some() && ready(&fds[fds.len() - 1]);
+        drop(fds);
+
+        if report_ready {
+            match read_some(&w.report, &mut buf) {
+                0 => report_open = false,
+                n => report_bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+        if output_ready {
+            match (read_some(w.output.as_ref().expect("checked above"), &mut buf), capture.as_mut()) {
+                (0, _) => output_open = false,
+                (n, Some(c)) => c.push(&buf[..n]),
+                (_, None) => {}
+            }
+        }
+        if cancel_ready {
+            outcome.cancelled = true;
+            outcome.network_at_kill = w.network_counters();
+            w.kill(Signal::SIGKILL);
+            group.kill();
+            phase = Phase::Killed;
+        }
+        if pid_ready {
+            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(w.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            if let Ok(status) = status {
+                if status != nix::sys::wait::WaitStatus::StillAlive {
+                    outcome.init_status = Some(status);
+                    drain_until = Some(Instant::now() + DRAIN_LIMIT);
+                }
+            }
+        }
+    }
+    outcome.report = serde_json::from_slice(&report_bytes).ok();
+    outcome.output = capture.map(Capture::finish);
+    Ok(outcome)
+}
+
+/// One read; errors count as end of stream (the writer is gone either way).
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut file = std::mem::ManuallyDrop::new(
+        // SAFETY: borrowed for one read; ManuallyDrop keeps the descriptor open afterwards.
+        unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd.as_raw_fd()) },
+    );
+    loop {
+        match file.read(buf) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return 0,
+        }
+    }
+}
+
+impl Outcome {
+    fn into_result(
+        self,
+        program: &str,
+        usage: crate::result::ResourceUsage,
+        protections: Protections,
+        started: Instant,
+    ) -> Result<SandboxResult, SandboxError> {
+        let base = |exit: Exit, wall_time: Duration| SandboxResult {
+            exit,
+            timed_out: self.timed_out,
+            cancelled: self.cancelled,
+            wall_time,
+            usage,
+            leaked_processes: Vec::new(),
+            leaked_total: 0,
+            network_attempts: self.network_at_kill,
+            protections: protections.clone(),
+            output: self.output.clone(),
+        };
+        match self.report {
+            Some(InitReport::Finished { exit, wall_us, leaked, leaked_total, network }) => Ok(SandboxResult {
+                leaked_processes: leaked,
+                leaked_total,
+                network_attempts: network,
+                ..base(exit, Duration::from_micros(wall_us))
+            }),
+            Some(InitReport::SpawnFailed { not_found: true, .. }) => {
+                Err(SandboxError::CommandNotFound { program: program.to_owned() })
+            }
+            Some(InitReport::SpawnFailed { message, .. }) => {
+                Err(SandboxError::CommandNotExecutable { program: program.to_owned(), message })
+            }
+            Some(InitReport::SetupFailed { stage, message }) => Err(SandboxError::Init { stage, message }),
+            None if self.timed_out || self.cancelled => {
+                Ok(base(Exit::Signal(libc::SIGKILL), started.elapsed()))
+            }
+            None => Err(SandboxError::InitDied(format!("{:?}", self.init_status))),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the runner and the sandbox's init say to each other over two pipes: the runner writes one
+//! [`InitConfig`] to fd 3 and closes it (which is also the "you are in the cgroup, go" signal);
+//! init writes one [`InitReport`] to fd 4 and exits.
+
+use crate::result::{Exit, LeakedProcess, NetworkAttempts};
+use serde::{Deserialize, Serialize};
+use std::os::fd::RawFd;
+
+pub const CONFIG_FD: RawFd = 3;
+pub const REPORT_FD: RawFd = 4;
+
+/// The argument that turns a binary into the sandbox's init; see [`crate::init::run_if_requested`].
+pub const INIT_ARG: &str = "__cargo_sandbox_init__";
+
+/// Most leaked processes listed by name; beyond it only the count is kept, so a fork bomb's
+/// leftovers cannot make the report unbounded.
+pub const MAX_LEAKS_LISTED: usize = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: std::path::PathBuf,
+    pub hostname: Option<String>,
+    /// Set up `/proc`, `/tmp`, `/dev`, read-only `/sys`: only with a new mount namespace.
+    pub mounts: Option<MountConfig>,
+    /// Bring `lo` up: only with a new network namespace.
+    pub loopback: bool,
+    pub new_cgroup_ns: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub tmp_size_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum InitReport {
+    Finished {
+        exit: Exit,
+        wall_us: u64,
+        leaked: Vec<LeakedProcess>,
+        leaked_total: usize,
+        network: NetworkAttempts,
+    },
+    SpawnFailed {
+        not_found: bool,
+        message: String,
+    },
+    SetupFailed {
+        stage: String,
+        message: String,
+    },
+}

@@ -1,0 +1,141 @@
+//! Everything a report needs about one sandboxed command.
+
+use crate::capture::CapturedOutput;
+use crate::spec::{Limits, Namespaces};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How the command's main process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell's convention: the exit code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+        }
+    }
+
+    /// `SIGSEGV`, `SIGKILL`... for a signal exit.
+    pub fn signal_name(self) -> Option<String> {
+        match self {
+            Exit::Code(_) => None,
+            Exit::Signal(n) => Some(
+                nix::sys::signal::Signal::try_from(n)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_else(|_| format!("signal {n}")),
+            ),
+        }
+    }
+}
+
+/// Resource figures read from the sandbox's cgroup. `None` where this kernel does not keep the
+/// figure (e.g. `pids.peak` before Linux 6.x): unknown is never reported as zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    pub cpu_user_us: u64,
+    pub cpu_system_us: u64,
+    pub memory_peak_bytes: Option<u64>,
+    pub oom_kills: u64,
+    pub pids_peak: Option<u64>,
+    /// Forks and clones the pids cap refused.
+    pub forks_refused: u64,
+}
+
+/// A process still alive in the sandbox when the command's main process had exited.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakedProcess {
+    /// PID inside the sandbox's PID namespace.
+    pub pid: i32,
+    pub comm: String,
+    pub cmdline: String,
+}
+
+/// Packets the sandbox tried to send to somewhere its namespace has no route to: any non-zero
+/// value means the command tried to reach the outside network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttempts {
+    pub ipv4_no_route: u64,
+    pub ipv6_no_route: u64,
+}
+
+impl NetworkAttempts {
+    pub fn total(&self) -> u64 {
+        self.ipv4_no_route + self.ipv6_no_route
+    }
+}
+
+/// The protections that were really in force, as a report must state them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protections {
+    pub namespaces: Vec<String>,
+    /// `v1` or `v2`.
+    pub cgroup_version: String,
+    pub limits: Limits,
+    pub swap_disabled: bool,
+    pub tmp_size_bytes: u64,
+    pub read_only: Vec<String>,
+}
+
+impl Protections {
+    pub(crate) fn new(
+        namespaces: &Namespaces,
+        cgroup_version: &str,
+        limits: Limits,
+        tmp_size_bytes: u64,
+    ) -> Self {
+        let read_only = if namespaces.mount {
+            vec!["/sys".to_owned(), "/proc/sys".to_owned()]
+        } else {
+            Vec::new()
+        };
+        Protections {
+            namespaces: namespaces.names().into_iter().map(str::to_owned).collect(),
+            cgroup_version: cgroup_version.to_owned(),
+            limits,
+            swap_disabled: limits.memory_bytes.is_some(),
+            tmp_size_bytes,
+            read_only,
+        }
+    }
+}
+
+/// The outcome of [`crate::Engine::run`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SandboxResult {
+    pub exit: Exit,
+    /// The deadline passed and the sandbox was killed.
+    pub timed_out: bool,
+    /// The run was cancelled (Ctrl-C) and the sandbox was killed.
+    pub cancelled: bool,
+    /// From the command's start to its main process's exit (sandbox set-up excluded).
+    #[serde(with = "micros")]
+    pub wall_time: Duration,
+    pub usage: ResourceUsage,
+    /// Processes that outlived the main process; all of them were killed.
+    pub leaked_processes: Vec<LeakedProcess>,
+    /// How many leaked, when more than the list could hold.
+    pub leaked_total: usize,
+    pub network_attempts: NetworkAttempts,
+    pub protections: Protections,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<CapturedOutput>,
+}
+
+mod micros {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}

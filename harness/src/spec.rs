@@ -1,0 +1,146 @@
+//! What to run and under which protections: a plain value that can be printed, stored in a
+//! report and replayed.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One command and the sandbox it runs in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Program and arguments. The program is looked up in `env`'s `PATH` when it has no `/`.
+    pub argv: Vec<String>,
+    /// Working directory, resolved before the sandbox's mounts are made (so a cwd under `/tmp`
+    /// still works even though `/tmp` is private inside).
+    pub cwd: PathBuf,
+    /// The command's whole environment: nothing is inherited that is not listed here.
+    pub env: Vec<(String, String)>,
+    pub limits: Limits,
+    pub namespaces: Namespaces,
+    /// Size cap of the private tmpfs on `/tmp` (and `/dev/shm`).
+    pub tmp_size_bytes: u64,
+    /// Hostname inside the UTS namespace.
+    pub hostname: String,
+    pub stdin: Stdin,
+    pub output: Output,
+    /// Wall-clock limit; at the deadline every process of the sandbox gets SIGTERM, and SIGKILL
+    /// after `grace`.
+    #[serde(with = "opt_millis")]
+    pub timeout: Option<Duration>,
+    #[serde(with = "millis")]
+    pub grace: Duration,
+}
+
+impl SandboxSpec {
+    /// A spec with the product's defaults: every namespace, caps as given, 256 MiB `/tmp`,
+    /// hostname `localhost`, stdin `/dev/null`, output inherited, no timeout.
+    pub fn new(argv: Vec<String>, cwd: PathBuf, env: Vec<(String, String)>) -> Self {
+        SandboxSpec {
+            argv,
+            cwd,
+            env,
+            limits: Limits::default(),
+            namespaces: Namespaces::default(),
+            tmp_size_bytes: 256 << 20,
+            hostname: "localhost".to_owned(),
+            stdin: Stdin::Null,
+            output: Output::Inherit,
+            timeout: None,
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Cgroup caps. `None` means "not capped" (usage is still measured).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory cap in bytes; swap is always off for the sandbox so the cap is real.
+    pub memory_bytes: Option<u64>,
+    /// Cap on tasks (processes *and* threads).
+    pub pids: Option<u64>,
+    /// CPU quota in thousandths of a CPU (`1.5` CPUs = 1500).
+    pub cpu_millis: Option<u32>,
+}
+
+/// Which namespaces the sandbox gets. All are on by default; a caller turning one off must say so
+/// in its report, which is why the choice travels with the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub pid: bool,
+    pub net: bool,
+    pub mount: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Namespaces { pid: true, net: true, mount: true, uts: true, ipc: true, cgroup: true }
+    }
+}
+
+impl Namespaces {
+    /// Names of the namespaces in force, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.pid, "pid"),
+            (self.net, "net"),
+            (self.mount, "mount"),
+            (self.uts, "uts"),
+            (self.ipc, "ipc"),
+            (self.cgroup, "cgroup"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stdin {
+    /// `/dev/null`: what tests get.
+    Null,
+    /// The runner's own stdin.
+    Inherit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// stdout and stderr go where the runner's go.
+    Inherit,
+    /// The runner's stdout and stderr both go to the runner's stderr (keeps stdout for JSON).
+    Stderr,
+    /// stdout and stderr are captured together, in order; beyond `limit_bytes` only the head and
+    /// tail are kept, so a command printing gigabytes costs the runner no memory.
+    Capture { limit_bytes: usize },
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
