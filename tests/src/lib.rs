@@ -1,1 +1,166 @@
-//! Support for the end-to-end tests.
+//! Support for the end-to-end tests: find the real binaries, run `cargo-sandbox exec`, and look
+//! for anything a run left behind on the host.
+//!
+//! These tests need root (namespaces and cgroups are real). Without it they fail with a clear
+//! message; set `CARGO_SANDBOX_SKIP_PRIVILEGED=1` to skip them explicitly instead.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The directory holding this profile's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug
+    exe.parent().and_then(Path::parent).expect("target dir").to_owned()
+}
+
+/// The cargo-sandbox binary, built once per test process (cargo only builds a package's binaries
+/// for that package's own integration tests).
+pub fn cargo_sandbox() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "cargo-sandbox"])
+                .current_dir(workspace_root())
+                .status()
+                .expect("running cargo build");
+            assert!(status.success(), "building cargo-sandbox failed");
+            let path = bin_dir().join("cargo-sandbox");
+            assert!(path.exists(), "{} missing after the build", path.display());
+            path
+        })
+        .clone()
+}
+
+/// The misbehaving probe program (`tests/src/bin/sandbox-probe.rs`).
+pub fn probe() -> PathBuf {
+    bin_dir().join("sandbox-probe")
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+/// Returns false (and says why) when privileged tests were explicitly switched off; panics with
+/// the remedy when they cannot run and were not.
+pub fn privileged() -> bool {
+    if std::env::var_os("CARGO_SANDBOX_SKIP_PRIVILEGED").is_some_and(|v| v == "1") {
+        eprintln!("skipped: CARGO_SANDBOX_SKIP_PRIVILEGED=1");
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "these tests run real sandboxes and need root: run them as root, or set \
+         CARGO_SANDBOX_SKIP_PRIVILEGED=1 to skip them"
+    );
+    true
+}
+
+/// A marker unique to one test, put on probe command lines so survivors can be found.
+pub fn token(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("e2e-{name}-{}-{nanos}", std::process::id())
+}
+
+/// Host PIDs of processes whose command line contains `token`.
+pub fn survivors(token: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).contains(token)
+        })
+        .collect()
+}
+
+/// Waits up to `limit` for `token`'s processes to be gone; returns any still alive.
+pub fn survivors_after(token: &str, limit: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let alive = survivors(token);
+        if alive.is_empty() || start.elapsed() > limit {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Cgroup directories left by the runner with host PID `pid` (named `cargo-sandbox.<pid>.*`).
+pub fn cgroups_of_runner(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("cargo-sandbox.{pid}.");
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    found.push(entry.path());
+                } else if stack.len() < 10_000 {
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The result of one `cargo-sandbox exec --json` run.
+pub struct Exec {
+    pub code: i32,
+    pub json: Value,
+    pub stderr: String,
+    pub runner_pid: u32,
+    pub elapsed: Duration,
+}
+
+impl Exec {
+    pub fn result(&self) -> &Value {
+        &self.json["result"]
+    }
+    pub fn usage(&self, key: &str) -> u64 {
+        self.result()["usage"][key].as_u64().unwrap_or_else(|| panic!("usage.{key} in {}", self.json))
+    }
+}
+
+/// Runs `cargo-sandbox exec --json <flags> -- <command>` and checks it left no cgroup behind.
+pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
+    let start = Instant::now();
+    let child = Command::new(cargo_sandbox())
+        .arg("exec")
+        .arg("--json")
+        .args(flags)
+        .arg("--")
+        .args(command)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting cargo-sandbox");
+    let runner_pid = child.id();
+    let Output { status, stdout, stderr } = child.wait_with_output().expect("waiting for cargo-sandbox");
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let json = serde_json::from_slice(&stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        cgroups_of_runner(runner_pid),
+        Vec::<PathBuf>::new(),
+        "the run left cgroups behind"
+    );
+    Exec { code: status.code().unwrap_or(-1), json, stderr, runner_pid, elapsed }
+}
+
+pub const MIB: u64 = 1 << 20;
