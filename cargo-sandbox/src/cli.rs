@@ -82,6 +82,11 @@ pub struct LimitArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub grace: Duration,
 
+    /// Create sandbox cgroups under this (empty, cgroup v2) cgroup instead of under the runner's
+    /// own; for runners that share their cgroup with other processes.
+    #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
+    pub cgroup_parent: Option<PathBuf>,
+
     /// Size of the private tmpfs on /tmp (and /dev/shm).
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_bytes)]
     pub tmp_size: u64,
@@ -109,7 +114,9 @@ fn parse_cap_bytes(text: &str) -> Result<Cap<u64>, String> {
     }
     let bytes = parse_bytes(text)?;
     if bytes < 4 << 20 {
-        return Err(format!("`{text}` is below the 4 MiB a sandbox needs to start"));
+        return Err(format!(
+            "`{text}` is below the 4 MiB a sandbox needs to start"
+        ));
     }
     Ok(Cap::Max(bytes))
 }
@@ -120,7 +127,9 @@ fn parse_cap_count(text: &str) -> Result<Cap<u64>, String> {
     }
     match text.parse::<u64>() {
         Ok(n) if n >= 2 => Ok(Cap::Max(n)),
-        _ => Err(format!("`{text}` is not a process count of at least 2 (the init and the command)")),
+        _ => Err(format!(
+            "`{text}` is not a process count of at least 2 (the init and the command)"
+        )),
     }
 }
 

@@ -9,7 +9,10 @@ use serde_json::json;
 /// Runs the command; returns the exit code for the runner.
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let cancel = signals::cancel_on_signals()?;
-    let engine = match Engine::new(EngineOptions::default()) {
+    let engine = match Engine::new(EngineOptions {
+        init_exe: None,
+        cgroup_parent: args.limits.cgroup_parent.clone(),
+    }) {
         Ok(engine) => engine,
         Err(e) => return Err(anyhow::Error::new(e).context("cannot set up sandboxes")),
     };
@@ -21,7 +24,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     spec.tmp_size_bytes = args.limits.tmp_size;
     // Interactive and piped input reach the command; tests get /dev/null (see `test`).
     spec.stdin = Stdin::Inherit;
-    spec.output = if args.json { Output::Stderr } else { Output::Inherit };
+    spec.output = if args.json {
+        Output::Stderr
+    } else {
+        Output::Inherit
+    };
 
     let result = match engine.run(&spec, Some(&cancel)) {
         Ok(result) => result,
@@ -57,9 +64,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if !args.quiet && !args.json && (args.verbose || summary::is_notable(&result) || result.cancelled) {
+    if !args.quiet
+        && !args.json
+        && (args.verbose || summary::is_notable(&result) || result.cancelled)
+    {
         eprint!("{}", summary::render(&result, spec.timeout));
     }
     Ok(code)
 }
-

@@ -8,7 +8,9 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub fn cancel_on_signals() -> anyhow::Result<Cancel> {
     let cancel = Cancel::new().context("creating the cancellation channel")?;
     for signal in [SIGINT, SIGTERM, SIGHUP] {
-        let handle = cancel.trigger_handle().context("creating the cancellation channel")?;
+        let handle = cancel
+            .trigger_handle()
+            .context("creating the cancellation channel")?;
         signal_hook::low_level::pipe::register(signal, handle)
             .with_context(|| format!("installing the handler for signal {signal}"))?;
     }

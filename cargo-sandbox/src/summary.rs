@@ -20,7 +20,9 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
     let ended = match (r.timed_out, r.exit.signal_name()) {
         (true, _) => format!(
             "timed out after {} and was killed",
-            timeout.map(|t| format!("{t:?}")).unwrap_or_else(|| "the deadline".into())
+            timeout
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_else(|| "the deadline".into())
         ),
         (false, Some(signal)) => format!("killed by {signal}"),
         (false, None) => format!("exited with {}", r.exit.shell_code()),
@@ -40,7 +42,10 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
             out,
             "{p} OOM: {} process(es) killed by the memory cap ({})",
             u.oom_kills,
-            r.protections.limits.memory_bytes.map_or("none".into(), format_bytes)
+            r.protections
+                .limits
+                .memory_bytes
+                .map_or("none".into(), format_bytes)
         );
     }
     if u.forks_refused > 0 {
@@ -48,7 +53,10 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
             out,
             "{p} fork bomb contained: {} fork(s) refused by the pids cap ({})",
             u.forks_refused,
-            r.protections.limits.pids.map_or("none".into(), |n| n.to_string())
+            r.protections
+                .limits
+                .pids
+                .map_or("none".into(), |n| n.to_string())
         );
     }
     if r.leaked_total > 0 {
@@ -57,11 +65,17 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
             "{p} {} process(es) outlived the command and were killed:",
             r.leaked_total
         );
-        for leak in &r.leaked_processes {
-            let _ = writeln!(out, "{p}   pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
+        const SHOWN: usize = 8;
+        for leak in r.leaked_processes.iter().take(SHOWN) {
+            let _ = writeln!(
+                out,
+                "{p}   pid {} {} [{}]",
+                leak.pid, leak.comm, leak.cmdline
+            );
         }
-        if r.leaked_total > r.leaked_processes.len() {
-            let _ = writeln!(out, "{p}   ... and {} more", r.leaked_total - r.leaked_processes.len());
+        let shown = r.leaked_processes.len().min(SHOWN);
+        if r.leaked_total > shown {
+            let _ = writeln!(out, "{p}   ... and {} more", r.leaked_total - shown);
         }
     }
     if r.network_attempts.total() > 0 {
@@ -86,9 +100,16 @@ pub fn protections(p: &Protections) -> String {
         l.memory_bytes.map_or("uncapped".into(), format_bytes),
         if p.swap_disabled { " (no swap)" } else { "" },
         l.pids.map_or("uncapped".into(), |n| n.to_string()),
-        l.cpu_millis.map_or("uncapped".into(), |m| format!("{:.2} CPUs", f64::from(m) / 1000.0)),
+        l.cpu_millis.map_or("uncapped".into(), |m| format!(
+            "{:.2} CPUs",
+            f64::from(m) / 1000.0
+        )),
         format_bytes(p.tmp_size_bytes),
-        if p.read_only.is_empty() { "nothing".into() } else { p.read_only.join(",") },
+        if p.read_only.is_empty() {
+            "nothing".into()
+        } else {
+            p.read_only.join(",")
+        },
         p.cgroup_version,
     )
 }

@@ -31,7 +31,10 @@ impl Cancel {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        let mut fds = [nix::poll::PollFd::new(self.read.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            self.read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
     }
 

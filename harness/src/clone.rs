@@ -23,7 +23,12 @@ impl InitCommand {
     pub fn new(path: CString, argv: Vec<CString>) -> Self {
         let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
-        InitCommand { path, _argv: argv, argv_ptrs, envp_ptrs: vec![std::ptr::null()] }
+        InitCommand {
+            path,
+            _argv: argv,
+            argv_ptrs,
+            envp_ptrs: vec![std::ptr::null()],
+        }
     }
 }
 
@@ -113,7 +118,13 @@ pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i
 unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t) -> ! {
     // Die with the runner (the thread that cloned us): a runner killed with SIGKILL takes its
     // sandboxes along, since PID 1's death kills its whole PID namespace.
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
     libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
     let moves = [
         (fds.stdin, 0),
@@ -129,7 +140,11 @@ unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t)
             }
         }
     }
-    libc::execve(init.path.as_ptr(), init.argv_ptrs.as_ptr(), init.envp_ptrs.as_ptr());
+    libc::execve(
+        init.path.as_ptr(),
+        init.argv_ptrs.as_ptr(),
+        init.envp_ptrs.as_ptr(),
+    );
     libc::_exit(127)
 }
 

@@ -18,7 +18,10 @@ pub enum SandboxError {
     NoCgroups(String),
 
     #[error("the cgroup controller `{controller}` is not available: {remedy}")]
-    MissingController { controller: &'static str, remedy: String },
+    MissingController { controller: String, remedy: String },
+
+    #[error("cgroup v2 cannot delegate controllers to sandboxes here: {0}")]
+    NotDelegated(String),
 
     #[error("cgroup {action} failed at {}: {source}", path.display())]
     Cgroup {
@@ -53,6 +56,9 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        SandboxError::Io { context: context.into(), source }
+        SandboxError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::cgroup::{self, Group, RunGroup};
 use crate::clone::{self, ChildFds, InitCommand};
 use crate::error::SandboxError;
 use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
-use crate::result::{Exit, NetworkAttempts, Protections, SandboxResult};
+use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -26,6 +26,9 @@ pub struct EngineOptions {
     /// The binary to re-execute as the sandbox's init; it must call
     /// [`crate::init::run_if_requested`]. Default: this process's own executable.
     pub init_exe: Option<PathBuf>,
+    /// Create sandbox cgroups under this cgroup v2 directory instead of under the runner's own
+    /// cgroup (for runners that share their cgroup with other processes).
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 /// Runs sandboxes. One per runner process: it owns the run's cgroup directory, which it sweeps
@@ -49,12 +52,20 @@ impl Engine {
         if !nix::unistd::geteuid().is_root() {
             return Err(SandboxError::NotRoot);
         }
-        let layout = cgroup::detect()?;
+        let layout = match &options.cgroup_parent {
+            Some(parent) => cgroup::explicit_parent(parent)?,
+            None => cgroup::detect()?,
+        };
         let cgroups = RunGroup::create(&layout)?;
-        let exe = options.init_exe.unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        let exe = options
+            .init_exe
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
         let path = cstring(exe.as_os_str().as_encoded_bytes())?;
         let argv = vec![cstring(b"sandbox-init")?, cstring(INIT_ARG.as_bytes())?];
-        Ok(Engine { cgroups, init: InitCommand::new(path, argv) })
+        Ok(Engine {
+            cgroups,
+            init: InitCommand::new(path, argv),
+        })
     }
 
     /// `v1` or `v2`.
@@ -63,7 +74,11 @@ impl Engine {
     }
 
     /// Runs one command in a fresh sandbox and reports what happened.
-    pub fn run(&self, spec: &SandboxSpec, cancel: Option<&Cancel>) -> Result<SandboxResult, SandboxError> {
+    pub fn run(
+        &self,
+        spec: &SandboxSpec,
+        cancel: Option<&Cancel>,
+    ) -> Result<SandboxResult, SandboxError> {
         if spec.argv.is_empty() {
             return Err(SandboxError::BadSpec("no command given".to_owned()));
         }
@@ -99,8 +114,12 @@ impl Engine {
         };
         let stdin = match spec.stdin {
             Stdin::Null => Some(
-                clone::high_fd(File::open("/dev/null").map_err(io("opening /dev/null"))?.into())
-                    .map_err(io("moving /dev/null"))?,
+                clone::high_fd(
+                    File::open("/dev/null")
+                        .map_err(io("opening /dev/null"))?
+                        .into(),
+                )
+                .map_err(io("moving /dev/null"))?,
             ),
             Stdin::Inherit => None,
         };
@@ -118,9 +137,8 @@ impl Engine {
         };
         let (pid, pidfd) = clone::spawn(&self.init, &fds, namespace_flags(spec)).map_err(|e| {
             match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-                    SandboxError::Namespaces(e)
-                }
+                Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC)
+                | Some(libc::EUSERS) => SandboxError::Namespaces(e),
                 _ => SandboxError::io("starting the sandbox init", e),
             }
         })?;
@@ -129,7 +147,12 @@ impl Engine {
             drop(w);
             r
         });
-        let watched = Watched { pid, pidfd, report: report_r, output: output_r };
+        let watched = Watched {
+            pid,
+            pidfd,
+            report: report_r,
+            output: output_r,
+        };
 
         if let Err(e) = group.add_process(pid) {
             watched.kill(Signal::SIGKILL);
@@ -141,11 +164,14 @@ impl Engine {
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
             hostname: spec.namespaces.uts.then(|| spec.hostname.clone()),
-            mounts: spec.namespaces.mount.then_some(MountConfig { tmp_size_bytes: spec.tmp_size_bytes }),
+            mounts: spec.namespaces.mount.then_some(MountConfig {
+                tmp_size_bytes: spec.tmp_size_bytes,
+            }),
             loopback: spec.namespaces.net,
             new_cgroup_ns: spec.namespaces.cgroup,
         };
-        let encoded = serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        let encoded =
+            serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
         // A failed write means the init died; the watch below reports how.
         let _ = File::from(config_w).write_all(&encoded);
         Ok(watched)
@@ -198,7 +224,9 @@ impl Watched {
     }
 
     fn network_counters(&self) -> NetworkAttempts {
-        crate::netstat::read_no_route_counters(&Path::new("/proc").join(self.pid.to_string()).join("net"))
+        crate::netstat::read_no_route_counters(
+            &Path::new("/proc").join(self.pid.to_string()).join("net"),
+        )
     }
 }
 
@@ -219,8 +247,15 @@ enum Phase {
     Killed,
 }
 
-fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>) -> Result<Outcome, SandboxError> {
-    let mut phase = Phase::Running { deadline: spec.timeout.map(|t| Instant::now() + t) };
+fn watch(
+    w: Watched,
+    spec: &SandboxSpec,
+    group: &Group,
+    cancel: Option<&Cancel>,
+) -> Result<Outcome, SandboxError> {
+    let mut phase = Phase::Running {
+        deadline: spec.timeout.map(|t| Instant::now() + t),
+    };
     let mut report_bytes = Vec::new();
     let mut capture = match spec.output {
         Output::Capture { limit_bytes } => Some(Capture::new(limit_bytes)),
@@ -260,7 +295,9 @@ fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>)
                 Phase::Running { .. } => {
                     outcome.timed_out = true;
                     w.kill(Signal::SIGTERM);
-                    Phase::Terminating { kill_at: now + spec.grace }
+                    Phase::Terminating {
+                        kill_at: now + spec.grace,
+                    }
                 }
                 Phase::Terminating { .. } => {
                     outcome.network_at_kill = w.network_counters();
@@ -273,17 +310,40 @@ fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>)
             continue;
         }
         let timeout = match wake_at {
-            Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().max(1) as i32)
-                .unwrap_or(PollTimeout::MAX),
+            Some(at) => {
+                PollTimeout::try_from(at.saturating_duration_since(now).as_millis().max(1) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
             None => PollTimeout::NONE,
         };
 
         let watch_cancel = cancel.filter(|_| !outcome.cancelled);
         let mut fds = Vec::with_capacity(4);
-        fds.push(PollFd::new(w.pidfd.as_fd(), if exited { PollFlags::empty() } else { PollFlags::POLLIN }));
-        fds.push(PollFd::new(w.report.as_fd(), if report_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+        fds.push(PollFd::new(
+            w.pidfd.as_fd(),
+            if exited {
+                PollFlags::empty()
+            } else {
+                PollFlags::POLLIN
+            },
+        ));
+        fds.push(PollFd::new(
+            w.report.as_fd(),
+            if report_open {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            },
+        ));
         if let Some(out) = &w.output {
-            fds.push(PollFd::new(out.as_fd(), if output_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+            fds.push(PollFd::new(
+                out.as_fd(),
+                if output_open {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                },
+            ));
         }
         if let Some(c) = watch_cancel {
             fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
@@ -293,7 +353,9 @@ fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>)
             Err(e) => return Err(SandboxError::io("waiting for the sandbox", e.into())),
         }
         let ready = |fd: &PollFd| {
-            fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+            fd.revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
         };
         let pid_ready = !exited && ready(&fds[0]);
         let report_ready = report_open && ready(&fds[1]);
@@ -308,7 +370,10 @@ fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>)
             }
         }
         if output_ready {
-            match (read_some(w.output.as_ref().expect("checked above"), &mut buf), capture.as_mut()) {
+            match (
+                read_some(w.output.as_ref().expect("checked above"), &mut buf),
+                capture.as_mut(),
+            ) {
                 (0, _) => output_open = false,
                 (n, Some(c)) => c.push(&buf[..n]),
                 (_, None) => {}
@@ -322,7 +387,10 @@ fn watch(w: Watched, spec: &SandboxSpec, group: &Group, cancel: Option<&Cancel>)
             phase = Phase::Killed;
         }
         if pid_ready {
-            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(w.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            let status = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(w.pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
             if let Ok(status) = status {
                 if status != nix::sys::wait::WaitStatus::StillAlive {
                     outcome.init_status = Some(status);
@@ -355,7 +423,7 @@ impl Outcome {
     fn into_result(
         self,
         program: &str,
-        usage: crate::result::ResourceUsage,
+        usage: ResourceUsage,
         protections: Protections,
         started: Instant,
     ) -> Result<SandboxResult, SandboxError> {
@@ -372,19 +440,39 @@ impl Outcome {
             output: self.output.clone(),
         };
         match self.report {
-            Some(InitReport::Finished { exit, wall_us, leaked, leaked_total, network }) => Ok(SandboxResult {
+            Some(InitReport::Finished {
+                exit,
+                wall_us,
+                leaked,
+                leaked_total,
+                network,
+                init_user_us,
+                init_system_us,
+            }) => Ok(SandboxResult {
+                usage: ResourceUsage {
+                    cpu_user_us: usage.cpu_user_us.saturating_sub(init_user_us),
+                    cpu_system_us: usage.cpu_system_us.saturating_sub(init_system_us),
+                    ..usage
+                },
                 leaked_processes: leaked,
                 leaked_total,
                 network_attempts: network,
                 ..base(exit, Duration::from_micros(wall_us))
             }),
-            Some(InitReport::SpawnFailed { not_found: true, .. }) => {
-                Err(SandboxError::CommandNotFound { program: program.to_owned() })
-            }
+            Some(InitReport::SpawnFailed {
+                not_found: true, ..
+            }) => Err(SandboxError::CommandNotFound {
+                program: program.to_owned(),
+            }),
             Some(InitReport::SpawnFailed { message, .. }) => {
-                Err(SandboxError::CommandNotExecutable { program: program.to_owned(), message })
+                Err(SandboxError::CommandNotExecutable {
+                    program: program.to_owned(),
+                    message,
+                })
             }
-            Some(InitReport::SetupFailed { stage, message }) => Err(SandboxError::Init { stage, message }),
+            Some(InitReport::SetupFailed { stage, message }) => {
+                Err(SandboxError::Init { stage, message })
+            }
             None if self.timed_out || self.cancelled => {
                 Ok(base(Exit::Signal(libc::SIGKILL), started.elapsed()))
             }

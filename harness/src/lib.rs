@@ -36,7 +36,5 @@ pub use cancel::Cancel;
 pub use capture::CapturedOutput;
 pub use error::SandboxError;
 pub use launch::{Engine, EngineOptions};
-pub use result::{
-    Exit, LeakedProcess, NetworkAttempts, Protections, ResourceUsage, SandboxResult,
-};
+pub use result::{Exit, LeakedProcess, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 pub use spec::{Limits, Namespaces, Output, SandboxSpec, Stdin};

@@ -42,6 +42,9 @@ pub enum InitReport {
         leaked: Vec<LeakedProcess>,
         leaked_total: usize,
         network: NetworkAttempts,
+        /// The init's own CPU time, which the cgroup counts too and the result leaves out.
+        init_user_us: u64,
+        init_system_us: u64,
     },
     SpawnFailed {
         not_found: bool,

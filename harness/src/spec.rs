@@ -76,7 +76,14 @@ pub struct Namespaces {
 
 impl Default for Namespaces {
     fn default() -> Self {
-        Namespaces { pid: true, net: true, mount: true, uts: true, ipc: true, cgroup: true }
+        Namespaces {
+            pid: true,
+            net: true,
+            mount: true,
+            uts: true,
+            ipc: true,
+            cgroup: true,
+        }
     }
 }
 

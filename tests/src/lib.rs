@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test> → target/debug
-    exe.parent().and_then(Path::parent).expect("target dir").to_owned()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned()
 }
 
 /// The cargo-sandbox binary, built once per test process (cargo only builds a package's binaries
@@ -43,7 +46,10 @@ pub fn probe() -> PathBuf {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 /// Returns false (and says why) when privileged tests were explicitly switched off; panics with
@@ -74,14 +80,18 @@ pub fn token(name: &str) -> String {
 
 /// Host PIDs of processes whose command line contains `token`.
 pub fn survivors(token: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = state.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let zombie = state
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
             !zombie && String::from_utf8_lossy(&cmdline).contains(token)
         })
         .collect()
@@ -105,9 +115,14 @@ pub fn cgroups_of_runner(pid: u32) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+            if entry
+                .file_type()
+                .is_ok_and(|t| t.is_dir() && !t.is_symlink())
+            {
                 if entry.file_name().to_string_lossy().starts_with(&prefix) {
                     found.push(entry.path());
                 } else if stack.len() < 10_000 {
@@ -133,7 +148,9 @@ impl Exec {
         &self.json["result"]
     }
     pub fn usage(&self, key: &str) -> u64 {
-        self.result()["usage"][key].as_u64().unwrap_or_else(|| panic!("usage.{key} in {}", self.json))
+        self.result()["usage"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("usage.{key} in {}", self.json))
     }
 }
 
@@ -151,7 +168,11 @@ pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
         .spawn()
         .expect("starting cargo-sandbox");
     let runner_pid = child.id();
-    let Output { status, stdout, stderr } = child.wait_with_output().expect("waiting for cargo-sandbox");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("waiting for cargo-sandbox");
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let json = serde_json::from_slice(&stdout).unwrap_or(Value::Null);
@@ -160,7 +181,13 @@ pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
         Vec::<PathBuf>::new(),
         "the run left cgroups behind"
     );
-    Exec { code: status.code().unwrap_or(-1), json, stderr, runner_pid, elapsed }
+    Exec {
+        code: status.code().unwrap_or(-1),
+        json,
+        stderr,
+        runner_pid,
+        elapsed,
+    }
 }
 
 pub const MIB: u64 = 1 << 20;

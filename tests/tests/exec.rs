@@ -23,7 +23,12 @@ fn only_init_and_the_command_are_visible() {
             Some((pid.parse().ok()?, comm.trim().to_owned()))
         })
         .collect();
-    assert_eq!(seen, vec![(1, "sandbox-init".to_owned()), (2, "ps".to_owned())], "{}", run.stderr);
+    assert_eq!(
+        seen,
+        vec![(1, "sandbox-init".to_owned()), (2, "ps".to_owned())],
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -32,26 +37,44 @@ fn namespaces_and_mounts_are_private() {
         return;
     }
     let mine = token("tmpfile");
-    let script = format!("hostname; \
+    let script = format!(
+        "hostname; \
         cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; \
         touch /tmp/{mine} && echo tmp-writable; \
         touch /sys/kernel/x 2>/dev/null || echo sys-read-only; \
         echo 1 > /proc/sys/kernel/ostype 2>/dev/null || echo proc-sys-read-only; \
         ls /dev | tr '\\n' ' '; echo; \
-        test -r /dev/null && test -r /dev/urandom && echo dev-ok");
+        test -r /dev/null && test -r /dev/urandom && echo dev-ok"
+    );
     let run = exec(&[], &["sh", "-c", &script]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines[0], "localhost");
     assert_eq!(lines[1], "lo", "only lo exists: {lines:?}");
-    for expected in ["tmp-writable", "sys-read-only", "proc-sys-read-only", "dev-ok"] {
+    for expected in [
+        "tmp-writable",
+        "sys-read-only",
+        "proc-sys-read-only",
+        "dev-ok",
+    ] {
         assert!(lines.contains(&expected), "{expected} in {lines:?}");
     }
-    let dev = lines.iter().find(|l| l.contains("urandom")).expect("ls /dev");
-    for name in ["null", "zero", "full", "random", "tty", "ptmx", "pts", "shm", "fd"] {
-        assert!(dev.split_whitespace().any(|d| d == name), "/dev/{name} in {dev}");
+    let dev = lines
+        .iter()
+        .find(|l| l.contains("urandom"))
+        .expect("ls /dev");
+    for name in [
+        "null", "zero", "full", "random", "tty", "ptmx", "pts", "shm", "fd",
+    ] {
+        assert!(
+            dev.split_whitespace().any(|d| d == name),
+            "/dev/{name} in {dev}"
+        );
     }
-    assert!(!dev.contains("vda") && !dev.contains("sda") && !dev.contains("mem"), "no disks: {dev}");
+    assert!(
+        !dev.contains("vda") && !dev.contains("sda") && !dev.contains("mem"),
+        "no disks: {dev}"
+    );
     let host_tmp = std::path::Path::new("/tmp").join(&mine);
     assert!(!host_tmp.exists(), "the sandbox's /tmp is private");
 }
@@ -63,13 +86,22 @@ fn fork_bomb_is_contained_and_cleaned_up() {
     }
     let probe = probe().display().to_string();
     let token = token("forkbomb");
-    let run = exec(&["--pids", "32"], &probe_args(&probe, &["forkbomb", &token]));
+    let run = exec(
+        &["--pids", "32"],
+        &probe_args(&probe, &["forkbomb", &token]),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.usage("forks_refused") > 0, "{}", run.json);
     assert_eq!(run.usage("pids_peak"), 32, "{}", run.json);
     let leaked = run.result()["leaked_total"].as_u64().unwrap();
-    assert!(leaked >= 25, "the bomb's children are reported as leaked: {leaked}");
-    assert_eq!(survivors_after(&token, Duration::from_secs(2)), Vec::<i32>::new());
+    assert!(
+        leaked >= 25,
+        "the bomb's children are reported as leaked: {leaked}"
+    );
+    assert_eq!(
+        survivors_after(&token, Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
 }
 
 #[test]
@@ -83,7 +115,10 @@ fn memory_hog_is_oom_killed() {
     assert_eq!(run.result()["exit"]["signal"], 9);
     assert!(run.usage("oom_kills") >= 1, "{}", run.json);
     let peak = run.usage("memory_peak_bytes");
-    assert!((60 * MIB..=68 * MIB).contains(&peak), "peak {peak} ≈ 64 MiB");
+    assert!(
+        (60 * MIB..=68 * MIB).contains(&peak),
+        "peak {peak} ≈ 64 MiB"
+    );
 }
 
 #[test]
@@ -99,7 +134,11 @@ fn leaked_daemon_is_listed_and_killed() {
     assert_eq!(leaked.len(), 1, "{}", run.json);
     assert_eq!(leaked[0]["comm"], "sandbox-probe");
     assert!(leaked[0]["cmdline"].as_str().unwrap().contains(&token));
-    assert_eq!(survivors_after(&token, Duration::from_secs(2)), Vec::<i32>::new(), "daemon gone from the host");
+    assert_eq!(
+        survivors_after(&token, Duration::from_secs(2)),
+        Vec::<i32>::new(),
+        "daemon gone from the host"
+    );
 }
 
 #[test]
@@ -110,14 +149,29 @@ fn network_attempt_fails_fast_and_is_counted() {
     let probe = probe().display().to_string();
     let run = exec(&[], &probe_args(&probe, &["net"]));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("Network is unreachable"), "{}", run.stderr);
-    assert!(run.result()["network_attempts"]["ipv4_no_route"].as_u64().unwrap() >= 1, "{}", run.json);
+    assert!(
+        run.stderr.contains("Network is unreachable"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.result()["network_attempts"]["ipv4_no_route"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{}",
+        run.json
+    );
     assert!(run.elapsed < Duration::from_secs(3));
 
     let quiet = exec(&[], &probe_args(&probe, &["loopback"]));
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert!(quiet.stderr.contains("loopback: ping"));
-    assert_eq!(quiet.result()["network_attempts"]["ipv4_no_route"], 0, "loopback is not an attempt");
+    assert_eq!(
+        quiet.result()["network_attempts"]["ipv4_no_route"],
+        0,
+        "loopback is not an attempt"
+    );
 }
 
 #[test]
@@ -127,11 +181,17 @@ fn timeout_kills_a_tree_that_ignores_sigterm() {
     }
     let probe = probe().display().to_string();
     let token = token("ignoreterm");
-    let run = exec(&["--timeout", "1s", "--grace", "300ms"], &probe_args(&probe, &["ignore-term", &token]));
+    let run = exec(
+        &["--timeout", "1s", "--grace", "300ms"],
+        &probe_args(&probe, &["ignore-term", &token]),
+    );
     assert_eq!(run.code, 124, "{}", run.stderr);
     assert_eq!(run.result()["timed_out"], true);
     assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
-    assert_eq!(survivors_after(&token, Duration::from_secs(2)), Vec::<i32>::new());
+    assert_eq!(
+        survivors_after(&token, Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
 }
 
 #[test]
@@ -143,7 +203,11 @@ fn peak_memory_is_measured_within_ten_percent() {
     let run = exec(&["--memory", "1G"], &probe_args(&probe, &["touch", "100"]));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let peak = run.usage("memory_peak_bytes");
-    assert!((100 * MIB..=110 * MIB).contains(&peak), "peak {} MiB", peak / MIB);
+    assert!(
+        (100 * MIB..=110 * MIB).contains(&peak),
+        "peak {} MiB",
+        peak / MIB
+    );
 }
 
 #[test]
@@ -167,7 +231,10 @@ fn cpu_quota_throttles() {
     let run = exec(&["--cpus", "0.5"], &probe_args(&probe, &["burn", "300"]));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let wall = run.result()["wall_time"].as_u64().unwrap();
-    assert!(wall >= 500_000, "0.3 s of CPU at half a CPU takes ≥ 0.5 s, took {wall} us");
+    assert!(
+        wall >= 500_000,
+        "0.3 s of CPU at half a CPU takes ≥ 0.5 s, took {wall} us"
+    );
 }
 
 #[test]
@@ -179,12 +246,20 @@ fn exit_codes_follow_the_command_and_timeout_conventions() {
     assert_eq!(exec(&[], &["sh", "-c", "kill -SEGV $$"]).code, 128 + 11);
     let missing = exec(&[], &["definitely-not-a-command-xyz"]);
     assert_eq!(missing.code, 127);
-    assert!(missing.stderr.contains("was not found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("was not found"),
+        "{}",
+        missing.stderr
+    );
     let not_exec = exec(&[], &["/etc/hostname"]);
     assert_eq!(not_exec.code, 126, "{}", not_exec.stderr);
     let bad_flag = exec(&["--memory", "lots"], &["true"]);
     assert_eq!(bad_flag.code, 125);
-    assert!(bad_flag.stderr.contains("not a size"), "{}", bad_flag.stderr);
+    assert!(
+        bad_flag.stderr.contains("not a size"),
+        "{}",
+        bad_flag.stderr
+    );
 }
 
 #[test]
@@ -192,19 +267,28 @@ fn json_result_states_what_was_in_force() {
     if !privileged() {
         return;
     }
-    let run = exec(&["--memory", "128M", "--pids", "64", "--cpus", "1.5"], &["sh", "-c", "echo out; echo err >&2"]);
+    let run = exec(
+        &["--memory", "128M", "--pids", "64", "--cpus", "1.5"],
+        &["sh", "-c", "echo out; echo err >&2"],
+    );
     assert_eq!(run.code, 0);
     assert_eq!(run.json["schema_version"], 1);
     assert_eq!(run.json["exit_code"], 0);
     let p = &run.result()["protections"];
-    assert_eq!(p["namespaces"], serde_json::json!(["pid", "net", "mount", "uts", "ipc", "cgroup"]));
+    assert_eq!(
+        p["namespaces"],
+        serde_json::json!(["pid", "net", "mount", "uts", "ipc", "cgroup"])
+    );
     assert_eq!(p["limits"]["memory_bytes"], 128 * MIB);
     assert_eq!(p["limits"]["pids"], 64);
     assert_eq!(p["limits"]["cpu_millis"], 1500);
     assert_eq!(p["swap_disabled"], true);
     assert!(p["cgroup_version"] == "v1" || p["cgroup_version"] == "v2");
     assert_eq!(run.json["spec"]["argv"][0], "sh");
-    assert!(run.stderr.contains("out\nerr\n") || run.stderr.contains("out"), "command output on stderr");
+    assert!(
+        run.stderr.contains("out\nerr\n") || run.stderr.contains("out"),
+        "command output on stderr"
+    );
 }
 
 /// Starts `exec` on a SIGTERM-ignoring tree and waits until the tree is running.
@@ -218,7 +302,10 @@ fn start_sandboxed_tree(token: &str) -> std::process::Child {
         .expect("starting cargo-sandbox");
     let start = std::time::Instant::now();
     while survivors(token).len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the sandboxed tree never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the sandboxed tree never started"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child
@@ -240,8 +327,14 @@ fn interrupting_the_runner_kills_the_sandbox_and_cleans_up() {
         signal(runner.id(), sig);
         let status = runner.wait().expect("waiting for the runner");
         assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
-        assert_eq!(survivors_after(&token, Duration::from_secs(2)), Vec::<i32>::new());
-        assert_eq!(cgroups_of_runner(runner.id()), Vec::<std::path::PathBuf>::new());
+        assert_eq!(
+            survivors_after(&token, Duration::from_secs(2)),
+            Vec::<i32>::new()
+        );
+        assert_eq!(
+            cgroups_of_runner(runner.id()),
+            Vec::<std::path::PathBuf>::new()
+        );
     }
 }
 
@@ -261,5 +354,8 @@ fn a_runner_killed_with_sigkill_takes_its_sandbox_along_and_is_swept_later() {
     );
     // The dead runner's cgroups are swept by the next runner to start.
     assert_eq!(exec(&[], &["true"]).code, 0);
-    assert_eq!(cgroups_of_runner(runner.id()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        cgroups_of_runner(runner.id()),
+        Vec::<std::path::PathBuf>::new()
+    );
 }

@@ -35,7 +35,9 @@ fn layout_from(mountinfo: &str, cgroup: &str) -> Result<Layout, SandboxError> {
     let members: Vec<Membership> = cgroup.lines().filter_map(parse_membership).collect();
 
     let v1_dir = |controller: &str| -> Option<PathBuf> {
-        let member = members.iter().find(|m| m.controllers.iter().any(|c| c == controller))?;
+        let member = members
+            .iter()
+            .find(|m| m.controllers.iter().any(|c| c == controller))?;
         mounts
             .iter()
             .filter(|m| m.fstype == "cgroup" && m.super_options.iter().any(|o| o == controller))
@@ -44,15 +46,26 @@ fn layout_from(mountinfo: &str, cgroup: &str) -> Result<Layout, SandboxError> {
     if let (Some(memory), Some(pids), Some(cpuacct)) =
         (v1_dir("memory"), v1_dir("pids"), v1_dir("cpuacct"))
     {
-        return Ok(Layout::V1 { memory, pids, cpuacct, cpu: v1_dir("cpu") });
+        return Ok(Layout::V1 {
+            memory,
+            pids,
+            cpuacct,
+            cpu: v1_dir("cpu"),
+        });
     }
 
     let unified = members.iter().find(|m| m.controllers.is_empty());
     let own = unified.and_then(|member| {
-        mounts.iter().filter(|m| m.fstype == "cgroup2").find_map(|m| own_dir(m, &member.path))
+        mounts
+            .iter()
+            .filter(|m| m.fstype == "cgroup2")
+            .find_map(|m| own_dir(m, &member.path))
     });
     match own {
-        Some(own) => Ok(Layout::V2 { own }),
+        Some(own) => Ok(Layout::V2 {
+            own,
+            explicit: false,
+        }),
         None => Err(SandboxError::NoCgroups(
             "neither cgroup v1 hierarchies for memory, pids and cpuacct nor a cgroup2 mount \
              containing this process were found in /proc/self/mountinfo; mount cgroupfs \
@@ -67,7 +80,8 @@ fn own_dir(m: &Mount, path: &str) -> Option<PathBuf> {
     let rel = if m.root == "/" {
         path
     } else {
-        path.strip_prefix(m.root.as_str()).filter(|r| r.is_empty() || r.starts_with('/'))?
+        path.strip_prefix(m.root.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))?
     };
     let dir = m.point.join(rel.trim_start_matches('/'));
     dir.is_dir().then_some(dir)
@@ -93,8 +107,11 @@ fn parse_membership(line: &str) -> Option<Membership> {
     let _id = parts.next()?;
     let controllers = parts.next()?;
     let path = parts.next()?.to_owned();
-    let controllers =
-        controllers.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let controllers = controllers
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
     Some(Membership { controllers, path })
 }
 
@@ -104,7 +121,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
             let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
             if let Some(v) = oct.and_then(|o| u8::from_str_radix(o, 8).ok()) {
                 out.push(v);
@@ -118,19 +138,20 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_mountinfo_lines() {
-        let m = parse_mount("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory")
-            .unwrap();
+        let m =
+            parse_mount("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory")
+                .unwrap();
         assert_eq!(m.fstype, "cgroup");
         assert_eq!(m.point, PathBuf::from("/sys/fs/cgroup/memory"));
         assert!(m.super_options.contains(&"memory".to_owned()));
-        let m = parse_mount("41 31 0:38 /a\\040b /mnt/x\\040y rw shared:5 - cgroup2 cgroup2 rw").unwrap();
+        let m = parse_mount("41 31 0:38 /a\\040b /mnt/x\\040y rw shared:5 - cgroup2 cgroup2 rw")
+            .unwrap();
         assert_eq!(m.root, "/a b");
         assert_eq!(m.point, PathBuf::from("/mnt/x y"));
     }

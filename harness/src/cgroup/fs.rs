@@ -17,7 +17,11 @@ pub fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
 pub fn mkdir(path: &Path) -> Result<(), SandboxError> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(()),
-        Err(source) => Err(SandboxError::Cgroup { action: "mkdir", path: path.to_owned(), source }),
+        Err(source) => Err(SandboxError::Cgroup {
+            action: "mkdir",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -47,7 +51,8 @@ pub fn procs(dir: &Path) -> Vec<i32> {
 /// SIGKILLs every process listed in the cgroup. Only used on cgroups this program created, as a
 /// backstop: the PID namespace's death normally takes everything with it.
 pub fn kill_procs(dir: &Path) {
-    for pid in procs(dir) {
+    let me = std::process::id() as i32;
+    for pid in procs(dir).into_iter().filter(|&pid| pid != me) {
         // SAFETY: plain syscall; pid comes from our own cgroup's member list.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
@@ -68,7 +73,11 @@ pub fn remove_dir(dir: &Path) -> Result<(), SandboxError> {
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
             Err(source) => {
-                return Err(SandboxError::Cgroup { action: "rmdir", path: dir.to_owned(), source })
+                return Err(SandboxError::Cgroup {
+                    action: "rmdir",
+                    path: dir.to_owned(),
+                    source,
+                })
             }
         }
     }

@@ -28,13 +28,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use detect::detect;
 
+/// Where sandboxes go when the user names the parent cgroup (`--cgroup-parent`): cgroup v2 only,
+/// since v1 would need one parent per controller.
+pub fn explicit_parent(parent: &std::path::Path) -> Result<Layout, SandboxError> {
+    let version = detect()?;
+    if let Layout::V1 { .. } = version {
+        return Err(SandboxError::NoCgroups(format!(
+            "--cgroup-parent {} applies to cgroup v2 only; this machine uses cgroup v1 for \
+             memory and pids, where sandboxes always go under the runner's own cgroups",
+            parent.display()
+        )));
+    }
+    if !parent.join("cgroup.controllers").is_file() {
+        return Err(SandboxError::NoCgroups(format!(
+            "--cgroup-parent {} is not a cgroup v2 directory (no cgroup.controllers in it); \
+             create it with `mkdir` under the cgroup2 mount, e.g. /sys/fs/cgroup/sandbox",
+            parent.display()
+        )));
+    }
+    Ok(Layout::V2 {
+        own: parent.to_owned(),
+        explicit: true,
+    })
+}
+
 /// Where this process's own cgroups are.
 #[derive(Clone, Debug)]
 pub enum Layout {
     /// One directory per controller hierarchy. `cpu` is only needed for a CPU quota.
-    V1 { memory: PathBuf, pids: PathBuf, cpuacct: PathBuf, cpu: Option<PathBuf> },
-    /// The process's own cgroup in the unified hierarchy.
-    V2 { own: PathBuf },
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpuacct: PathBuf,
+        cpu: Option<PathBuf>,
+    },
+    /// The cgroup in the unified hierarchy that sandboxes go under: the process's own, or one
+    /// the user delegated explicitly (`explicit`), which the runner never moves itself into.
+    V2 { own: PathBuf, explicit: bool },
 }
 
 impl Layout {
@@ -66,9 +96,14 @@ impl RunGroup {
         let name = sweep::run_dir_name();
         let backend = match layout {
             Layout::V1 { .. } => RunBackend::V1(v1::RunDirs::create(layout, &name)?),
-            Layout::V2 { own } => RunBackend::V2(v2::RunDir::create(own, &name)?),
+            Layout::V2 { own, explicit } => {
+                RunBackend::V2(v2::RunDir::create(own, &name, !explicit)?)
+            }
         };
-        Ok(RunGroup { backend, next: AtomicU64::new(0) })
+        Ok(RunGroup {
+            backend,
+            next: AtomicU64::new(0),
+        })
     }
 
     pub fn version(&self) -> &'static str {
@@ -93,7 +128,11 @@ impl RunGroup {
             RunBackend::V1(dirs) => GroupBackend::V1(dirs.new_group(&name, limits)?),
             RunBackend::V2(dir) => GroupBackend::V2(dir.new_group(&name, limits)?),
         };
-        Ok(Group { backend, limits: *limits, removed: false })
+        Ok(Group {
+            backend,
+            limits: *limits,
+            removed: false,
+        })
     }
 }
 

@@ -14,10 +14,14 @@ pub fn run_dir_name() -> String {
 
 /// Removes run directories in `parent` whose owning process no longer exists.
 pub fn sweep_stale(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
+        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
         if !owner_alive(owner) {
             let _ = fs::remove_tree(&entry.path());
         }
@@ -25,7 +29,9 @@ pub fn sweep_stale(parent: &Path) {
 }
 
 fn owner_alive(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once('.') else { return false };
+    let Some((pid, start)) = owner.split_once('.') else {
+        return false;
+    };
     match (pid.parse::<i32>(), start.parse::<u64>()) {
         (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
         _ => false,
@@ -50,7 +56,10 @@ mod tests {
         assert!(owner_alive(owner));
         assert!(!owner_alive("999999999.1"));
         let pid = std::process::id();
-        assert!(!owner_alive(&format!("{pid}.1")), "a reused pid with another start time");
+        assert!(
+            !owner_alive(&format!("{pid}.1")),
+            "a reused pid with another start time"
+        );
         assert!(!owner_alive("garbage"));
     }
 }

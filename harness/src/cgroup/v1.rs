@@ -30,7 +30,13 @@ pub struct RunDirs {
 
 impl RunDirs {
     pub fn create(layout: &Layout, name: &str) -> Result<RunDirs, SandboxError> {
-        let Layout::V1 { memory, pids, cpuacct, cpu } = layout else {
+        let Layout::V1 {
+            memory,
+            pids,
+            cpuacct,
+            cpu,
+        } = layout
+        else {
             unreachable!("v1 run dirs from a v2 layout")
         };
         let mut made = Vec::new();
@@ -48,13 +54,18 @@ impl RunDirs {
         let pids = make(pids)?;
         let cpuacct = make(cpuacct)?;
         let cpu = cpu.as_deref().map(&mut make).transpose()?;
-        Ok(RunDirs { memory, pids, cpuacct, cpu })
+        Ok(RunDirs {
+            memory,
+            pids,
+            cpuacct,
+            cpu,
+        })
     }
 
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.cpu_millis.is_some() && self.cpu.is_none() {
             return Err(SandboxError::MissingController {
-                controller: "cpu",
+                controller: "cpu".to_owned(),
                 remedy: "no cgroup v1 `cpu` hierarchy is mounted; mount one \
                          (`mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu`) or drop --cpus"
                     .to_owned(),
@@ -87,9 +98,14 @@ impl RunDirs {
     }
 
     pub fn remove(&self) {
-        for dir in [Some(&self.memory), Some(&self.pids), Some(&self.cpuacct), self.cpu.as_ref()]
-            .into_iter()
-            .flatten()
+        for dir in [
+            Some(&self.memory),
+            Some(&self.pids),
+            Some(&self.cpuacct),
+            self.cpu.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = fs::remove_tree(dir);
         }
@@ -120,28 +136,40 @@ impl Group {
             fs::write(&self.pids.join(PIDS_MAX), &max.to_string())?;
         }
         if let Some(millis) = limits.cpu_millis {
-            let cpu_run = run.cpu.as_ref().ok_or_else(|| SandboxError::MissingController {
-                controller: "cpu",
-                remedy: "no cgroup v1 `cpu` hierarchy is mounted".to_owned(),
-            })?;
+            let cpu_run = run
+                .cpu
+                .as_ref()
+                .ok_or_else(|| SandboxError::MissingController {
+                    controller: "cpu".to_owned(),
+                    remedy: "no cgroup v1 `cpu` hierarchy is mounted".to_owned(),
+                })?;
             let dir = cpu_run.join(name);
             fs::mkdir(&dir)?;
             self.cpu = Some(dir.clone());
             fs::write(&dir.join(CPU_PERIOD), &PERIOD_US.to_string())?;
-            fs::write(&dir.join(CPU_QUOTA), &(u64::from(millis) * PERIOD_US / 1000).to_string())?;
+            fs::write(
+                &dir.join(CPU_QUOTA),
+                &(u64::from(millis) * PERIOD_US / 1000).to_string(),
+            )?;
         }
         Ok(())
     }
 
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        [Some(&self.memory), Some(&self.pids), Some(&self.cpuacct), self.cpu.as_ref()]
-            .into_iter()
-            .flatten()
+        [
+            Some(&self.memory),
+            Some(&self.pids),
+            Some(&self.cpuacct),
+            self.cpu.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
         let pid = pid.to_string();
-        self.dirs().try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid))
+        self.dirs()
+            .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid))
     }
 
     pub fn usage(&self) -> ResourceUsage {

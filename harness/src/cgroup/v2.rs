@@ -29,7 +29,20 @@ const PERIOD_US: u64 = 100_000;
 pub struct RunDir {
     dir: PathBuf,
     has_cpu: bool,
+    /// Set when the runner had to move itself out of its own cgroup to delegate it.
+    moved: Option<MovedRunner>,
 }
+
+/// The runner's own cgroup held the runner itself, so (no internal processes) the runner moved
+/// into a leaf `<run dir>/runner` and enabled controllers in its own cgroup; both are undone on
+/// removal, leaving the cgroup as it was found.
+#[derive(Debug)]
+struct MovedRunner {
+    own: PathBuf,
+    enabled_in_own: Vec<String>,
+}
+
+const RUNNER_LEAF: &str = "runner";
 
 fn words(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -40,12 +53,14 @@ fn words(path: &Path) -> Vec<String> {
 }
 
 impl RunDir {
-    pub fn create(own: &Path, name: &str) -> Result<RunDir, SandboxError> {
+    /// `may_move_self`: whether the runner may move itself out of `own` into a leaf when `own`
+    /// holds it (true for the runner's own cgroup, false for an explicit parent).
+    pub fn create(own: &Path, name: &str, may_move_self: bool) -> Result<RunDir, SandboxError> {
         let available = words(&own.join(CONTROLLERS));
         for needed in ["memory", "pids"] {
             if !available.iter().any(|c| c == needed) {
                 return Err(SandboxError::MissingController {
-                    controller: if needed == "memory" { "memory" } else { "pids" },
+                    controller: needed.to_owned(),
                     remedy: format!(
                         "cgroup v2 does not offer `{needed}` to {} (its parent has not delegated \
                          it). Enable it in the parent's cgroup.subtree_control, or run under a \
@@ -56,23 +71,82 @@ impl RunDir {
             }
         }
         let has_cpu = available.iter().any(|c| c == "cpu");
-        let wanted: Vec<&str> =
-            ["memory", "pids"].into_iter().chain(has_cpu.then_some("cpu")).collect();
-        enable(own, &wanted)?;
+        let wanted: Vec<&str> = ["memory", "pids"]
+            .into_iter()
+            .chain(has_cpu.then_some("cpu"))
+            .collect();
         sweep::sweep_stale(own);
         let dir = own.join(name);
         fs::mkdir(&dir)?;
-        if let Err(e) = enable(&dir, &wanted) {
-            let _ = fs::remove_dir(&dir);
+        let mut run = RunDir {
+            dir,
+            has_cpu,
+            moved: None,
+        };
+        let missing = missing_in(own, &wanted);
+        if !missing.is_empty() {
+            match enable(own, &missing) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && may_move_self => {
+                    run.move_runner_out(own, &missing)?
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    run.remove();
+                    return Err(not_delegated(own, &missing));
+                }
+                Err(source) => {
+                    run.remove();
+                    return Err(SandboxError::Cgroup {
+                        action: "enable controllers",
+                        path: own.join(SUBTREE_CONTROL),
+                        source,
+                    });
+                }
+            }
+        }
+        let here = missing_in(&run.dir, &wanted);
+        if let Err(source) = enable(&run.dir, &here) {
+            run.remove();
+            return Err(SandboxError::Cgroup {
+                action: "enable controllers",
+                path: run.dir.join(SUBTREE_CONTROL),
+                source,
+            });
+        }
+        Ok(run)
+    }
+
+    /// Moves this process into `<run dir>/runner` so its own cgroup can delegate controllers.
+    fn move_runner_out(&mut self, own: &Path, missing: &[String]) -> Result<(), SandboxError> {
+        let leaf = self.dir.join(RUNNER_LEAF);
+        let moved = fs::mkdir(&leaf)
+            .and_then(|()| fs::write(&leaf.join("cgroup.procs"), &std::process::id().to_string()));
+        if let Err(e) = moved {
+            self.remove();
             return Err(e);
         }
-        Ok(RunDir { dir, has_cpu })
+        self.moved = Some(MovedRunner {
+            own: own.to_owned(),
+            enabled_in_own: Vec::new(),
+        });
+        match enable(own, missing) {
+            Ok(()) => {
+                if let Some(m) = self.moved.as_mut() {
+                    m.enabled_in_own = missing.to_vec();
+                }
+                Ok(())
+            }
+            Err(_) => {
+                self.remove();
+                Err(not_delegated(own, missing))
+            }
+        }
     }
 
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.cpu_millis.is_some() && !self.has_cpu {
             return Err(SandboxError::MissingController {
-                controller: "cpu",
+                controller: "cpu".to_owned(),
                 remedy: format!(
                     "cgroup v2 does not offer `cpu` under {}; enable it in the parent's \
                      cgroup.subtree_control or drop --cpus",
@@ -84,10 +158,16 @@ impl RunDir {
     }
 
     pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
-        let group = Group { dir: self.dir.join(name), swap_disabled: !machine_has_swap() };
+        let group = Group {
+            dir: self.dir.join(name),
+            swap_disabled: !machine_has_swap(),
+        };
         fs::mkdir(&group.dir)?;
         match group.apply(limits) {
-            Ok(swap_disabled) => Ok(Group { swap_disabled, ..group }),
+            Ok(swap_disabled) => Ok(Group {
+                swap_disabled,
+                ..group
+            }),
             Err(e) => {
                 let _ = group.remove();
                 Err(e)
@@ -95,39 +175,65 @@ impl RunDir {
         }
     }
 
+    /// Removes the run directory and, if the runner moved itself, moves it back and disables
+    /// the controllers it enabled, in the order the kernel requires.
     pub fn remove(&self) {
+        let Some(moved) = &self.moved else {
+            let _ = fs::remove_tree(&self.dir);
+            return;
+        };
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != RUNNER_LEAF {
+                    let _ = fs::remove_tree(&entry.path());
+                }
+            }
+        }
+        let disable = |dir: &Path, controllers: &[String]| {
+            let off: Vec<String> = controllers.iter().map(|c| format!("-{c}")).collect();
+            let _ = std::fs::write(dir.join(SUBTREE_CONTROL), off.join(" "));
+        };
+        disable(&self.dir, &words(&self.dir.join(SUBTREE_CONTROL)));
+        disable(&moved.own, &moved.enabled_in_own);
+        let _ = fs::write(
+            &moved.own.join("cgroup.procs"),
+            &std::process::id().to_string(),
+        );
         let _ = fs::remove_tree(&self.dir);
     }
 }
 
-/// Makes sure `controllers` are enabled for `dir`'s children.
-fn enable(dir: &Path, controllers: &[&str]) -> Result<(), SandboxError> {
+fn not_delegated(own: &Path, missing: &[String]) -> SandboxError {
+    let me = std::process::id() as i32;
+    let others = fs::procs(own).into_iter().filter(|&pid| pid != me).count();
+    SandboxError::NotDelegated(format!(
+        "enabling {} under {} needs that cgroup to hold no processes (cgroup v2's \
+         no-internal-processes rule), but {others} process(es) other than cargo-sandbox are in \
+         it. Give sandboxes an empty cgroup instead: `sudo mkdir /sys/fs/cgroup/sandbox` and \
+         pass `--cgroup-parent /sys/fs/cgroup/sandbox` (or set CARGO_SANDBOX_CGROUP_PARENT), or \
+         start cargo-sandbox alone in a delegated cgroup, e.g. \
+         `systemd-run --scope -p Delegate=yes cargo-sandbox sandbox ...`",
+        missing.join(" "),
+        own.display()
+    ))
+}
+
+fn missing_in(dir: &Path, controllers: &[&str]) -> Vec<String> {
     let enabled = words(&dir.join(SUBTREE_CONTROL));
-    let missing: Vec<String> = controllers
+    controllers
         .iter()
         .filter(|c| !enabled.iter().any(|e| e == *c))
-        .map(|c| format!("+{c}"))
-        .collect();
-    if missing.is_empty() {
+        .map(|c| (*c).to_owned())
+        .collect()
+}
+
+/// Enables `controllers` for `dir`'s children.
+fn enable(dir: &Path, controllers: &[String]) -> std::io::Result<()> {
+    if controllers.is_empty() {
         return Ok(());
     }
-    let path = dir.join(SUBTREE_CONTROL);
-    std::fs::write(&path, missing.join(" ")).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            SandboxError::MissingController {
-                controller: "memory",
-                remedy: format!(
-                    "cannot enable {} for sandboxes under {} because that cgroup holds processes \
-                     (cgroup v2's no-internal-processes rule). Start cargo-sandbox in a cgroup \
-                     of its own, e.g. `systemd-run --scope -p Delegate=yes cargo sandbox ...`",
-                    missing.join(" "),
-                    dir.display()
-                ),
-            }
-        } else {
-            SandboxError::Cgroup { action: "enable controllers", path: path.clone(), source: e }
-        }
-    })
+    let on: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+    std::fs::write(dir.join(SUBTREE_CONTROL), on.join(" "))
 }
 
 #[derive(Debug)]

@@ -23,13 +23,19 @@ pub fn take() -> (Vec<LeakedProcess>, usize) {
         alive = living_pids();
     }
     let total = alive.len();
-    let listed = alive.into_iter().take(MAX_LEAKS_LISTED).filter_map(describe).collect();
+    let listed = alive
+        .into_iter()
+        .take(MAX_LEAKS_LISTED)
+        .filter_map(describe)
+        .collect();
     (listed, total)
 }
 
 /// PIDs other than ours whose process is not a zombie, in ascending order.
 fn living_pids() -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut pids: Vec<i32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -53,5 +59,9 @@ fn describe(pid: i32) -> Option<LeakedProcess> {
         .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
         .join(" ");
-    Some(LeakedProcess { pid, comm: comm.trim_end().to_owned(), cmdline })
+    Some(LeakedProcess {
+        pid,
+        comm: comm.trim_end().to_owned(),
+        cmdline,
+    })
 }

@@ -55,7 +55,10 @@ fn main() -> i32 {
 }
 
 fn setup_failed(stage: &str, e: impl std::fmt::Display) -> InitReport {
-    InitReport::SetupFailed { stage: stage.to_owned(), message: e.to_string() }
+    InitReport::SetupFailed {
+        stage: stage.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 fn run(config: &InitConfig) -> InitReport {
@@ -63,7 +66,10 @@ fn run(config: &InitConfig) -> InitReport {
         return report;
     }
     let mut command = std::process::Command::new(&config.argv[0]);
-    command.args(&config.argv[1..]).env_clear().envs(config.env.iter().cloned());
+    command
+        .args(&config.argv[1..])
+        .env_clear()
+        .envs(config.env.iter().cloned());
     // The first argument is the name the user gave, not the path found in PATH.
     command.arg0(&config.argv[0]);
     let started = Instant::now();
@@ -85,7 +91,17 @@ fn run(config: &InitConfig) -> InitReport {
     let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
     reap_all();
     let network = crate::netstat::read_no_route_counters(std::path::Path::new("/proc/self/net"));
-    InitReport::Finished { exit, wall_us, leaked, leaked_total, network }
+    let own = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    InitReport::Finished {
+        exit,
+        wall_us,
+        leaked,
+        leaked_total,
+        network,
+        init_user_us: own.map_or(0, |r| micros(r.user_time())),
+        init_system_us: own.map_or(0, |r| micros(r.system_time())),
+    }
 }
 
 fn set_up(config: &InitConfig) -> Result<(), InitReport> {
@@ -94,12 +110,17 @@ fn set_up(config: &InitConfig) -> Result<(), InitReport> {
             .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
     }
     // Opened before the mounts so a cwd under /tmp or /dev stays reachable.
-    let cwd = File::open(&config.cwd)
-        .map_err(|e| setup_failed(&format!("opening the working directory {}", config.cwd.display()), e))?;
+    let cwd = File::open(&config.cwd).map_err(|e| {
+        setup_failed(
+            &format!("opening the working directory {}", config.cwd.display()),
+            e,
+        )
+    })?;
     if let Some(MountConfig { tmp_size_bytes }) = &config.mounts {
         mounts::set_up(*tmp_size_bytes).map_err(|(stage, e)| setup_failed(stage, e))?;
     }
-    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd)).map_err(|e| setup_failed("entering the working directory", e))?;
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
+        .map_err(|e| setup_failed("entering the working directory", e))?;
     if config.loopback {
         net::loopback_up().map_err(|e| setup_failed("bringing up lo", e))?;
     }

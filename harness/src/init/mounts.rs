@@ -21,16 +21,28 @@ pub fn set_up(tmp_size_bytes: u64) -> Result<(), Failure> {
 
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), quiet, none).map_err(|e| ("mounting /proc", e))?;
-    mount(Some("/proc/sys"), "/proc/sys", none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-        .map_err(|e| ("binding /proc/sys", e))?;
+    mount(
+        Some("/proc/sys"),
+        "/proc/sys",
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(|e| ("binding /proc/sys", e))?;
     read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
     read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
 
     set_up_dev(tmp_size_bytes).map_err(|e| ("building /dev", e))?;
 
     let tmp = format!("size={tmp_size_bytes},mode=1777");
-    mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(tmp.as_str()))
-        .map_err(|e| ("mounting /tmp", e))?;
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(tmp.as_str()),
+    )
+    .map_err(|e| ("mounting /tmp", e))?;
     Ok(())
 }
 
@@ -52,7 +64,12 @@ fn set_up_dev(shm_size_bytes: u64) -> nix::Result<()> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
-        mknod(Path::new("/dev").join(name).as_path(), SFlag::S_IFCHR, rw, makedev(major, minor))?;
+        mknod(
+            Path::new("/dev").join(name).as_path(),
+            SFlag::S_IFCHR,
+            rw,
+            makedev(major, minor),
+        )?;
     }
     nix::unistd::mkdir("/dev/pts", Mode::from_bits_truncate(0o755))?;
     mount(
@@ -107,7 +124,12 @@ const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 fn mount_setattr_read_only(path: &str) -> nix::Result<()> {
     let c_path = std::ffi::CString::new(path).map_err(|_| nix::Error::EINVAL)?;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: the path and attribute struct outlive the call; size matches MOUNT_ATTR_SIZE_VER0.
     let ret = unsafe {
         libc::syscall(
@@ -131,7 +153,9 @@ fn remount_each_read_only(path: &str) -> nix::Result<()> {
     let prefix = format!("{}/", path.trim_end_matches('/'));
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else { continue };
+        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else {
+            continue;
+        };
         if *point != path && !point.starts_with(&prefix) {
             continue;
         }

@@ -77,7 +77,10 @@ fn burn(cpu: Duration) -> i32 {
 }
 
 fn process_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -162,7 +165,11 @@ fn network() -> i32 {
     let start = Instant::now();
     let target: SocketAddr = "192.0.2.1:80".parse().expect("literal");
     let result = TcpStream::connect_timeout(&target, Duration::from_secs(5));
-    println!("connect: {:?} after {:?}", result.err().map(|e| e.to_string()), start.elapsed());
+    println!(
+        "connect: {:?} after {:?}",
+        result.err().map(|e| e.to_string()),
+        start.elapsed()
+    );
     0
 }
 

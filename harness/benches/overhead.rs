@@ -1,0 +1,94 @@
+//! What a sandbox costs: runs `/bin/true` plainly (fork + exec + wait) and in a sandbox, without
+//! and with caps, interleaved round by round so drift hits all three alike, and prints medians
+//! and the overhead against the plain baseline measured in the same run.
+//!
+//! `cargo bench -p sandbox-harness --bench overhead [-- ROUNDS]` (root; default 500 rounds).
+
+use harness::{Engine, EngineOptions, Limits, Output, SandboxSpec};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn main() {
+    harness::init::run_if_requested();
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(500);
+    let engine = match Engine::new(EngineOptions::default()) {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("overhead: cannot run sandboxes here: {e}");
+            std::process::exit(1);
+        }
+    };
+    let cwd = std::env::current_dir().expect("cwd");
+    let env = vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
+    let mut bare = SandboxSpec::new(vec!["/bin/true".to_owned()], cwd, env);
+    bare.output = Output::Inherit;
+    let mut capped = bare.clone();
+    capped.limits = Limits {
+        memory_bytes: Some(256 << 20),
+        pids: Some(64),
+        cpu_millis: Some(1000),
+    };
+
+    let mut plain = Vec::with_capacity(rounds);
+    let mut sandbox = Vec::with_capacity(rounds);
+    let mut sandbox_caps = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        plain.push(time(|| {
+            let status = Command::new("/bin/true").status().expect("spawn /bin/true");
+            assert!(status.success());
+        }));
+        sandbox.push(time(|| run(&engine, &bare)));
+        sandbox_caps.push(time(|| run(&engine, &capped)));
+    }
+
+    let base = median(&mut plain);
+    println!(
+        "overhead of a sandbox around /bin/true, {rounds} rounds, cgroup {}",
+        engine.cgroup_version()
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>12} {:>8}",
+        "", "median", "p90", "overhead", "ratio"
+    );
+    for (name, samples) in [
+        ("plain fork+exec", &mut plain),
+        ("sandbox, no caps", &mut sandbox),
+        ("sandbox + memory/pids/cpu", &mut sandbox_caps),
+    ] {
+        let m = median(samples);
+        println!(
+            "{name:<28} {:>10} {:>10} {:>12} {:>7.1}x",
+            ms(m),
+            ms(percentile(samples, 90)),
+            ms(m.saturating_sub(base)),
+            m.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
+fn run(engine: &Engine, spec: &SandboxSpec) {
+    let result = engine.run(spec, None).expect("sandbox run");
+    assert_eq!(result.exit, harness::Exit::Code(0));
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    percentile(samples, 50)
+}
+
+fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    samples.sort_unstable();
+    samples[(samples.len() * p / 100).min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}

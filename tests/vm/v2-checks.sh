@@ -1,0 +1,51 @@
+#!/bin/sh
+# Runs inside the pure cgroup v2 VM (../shared/vm/run-in-v2-vm.sh), in a directory holding
+# cargo-sandbox and sandbox-probe. Writes one JSON result per scenario next to itself; the Rust
+# test `tests/tests/cgroup_v2_vm.rs` checks them.
+set -u
+S=./cargo-sandbox
+P=./sandbox-probe
+T=vmtoken
+
+run() { name=$1; shift; $S exec --json-file "$name.json" "$@" > "$name.out" 2>&1; echo $? > "$name.rc"; }
+
+run forkbomb --pids 32 -- $P forkbomb $T
+run hog --memory 64M -- $P hog
+run touch --memory 512M -- $P touch 100
+run burn -- $P burn 1000
+run daemon -- $P daemon $T
+run net -- $P net
+run timeout --timeout 2s --grace 500ms -- $P ignore-term $T
+run quota --cpus 0.5 -- $P burn 300
+
+# Nothing may survive, and no cgroup of ours may remain.
+for p in /proc/[0-9]*; do
+  grep -q "vm[t]oken" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"
+done > survivors.txt
+find /sys/fs/cgroup -name 'cargo-sandbox*' > leftover-cgroups.txt
+
+# A runner alone in a nested cgroup (as under `systemd-run --scope -p Delegate=yes`): it moves
+# itself into a leaf, delegates, and restores the cgroup as it found it.
+mkdir -p /sys/fs/cgroup/ci.slice/runner
+echo "+memory +pids +cpu" > /sys/fs/cgroup/ci.slice/cgroup.subtree_control
+sh -c 'echo $$ > /sys/fs/cgroup/ci.slice/runner/cgroup.procs;
+       exec ./cargo-sandbox exec --json-file nested.json --memory 64M --pids 16 -- ./sandbox-probe hog' \
+  > nested.out 2>&1
+echo $? > nested.rc
+cat /sys/fs/cgroup/ci.slice/runner/cgroup.subtree_control > nested-subtree.txt
+find /sys/fs/cgroup/ci.slice -name 'cargo-sandbox*' > nested-leftovers.txt
+
+# A runner sharing its cgroup with other processes: a clear error, nothing changed.
+sh -c 'echo $$ > /sys/fs/cgroup/ci.slice/runner/cgroup.procs; sleep 60 & ./cargo-sandbox exec -- true > shared.out 2>&1; echo $? > shared.rc; kill $!'
+find /sys/fs/cgroup/ci.slice -name 'cargo-sandbox*' > shared-leftovers.txt
+
+# The same shared runner, given an empty cgroup to put sandboxes under: it works.
+mkdir -p /sys/fs/cgroup/sandbox-parent
+sh -c 'echo $$ > /sys/fs/cgroup/ci.slice/runner/cgroup.procs; sleep 60 &
+       ./cargo-sandbox exec --json-file parent.json --cgroup-parent /sys/fs/cgroup/sandbox-parent \
+         --pids 16 -- ./sandbox-probe forkbomb vmtoken > parent.out 2>&1; echo $? > parent.rc; kill $!'
+find /sys/fs/cgroup/sandbox-parent -name 'cargo-sandbox*' > parent-leftovers.txt
+for p in /proc/[0-9]*; do
+  grep -q "vm[t]oken" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"
+done > survivors-at-end.txt
+echo done > finished.txt
