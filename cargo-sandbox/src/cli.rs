@@ -31,7 +31,22 @@ pub enum Command {
                       it was not found, 130 when interrupted."
     )]
     Exec(ExecArgs),
+
+    /// Build the workspace's tests and run each test in its own sandbox.
+    #[command(after_help = TEST_AFTER_HELP)]
+    Test(Box<TestArgs>),
 }
+
+const TEST_AFTER_HELP: &str = "\
+Tests are selected as `cargo test` selects them: FILTERs match test names by substring, and the \
+libtest flags after `--` (--ignored, --include-ignored, --exact, --skip NAME) work as they do \
+there. Doc tests are not run (they are compiled into rustdoc's own runner, not a test binary).
+
+Cargo's own build profile is --cargo-profile (`--profile` is reserved for cargo-sandbox profiles).
+
+Exit status: 0 all tests passed; 100 a test failed (or leaked / tried the network under a `fail` \
+policy); 101 the build failed; 2 bad flags or configuration; 125 sandboxes are unavailable here \
+(not root, no cgroups) or cargo-sandbox itself failed; 130 interrupted.";
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -57,6 +72,146 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Sandboxes to run at once [default: the number of CPUs].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// One sandbox per test, or one per test binary (faster; resources are then per binary).
+    #[arg(long, value_enum, default_value_t = Isolation::Test)]
+    pub isolation: Isolation,
+
+    /// Whether a test that leaves processes behind fails.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Pass)]
+    pub leaks: Policy,
+
+    /// Whether a test that tries to reach the network fails.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Pass)]
+    pub network_attempts: Policy,
+
+    /// Write the run's report as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+
+    /// Run only tests whose name contains one of these.
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+
+    /// libtest flags: --ignored, --include-ignored, --exact, --skip NAME, and more filters.
+    #[arg(last = true, value_name = "LIBTEST ARGS", allow_hyphen_values = true)]
+    pub libtest: Vec<String>,
+}
+
+/// Cargo's selection and build flags, passed through to `cargo test --no-run`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CargoArgs {
+    /// Package(s) to test.
+    #[arg(
+        short = 'p',
+        long = "package",
+        value_name = "SPEC",
+        help_heading = "Cargo"
+    )]
+    pub packages: Vec<String>,
+    /// Test all packages in the workspace.
+    #[arg(long, help_heading = "Cargo")]
+    pub workspace: bool,
+    /// Exclude packages from the test.
+    #[arg(long, value_name = "SPEC", help_heading = "Cargo")]
+    pub exclude: Vec<String>,
+    /// Test only this package's library.
+    #[arg(long, help_heading = "Cargo")]
+    pub lib: bool,
+    /// Test all binaries.
+    #[arg(long, help_heading = "Cargo")]
+    pub bins: bool,
+    /// Test only the specified binary.
+    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    pub bin: Vec<String>,
+    /// Test all integration tests.
+    #[arg(long, help_heading = "Cargo")]
+    pub tests: bool,
+    /// Test only the specified integration test.
+    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    pub test: Vec<String>,
+    /// Test all examples.
+    #[arg(long, help_heading = "Cargo")]
+    pub examples: bool,
+    /// Test only the specified example.
+    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    pub example: Vec<String>,
+    /// Test all targets (doc tests excepted).
+    #[arg(long, help_heading = "Cargo")]
+    pub all_targets: bool,
+    /// Features to activate.
+    #[arg(short = 'F', long, value_name = "FEATURES", help_heading = "Cargo")]
+    pub features: Vec<String>,
+    /// Activate all features.
+    #[arg(long, help_heading = "Cargo")]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long, help_heading = "Cargo")]
+    pub no_default_features: bool,
+    /// Build in release mode.
+    #[arg(short = 'r', long, help_heading = "Cargo")]
+    pub release: bool,
+    /// Cargo's build profile (cargo's `--profile`).
+    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    pub cargo_profile: Option<String>,
+    /// Directory for all generated artifacts.
+    #[arg(long, value_name = "DIR", help_heading = "Cargo")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH", help_heading = "Cargo")]
+    pub manifest_path: Option<PathBuf>,
+    /// Require Cargo.lock to be up to date.
+    #[arg(long, help_heading = "Cargo")]
+    pub locked: bool,
+    /// Run without accessing the network.
+    #[arg(long, help_heading = "Cargo")]
+    pub offline: bool,
+    /// Both --locked and --offline.
+    #[arg(long, help_heading = "Cargo")]
+    pub frozen: bool,
+    /// More output (also passed to cargo).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = "Cargo")]
+    pub verbose: u8,
+    /// Less output (also passed to cargo).
+    #[arg(short = 'q', long, help_heading = "Cargo")]
+    pub quiet: bool,
+    /// Coloring: auto, always, never (also CARGO_TERM_COLOR; NO_COLOR turns it off).
+    #[arg(long, value_name = "WHEN", help_heading = "Cargo")]
+    pub color: Option<ColorChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    Test,
+    Binary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 /// Caps and sandbox knobs shared by every subcommand that runs sandboxes.

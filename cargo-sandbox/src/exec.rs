@@ -33,11 +33,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let result = match engine.run(&spec, Some(&cancel)) {
         Ok(result) => result,
         Err(e @ SandboxError::CommandNotFound { .. }) => {
-            eprintln!("cargo-sandbox: {e}");
+            say!("cargo-sandbox: {e}");
             return Ok(exit::NOT_FOUND);
         }
         Err(e @ SandboxError::CommandNotExecutable { .. }) => {
-            eprintln!("cargo-sandbox: {e}");
+            say!("cargo-sandbox: {e}");
             return Ok(exit::CANNOT_RUN);
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the sandbox failed")),
@@ -68,7 +68,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         && !args.json
         && (args.verbose || summary::is_notable(&result) || result.cancelled)
     {
-        eprint!("{}", summary::render(&result, spec.timeout));
+        say_part!("{}", summary::render(&result, spec.timeout));
     }
     Ok(code)
 }

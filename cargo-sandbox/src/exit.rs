@@ -11,3 +11,7 @@ pub const CANNOT_RUN: i32 = 126;
 pub const NOT_FOUND: i32 = 127;
 /// Interrupted by Ctrl-C or SIGTERM; the sandbox was killed and cleaned up.
 pub const INTERRUPTED: i32 = 130;
+/// `test`: bad flags or configuration.
+pub const USAGE: i32 = 2;
+/// `test`: at least one test failed.
+pub const TESTS_FAILED: i32 = 100;

@@ -1,10 +1,35 @@
 //! `cargo sandbox`: run tests and commands in fresh Linux sandboxes.
 
+/// Like `eprintln!`, but a closed stderr (`cargo sandbox test 2>&1 | head`) is not a reason to
+/// panic halfway through a run and skip its cleanup.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `say!` without the newline.
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+mod build;
 mod cli;
+mod env;
+mod event;
 mod exec;
 mod exit;
+mod list;
+mod outcome;
+mod report;
+mod schedule;
 mod signals;
 mod summary;
+mod test_run;
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -21,18 +46,29 @@ fn main() {
     let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::TOOL_FAILED } else { 0 };
+            // `exec` follows timeout(1) (125); the other subcommands use 2 like cargo.
+            let is_exec = args
+                .iter()
+                .skip(1)
+                .find(|a| !a.to_string_lossy().starts_with('-'))
+                .is_some_and(|a| a == "exec");
+            let code = match (e.use_stderr(), is_exec) {
+                (false, _) => 0,
+                (true, true) => exit::TOOL_FAILED,
+                (true, false) => exit::USAGE,
+            };
             let _ = e.print();
             std::process::exit(code);
         }
     };
     let code = match cli.command {
         cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Test(args) => test_run::run(*args),
     };
     match code {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("cargo-sandbox: error: {e:#}");
+            say!("cargo-sandbox: error: {e:#}");
             std::process::exit(exit::TOOL_FAILED);
         }
     }

@@ -1,0 +1,297 @@
+//! Builds the tests with `cargo test --no-run --message-format json-render-diagnostics` (cargo
+//! renders compiler errors itself, on stderr, exactly as `cargo test` would) and collects, from
+//! cargo's messages and `cargo metadata`, everything needed to run each test binary the way
+//! `cargo test` runs it.
+
+use crate::cli::CargoArgs;
+use anyhow::{bail, Context};
+use cargo_metadata::{Message, MetadataCommand, Package, PackageId, TargetKind};
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// One test executable.
+#[derive(Debug, Clone)]
+pub struct TestBinary {
+    /// nextest-style id: `pkg` (lib), `pkg::test-target`, `pkg::bin/name`, `pkg::example/name`.
+    pub id: String,
+    pub package_id: PackageId,
+    pub target_name: String,
+    pub kind: BinaryKind,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryKind {
+    Lib,
+    Bin,
+    Test,
+    Bench,
+    Example,
+}
+
+/// What a build script of a package produced.
+#[derive(Debug, Clone, Default)]
+pub struct BuildScriptOutput {
+    pub out_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub linked_paths: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Build {
+    pub binaries: Vec<TestBinary>,
+    pub packages: BTreeMap<PackageId, Package>,
+    /// Each package's binary targets (for `CARGO_BIN_EXE_<name>`).
+    pub bin_exes: BTreeMap<PackageId, Vec<(String, PathBuf)>>,
+    pub build_scripts: BTreeMap<PackageId, BuildScriptOutput>,
+    pub target_dir: PathBuf,
+    /// `target/<profile>/deps`, where dylib dependencies are.
+    pub deps_dirs: Vec<PathBuf>,
+}
+
+/// The build failed; cargo already printed why. Carries cargo's exit code.
+#[derive(Debug)]
+pub struct BuildFailed(pub i32);
+
+impl std::fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the build failed (cargo exited with {})", self.0)
+    }
+}
+
+impl std::error::Error for BuildFailed {}
+
+pub fn cargo() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "cargo".into())
+}
+
+/// `cargo test --no-run` with the user's cargo flags.
+fn build_command(args: &CargoArgs) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "test",
+        "--no-run",
+        "--message-format",
+        "json-render-diagnostics",
+    ]);
+    let flag = |cmd: &mut Command, on: bool, name: &str| {
+        if on {
+            cmd.arg(name);
+        }
+    };
+    let many = |cmd: &mut Command, values: &[String], name: &str| {
+        for v in values {
+            cmd.arg(name).arg(v);
+        }
+    };
+    many(&mut cmd, &args.packages, "--package");
+    flag(&mut cmd, args.workspace, "--workspace");
+    many(&mut cmd, &args.exclude, "--exclude");
+    flag(&mut cmd, args.lib, "--lib");
+    flag(&mut cmd, args.bins, "--bins");
+    many(&mut cmd, &args.bin, "--bin");
+    flag(&mut cmd, args.tests, "--tests");
+    many(&mut cmd, &args.test, "--test");
+    flag(&mut cmd, args.examples, "--examples");
+    many(&mut cmd, &args.example, "--example");
+    flag(&mut cmd, args.all_targets, "--all-targets");
+    many(&mut cmd, &args.features, "--features");
+    flag(&mut cmd, args.all_features, "--all-features");
+    flag(&mut cmd, args.no_default_features, "--no-default-features");
+    flag(&mut cmd, args.release, "--release");
+    if let Some(profile) = &args.cargo_profile {
+        cmd.arg("--profile").arg(profile);
+    }
+    if let Some(dir) = &args.target_dir {
+        cmd.arg("--target-dir").arg(dir);
+    }
+    if let Some(path) = &args.manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    flag(&mut cmd, args.locked, "--locked");
+    flag(&mut cmd, args.offline, "--offline");
+    flag(&mut cmd, args.frozen, "--frozen");
+    for _ in 0..args.verbose {
+        cmd.arg("--verbose");
+    }
+    flag(&mut cmd, args.quiet, "--quiet");
+    if let Some(color) = args.color {
+        cmd.arg("--color").arg(format!("{color:?}").to_lowercase());
+    }
+    cmd
+}
+
+pub fn build(args: &CargoArgs) -> anyhow::Result<Build> {
+    let mut cmd = build_command(args);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {}", cargo().display()))?;
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+
+    let mut binaries = Vec::new();
+    let mut bin_exes: BTreeMap<PackageId, Vec<(String, PathBuf)>> = BTreeMap::new();
+    let mut build_scripts = BTreeMap::new();
+    let mut deps_dirs = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        match message.context("reading cargo's build messages")? {
+            Message::CompilerArtifact(artifact) => {
+                let Some(exe) = artifact.executable else {
+                    continue;
+                };
+                let exe = PathBuf::from(exe);
+                if let Some(dir) = exe.parent() {
+                    if !deps_dirs.iter().any(|d| d == dir) {
+                        deps_dirs.push(dir.to_owned());
+                    }
+                }
+                let kind = binary_kind(&artifact.target.kind);
+                if artifact.profile.test {
+                    binaries.push(TestBinary {
+                        id: String::new(),
+                        package_id: artifact.package_id,
+                        target_name: artifact.target.name,
+                        kind,
+                        path: exe,
+                    });
+                } else if kind == BinaryKind::Bin {
+                    bin_exes
+                        .entry(artifact.package_id)
+                        .or_default()
+                        .push((artifact.target.name, exe));
+                }
+            }
+            Message::BuildScriptExecuted(script) => {
+                let linked_paths = script
+                    .linked_paths
+                    .iter()
+                    .map(|p| {
+                        let p = p.as_str();
+                        PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
+                    })
+                    .collect();
+                build_scripts.insert(
+                    script.package_id,
+                    BuildScriptOutput {
+                        out_dir: script.out_dir.into(),
+                        env: script.env,
+                        linked_paths,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        return Err(BuildFailed(status.code().unwrap_or(101)).into());
+    }
+
+    let mut metadata = MetadataCommand::new();
+    metadata.cargo_path(cargo()).no_deps();
+    if let Some(path) = &args.manifest_path {
+        metadata.manifest_path(path);
+    }
+    let metadata = metadata.exec().context("running `cargo metadata`")?;
+    let packages: BTreeMap<PackageId, Package> = metadata
+        .packages
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
+    for binary in &mut binaries {
+        let Some(package) = packages.get(&binary.package_id) else {
+            bail!(
+                "cargo built a test of a package `cargo metadata` does not list: {}",
+                binary.package_id
+            );
+        };
+        binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
+    }
+    binaries.sort_by(|a, b| a.id.cmp(&b.id));
+    binaries.dedup_by(|a, b| a.id == b.id);
+    Ok(Build {
+        binaries,
+        packages,
+        bin_exes,
+        build_scripts,
+        target_dir: metadata.target_directory.into(),
+        deps_dirs,
+    })
+}
+
+fn binary_kind(kinds: &[TargetKind]) -> BinaryKind {
+    match kinds.first() {
+        Some(TargetKind::Bin) => BinaryKind::Bin,
+        Some(TargetKind::Test) => BinaryKind::Test,
+        Some(TargetKind::Bench) => BinaryKind::Bench,
+        Some(TargetKind::Example) => BinaryKind::Example,
+        _ => BinaryKind::Lib,
+    }
+}
+
+/// The ids nextest uses, so users recognise them.
+fn binary_id(package: &str, kind: BinaryKind, target: &str) -> String {
+    match kind {
+        BinaryKind::Lib => package.to_owned(),
+        BinaryKind::Test => format!("{package}::{target}"),
+        BinaryKind::Bin => format!("{package}::bin/{target}"),
+        BinaryKind::Bench => format!("{package}::bench/{target}"),
+        BinaryKind::Example => format!("{package}::example/{target}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(binary_id("basic", BinaryKind::Lib, "basic"), "basic");
+        assert_eq!(binary_id("basic", BinaryKind::Test, "env"), "basic::env");
+        assert_eq!(
+            binary_id("basic", BinaryKind::Bin, "basic-bin"),
+            "basic::bin/basic-bin"
+        );
+    }
+
+    #[test]
+    fn passes_cargo_flags_through() {
+        let args = CargoArgs {
+            packages: vec!["a".into()],
+            features: vec!["x y".into()],
+            release: true,
+            cargo_profile: Some("ci".into()),
+            verbose: 2,
+            ..CargoArgs::default()
+        };
+        let cmd = build_command(&args);
+        let argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            argv,
+            [
+                "test",
+                "--no-run",
+                "--message-format",
+                "json-render-diagnostics",
+                "--package",
+                "a",
+                "--features",
+                "x y",
+                "--release",
+                "--profile",
+                "ci",
+                "--verbose",
+                "--verbose"
+            ]
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The one mapping from what happened in a sandbox to a test's outcome word.
+
+use crate::cli::Policy;
+use harness::{Exit, SandboxResult};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Ignored,
+    TimedOut,
+    /// The memory cap's OOM killer struck.
+    Oom,
+    /// The pid cap refused forks: a fork (or thread) bomb was contained.
+    ForkBomb,
+    /// Killed by a signal, named (`SIGSEGV`, `SIGABRT`...).
+    Signal(String),
+    /// Passed, but left processes behind (which were killed).
+    Leaked,
+    /// Passed, but tried to reach the network.
+    Network,
+    /// The run was interrupted while this test ran.
+    Cancelled,
+    /// The sandbox itself failed for this test.
+    SandboxError,
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.word())
+    }
+}
+
+/// What makes an outcome count as a failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies {
+    pub leaks: Policy,
+    pub network: Policy,
+}
+
+impl Outcome {
+    /// The word in the terminal, the report and every summary.
+    pub fn word(&self) -> String {
+        match self {
+            Outcome::Passed => "passed".into(),
+            Outcome::Failed => "failed".into(),
+            Outcome::Ignored => "ignored".into(),
+            Outcome::TimedOut => "timed-out".into(),
+            Outcome::Oom => "oom".into(),
+            Outcome::ForkBomb => "fork-bomb".into(),
+            Outcome::Signal(name) => format!("signal:{name}"),
+            Outcome::Leaked => "leaked".into(),
+            Outcome::Network => "network".into(),
+            Outcome::Cancelled => "cancelled".into(),
+            Outcome::SandboxError => "sandbox-error".into(),
+        }
+    }
+
+    pub fn is_failure(&self, policies: Policies) -> bool {
+        match self {
+            Outcome::Passed | Outcome::Ignored => false,
+            Outcome::Leaked => policies.leaks == Policy::Fail,
+            Outcome::Network => policies.network == Policy::Fail,
+            _ => true,
+        }
+    }
+}
+
+/// Classifies one sandboxed test run. Precedence: the harshest thing that happened wins, so a
+/// test that hit the memory cap is `oom` even if it then exited with a panic.
+pub fn classify(r: &SandboxResult, libtest_ran_one: bool) -> Outcome {
+    let succeeded = r.exit == Exit::Code(0);
+    if r.cancelled {
+        Outcome::Cancelled
+    } else if r.timed_out {
+        Outcome::TimedOut
+    } else if r.usage.oom_kills > 0 {
+        Outcome::Oom
+    } else if r.usage.forks_refused > 0 {
+        Outcome::ForkBomb
+    } else if let Some(signal) = r.exit.signal_name() {
+        Outcome::Signal(signal)
+    } else if !succeeded || !libtest_ran_one {
+        Outcome::Failed
+    } else if r.network_attempts.total() > 0 {
+        Outcome::Network
+    } else if r.leaked_total > 0 {
+        Outcome::Leaked
+    } else {
+        Outcome::Passed
+    }
+}

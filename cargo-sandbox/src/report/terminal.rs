@@ -1,0 +1,311 @@
+//! What people see: a progress bar while tests run (only on a terminal), one status line per
+//! finished test, the output of failing tests (bounded), and a summary.
+
+use crate::event::{Event, TestRecord};
+use crate::outcome::Outcome;
+use harness::units::format_bytes;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// ANSI styling that can be switched off (`--color`, `CARGO_TERM_COLOR`, `NO_COLOR`).
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    pub enabled: bool,
+}
+
+impl Palette {
+    pub fn new(choice: Option<crate::cli::ColorChoice>) -> Palette {
+        use crate::cli::ColorChoice;
+        let from_env = std::env::var("CARGO_TERM_COLOR")
+            .ok()
+            .and_then(|v| match v.as_str() {
+                "always" => Some(ColorChoice::Always),
+                "never" => Some(ColorChoice::Never),
+                "auto" => Some(ColorChoice::Auto),
+                _ => None,
+            });
+        let enabled = match choice.or(from_env).unwrap_or(ColorChoice::Auto) {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        };
+        Palette { enabled }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.enabled {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    pub fn green(&self, t: &str) -> String {
+        self.paint("1;32", t)
+    }
+    pub fn red(&self, t: &str) -> String {
+        self.paint("1;31", t)
+    }
+    pub fn yellow(&self, t: &str) -> String {
+        self.paint("1;33", t)
+    }
+    pub fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+}
+
+/// The status word shown for an outcome, right-aligned in 12 columns as nextest does.
+fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
+    let word = match outcome {
+        Outcome::Passed => "PASS".to_owned(),
+        Outcome::Failed => "FAIL".to_owned(),
+        Outcome::Ignored => "IGNORED".to_owned(),
+        Outcome::TimedOut => "TIMEOUT".to_owned(),
+        Outcome::Oom => "OOM".to_owned(),
+        Outcome::ForkBomb => "FORK-BOMB".to_owned(),
+        Outcome::Signal(name) => name.clone(),
+        Outcome::Leaked => "LEAK".to_owned(),
+        Outcome::Network => "NETWORK".to_owned(),
+        Outcome::Cancelled => "CANCEL".to_owned(),
+        Outcome::SandboxError => "ERROR".to_owned(),
+    };
+    let padded = format!("{word:>12}");
+    match (outcome, failure) {
+        (_, true) => p.red(&padded),
+        (Outcome::Passed, false) => p.green(&padded),
+        _ => p.yellow(&padded),
+    }
+}
+
+pub struct Terminal {
+    palette: Palette,
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl Terminal {
+    pub fn new(palette: Palette, quiet: bool) -> Terminal {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        if std::io::stderr().is_terminal() && !quiet {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix:>12.bold.cyan} [{elapsed_precise}] {wide_bar} {pos}/{len}: {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix("Running");
+        }
+        Terminal {
+            palette,
+            bar,
+            quiet,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.bar.is_hidden() {
+            say!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                tests,
+                binaries,
+                ignored,
+            } => {
+                self.bar.set_length(*tests as u64);
+                let skipped = if *ignored > 0 {
+                    format!(" ({ignored} ignored)")
+                } else {
+                    String::new()
+                };
+                self.line(&format!(
+                    "{:>12} {tests} tests across {binaries} binaries{skipped}",
+                    self.palette.green("Starting")
+                ));
+            }
+            Event::TestStarted(id) => self.bar.set_message(id.to_string()),
+            Event::TestFinished(record) => {
+                if record.outcome != Outcome::Ignored {
+                    self.bar.inc(1);
+                }
+                if !self.quiet || record.failure {
+                    self.line(&status_line(record, self.palette));
+                }
+            }
+        }
+    }
+
+    pub fn finish(
+        &self,
+        records: &[TestRecord],
+        elapsed: Duration,
+        cancelled: bool,
+        protections: &str,
+    ) {
+        self.bar.finish_and_clear();
+        let p = self.palette;
+        for r in records.iter().filter(|r| r.failure) {
+            let text = shorten(&r.output());
+            say!(
+                "\n{} {} {}",
+                p.red("---"),
+                p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
+                p.red("---")
+            );
+            if let Some(error) = &r.error {
+                say!("{error}");
+            }
+            if let Some(sandbox) = &r.sandbox {
+                for leak in sandbox.leaked_processes.iter().take(5) {
+                    say!("leaked: pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
+                }
+            }
+            say_part!("{text}");
+            if !text.ends_with('\n') && !text.is_empty() {
+                say!();
+            }
+        }
+        say!("{}", summary(records, elapsed, cancelled, p));
+        for line in top_users(records) {
+            say!("{line}");
+        }
+        say!("{:>12} {protections}", p.bold("In force"));
+    }
+}
+
+/// Failing output shown in the terminal: the head and a longer tail (the report keeps more).
+fn shorten(text: &str) -> String {
+    const HEAD: usize = 4 << 10;
+    const TAIL: usize = 16 << 10;
+    if text.len() <= HEAD + TAIL {
+        return text.to_owned();
+    }
+    let head_end = (0..=HEAD)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail_start = (text.len() - TAIL..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    format!(
+        "{}\n[... {} bytes not shown; the JSON report keeps up to 1 MiB ...]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
+pub fn status_line(r: &TestRecord, p: Palette) -> String {
+    let memory = r
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.usage.memory_peak_bytes)
+        .map(format_bytes)
+        .unwrap_or_default();
+    format!(
+        "{} [{:>8.3}s] {:>10} {} {}",
+        status(&r.outcome, r.failure, p),
+        r.duration.as_secs_f64(),
+        memory,
+        p.bold(&r.id.binary_id),
+        r.id.name
+    )
+}
+
+/// `Summary [ 1.234s] 12 tests run: 9 passed, 2 failed, 1 oom; 2 ignored`
+pub fn summary(records: &[TestRecord], elapsed: Duration, cancelled: bool, p: Palette) -> String {
+    let totals = super::totals(records);
+    let ran = super::ran(records);
+    let order = [
+        "passed",
+        "failed",
+        "timed-out",
+        "oom",
+        "fork-bomb",
+        "leaked",
+        "network",
+        "cancelled",
+        "sandbox-error",
+    ];
+    let mut parts: Vec<String> = order
+        .iter()
+        .filter_map(|w| totals.get(*w).map(|n| format!("{n} {w}")))
+        .collect();
+    parts.extend(
+        totals
+            .iter()
+            .filter(|(w, _)| w.starts_with("signal:"))
+            .map(|(w, n)| format!("{n} {w}")),
+    );
+    let ignored = totals
+        .get("ignored")
+        .map(|n| format!("; {n} ignored"))
+        .unwrap_or_default();
+    let failed = records.iter().any(|r| r.failure);
+    let head = if cancelled {
+        p.red("Cancelled")
+    } else if failed {
+        p.red("Summary")
+    } else {
+        p.green("Summary")
+    };
+    format!(
+        "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}",
+        head,
+        elapsed.as_secs_f64(),
+        if ran == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+/// The three biggest users of memory and of CPU.
+fn top_users(records: &[TestRecord]) -> Vec<String> {
+    let mut with_usage: Vec<&TestRecord> = records.iter().filter(|r| r.sandbox.is_some()).collect();
+    if with_usage.is_empty() {
+        return Vec::new();
+    }
+    let usage = |r: &TestRecord| r.sandbox.as_ref().map(|s| s.usage).unwrap_or_default();
+    with_usage.sort_by_key(|r| {
+        (
+            std::cmp::Reverse(usage(r).memory_peak_bytes.unwrap_or(0)),
+            r.id.clone(),
+        )
+    });
+    let memory: Vec<String> = with_usage
+        .iter()
+        .take(3)
+        .map(|r| {
+            format!(
+                "{} {}",
+                format_bytes(usage(r).memory_peak_bytes.unwrap_or(0)),
+                r.id
+            )
+        })
+        .collect();
+    with_usage.sort_by_key(|r| {
+        (
+            std::cmp::Reverse(usage(r).cpu_user_us + usage(r).cpu_system_us),
+            r.id.clone(),
+        )
+    });
+    let cpu: Vec<String> = with_usage
+        .iter()
+        .take(3)
+        .map(|r| {
+            let us = usage(r).cpu_user_us + usage(r).cpu_system_us;
+            format!("{:.3}s {}", us as f64 / 1e6, r.id)
+        })
+        .collect();
+    vec![
+        format!("{:>12} {}", "Top memory", memory.join(", ")),
+        format!("{:>12} {}", "Top CPU", cpu.join(", ")),
+    ]
+}
