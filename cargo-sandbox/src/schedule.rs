@@ -45,7 +45,8 @@ pub struct SelectedTest {
 pub struct Job {
     pub binary: Arc<BinaryContext>,
     pub tests: Vec<SelectedTest>,
-    /// All of the binary's runnable tests are in this job (no need to name them).
+    /// Every test the binary lists was selected (ignored ones as ignored): libtest's own
+    /// selection matches, so tests need not be named.
     pub whole_binary: bool,
 }
 
@@ -196,7 +197,6 @@ fn run_job(
 
 /// The libtest command line for a job.
 fn libtest_args(job: &Job, isolation: Isolation) -> Vec<String> {
-    let any_ignored = job.tests.iter().any(|t| t.ignored);
     let mut args = Vec::new();
     match isolation {
         Isolation::Test => {
@@ -215,7 +215,9 @@ fn libtest_args(job: &Job, isolation: Isolation) -> Vec<String> {
                 args.push("--exact".to_owned());
                 args.extend(job.tests.iter().map(|t| t.name.clone()));
             }
-            if any_ignored {
+            if job.tests.iter().all(|t| t.ignored) {
+                args.push("--ignored".to_owned());
+            } else if job.tests.iter().any(|t| t.ignored) {
                 args.push("--include-ignored".to_owned());
             }
         }
@@ -238,6 +240,7 @@ fn libtest_results(output: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let rest = line.strip_prefix("test ")?;
             let (name, result) = rest.rsplit_once(" ... ")?;
+            let name = name.strip_suffix(" - should panic").unwrap_or(name);
             let result = result
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .next()?;

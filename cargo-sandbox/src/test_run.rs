@@ -121,7 +121,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 whole_binary: false,
             })),
             crate::cli::Isolation::Binary => {
-                let whole_binary = runnable.len() == tests.len();
+                // No filter removed anything: libtest's own selection is the same.
+                let whole_binary = selected.len() == tests.len();
                 job_list.push(Job {
                     binary: ctx.clone(),
                     tests: runnable,
@@ -138,7 +139,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         binaries: binaries_with_tests,
         ignored: ignored.len(),
     });
-    for record in &records {
+    for record in records.iter().chain(&ignored) {
         reporter.event(&Event::TestFinished(Box::new(record.clone())));
     }
     let (sender, receiver) = std::sync::mpsc::channel();

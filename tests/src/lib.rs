@@ -191,3 +191,107 @@ pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
 }
 
 pub const MIB: u64 = 1 << 20;
+
+/// The fixtures workspace's manifest.
+pub fn fixtures_manifest() -> PathBuf {
+    workspace_root().join("fixtures/Cargo.toml")
+}
+
+/// The result of one `cargo sandbox test` run.
+pub struct TestRun {
+    pub code: i32,
+    pub stderr: String,
+    /// The `--report-json` document.
+    pub report: Value,
+}
+
+impl TestRun {
+    /// `(binary id, test name) → outcome word` from the report.
+    pub fn outcomes(&self) -> std::collections::BTreeMap<(String, String), String> {
+        self.report["tests"]
+            .as_array()
+            .map(|tests| {
+                tests
+                    .iter()
+                    .map(|t| {
+                        let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+                        ((s("binary_id"), s("name")), s("outcome"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `cargo sandbox test --manifest-path <manifest> <args>` with a JSON report, and checks
+/// the run left no cgroup behind.
+pub fn sandbox_test(manifest: &Path, args: &[&str]) -> TestRun {
+    let report_path = std::env::temp_dir().join(format!("e2e-report-{}.json", token("r")));
+    let child = Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(manifest)
+        .arg("--report-json")
+        .arg(&report_path)
+        .args(args)
+        // The flaky fixture passes for even seeds: runs compare equal.
+        .env("SANDBOX_SEED", "0")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting cargo sandbox test");
+    let runner_pid = child.id();
+    let out = child
+        .wait_with_output()
+        .expect("waiting for cargo sandbox test");
+    assert_eq!(
+        cgroups_of_runner(runner_pid),
+        Vec::<PathBuf>::new(),
+        "the run left cgroups behind"
+    );
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&report_path);
+    TestRun {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    }
+}
+
+/// The fixtures' expected outcomes (`fixtures/expected-outcomes.txt`).
+pub fn expected_outcomes() -> std::collections::BTreeMap<(String, String), String> {
+    let text = std::fs::read_to_string(workspace_root().join("fixtures/expected-outcomes.txt"))
+        .expect("fixtures/expected-outcomes.txt");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut parts = l.split('\t');
+            let mut next = || parts.next().expect("three tab-separated fields").to_owned();
+            ((next(), next()), next())
+        })
+        .collect()
+}
+
+/// Host processes whose executable lives in the fixtures' target directory (a test of theirs
+/// that survived its sandbox), or that are the fixtures' leaked `sleep 1000`.
+pub fn fixture_survivors() -> Vec<String> {
+    let target = workspace_root().join("fixtures/target");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            let cmdline =
+                String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+                    .replace('\0', " ");
+            (exe.starts_with(&target) || cmdline.trim() == "sleep 1000")
+                .then(|| format!("{pid} {cmdline}"))
+        })
+        .collect()
+}

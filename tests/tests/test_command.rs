@@ -1,0 +1,331 @@
+//! `cargo sandbox test` over the fixtures workspace, for real: every fixture's outcome as written
+//! down in `fixtures/expected-outcomes.txt`, the terminal summary (snapshotted), selection flags,
+//! policies, build failures, usage errors and interruption.
+
+use e2e::*;
+use std::time::Duration;
+
+/// The caps `fixtures/expected-outcomes.txt` is written for.
+const CAPS: &[&str] = &[
+    "--memory",
+    "256M",
+    "--pids",
+    "64",
+    "--timeout",
+    "3s",
+    "--grace",
+    "500ms",
+    "--tmp-size",
+    "64M",
+];
+
+fn with_caps<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    CAPS.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+/// Status lines sorted by test, with durations and sizes replaced, then the summary line
+/// without its time: what must not change from run to run.
+fn stable_terminal(stderr: &str) -> String {
+    let mut status: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains(" [") && l.contains("s] "))
+        .filter(|l| !l.trim_start().starts_with("Summary"))
+        .map(|l| {
+            let (word, rest) = l.trim_start().split_once(" [").unwrap();
+            let after = rest.split_once("s] ").unwrap().1.trim_start();
+            // after = "<size> <unit> <binary> <name>" or "<binary> <name>" for ignored tests
+            let parts: Vec<&str> = after.split_whitespace().collect();
+            let id = if parts.len() >= 4 {
+                parts[2..].join(" ")
+            } else {
+                parts.join(" ")
+            };
+            format!("{word:>10} {id}")
+        })
+        .collect();
+    status.sort_by(|a, b| a[11..].cmp(&b[11..]));
+    let summary = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("Summary"))
+        .map(|l| l.split_once("s] ").map_or(l, |(_, rest)| rest).to_owned())
+        .unwrap_or_default();
+    format!("{}\n{summary}\n", status.join("\n"))
+}
+
+#[test]
+fn every_fixture_ends_as_written_down() {
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(&fixtures_manifest(), &with_caps(&[]));
+    assert_eq!(run.code, 100, "tests failed, so exit 100:\n{}", run.stderr);
+    let expected = expected_outcomes();
+    let actual = run.outcomes();
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the same tests, listed in report order"
+    );
+    for (id, want) in &expected {
+        let got = &actual[id];
+        let ok = if want == "flaky" {
+            got == "passed" || got == "failed"
+        } else {
+            got == want
+        };
+        assert!(ok, "{} {}: expected {want}, got {got}", id.0, id.1);
+    }
+    assert_eq!(
+        fixture_survivors(),
+        Vec::<String>::new(),
+        "nothing outlives its sandbox"
+    );
+
+    let test = |name: &str| {
+        run.report["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in the report"))
+            .clone()
+    };
+    let flood = test("tests::floods_stdout");
+    assert!(
+        flood["sandbox"]["output"]["truncated_bytes"]
+            .as_u64()
+            .unwrap()
+            > 60 << 20,
+        "64 MiB flood kept bounded"
+    );
+    let daemon = test("tests::leaks_setsid_daemon");
+    assert_eq!(daemon["sandbox"]["leaked_total"], 1);
+    let hog = test("tests::memory_hog");
+    assert!(hog["sandbox"]["usage"]["oom_kills"].as_u64().unwrap() >= 1);
+    let bomb = test("tests::fork_bomb");
+    assert_eq!(bomb["sandbox"]["usage"]["pids_peak"], 64);
+    let spec = &test("tests::passes")["spec"];
+    assert_eq!(spec["argv"][1], "--exact");
+    assert!(
+        spec["cwd"].as_str().unwrap().ends_with("fixtures/basic")
+            || spec["cwd"].as_str().unwrap().ends_with("fixtures/hostile")
+    );
+
+    insta::assert_snapshot!("fixtures_terminal", stable_terminal(&run.stderr));
+}
+
+#[test]
+fn selection_flags_select_like_cargo_test() {
+    if !privileged() {
+        return;
+    }
+    let manifest = fixtures_manifest();
+    let names = |run: &TestRun| {
+        run.outcomes()
+            .into_iter()
+            .map(|((b, n), o)| format!("{b} {n} {o}"))
+            .collect::<Vec<_>>()
+    };
+
+    let run = sandbox_test(&manifest, &["-p", "basic", "passes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        names(&run),
+        [
+            "basic tests::passes passed",
+            "basic tests::should_panic_passes passed"
+        ]
+    );
+
+    let run = sandbox_test(
+        &manifest,
+        &["-p", "basic", "--", "--exact", "tests::passes"],
+    );
+    assert_eq!(names(&run), ["basic tests::passes passed"]);
+
+    let run = sandbox_test(
+        &manifest,
+        &[
+            "-p",
+            "basic",
+            "--lib",
+            "tests::ignored",
+            "--",
+            "--include-ignored",
+        ],
+    );
+    assert_eq!(run.code, 100);
+    assert_eq!(
+        names(&run),
+        [
+            "basic tests::ignored passed",
+            "basic tests::ignored_fails failed"
+        ]
+    );
+
+    let run = sandbox_test(
+        &manifest,
+        &["-p", "basic", "--test", "env", "--", "--skip", "nothing"],
+    );
+    assert_eq!(names(&run), ["basic::env sees_cargo_env passed"]);
+
+    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "--", "--ignored"]);
+    assert_eq!(
+        names(&run),
+        [
+            "basic tests::ignored passed",
+            "basic tests::ignored_fails failed"
+        ]
+    );
+}
+
+#[test]
+fn policies_decide_whether_leaks_and_network_attempts_fail() {
+    if !privileged() {
+        return;
+    }
+    let manifest = fixtures_manifest();
+    let args = ["-p", "hostile", "leaks_", "network_attempt"];
+    let lenient = sandbox_test(&manifest, &args);
+    assert_eq!(
+        lenient.code, 0,
+        "leaks and network attempts pass by default:\n{}",
+        lenient.stderr
+    );
+    let strict = sandbox_test(
+        &manifest,
+        &[
+            &args[..],
+            &["--leaks", "fail", "--network-attempts", "fail"],
+        ]
+        .concat(),
+    );
+    assert_eq!(strict.code, 100, "{}", strict.stderr);
+    assert!(strict.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["failure"] == true));
+}
+
+#[test]
+fn isolation_binary_runs_each_binary_once() {
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &["-p", "basic", "--isolation", "binary"],
+    );
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let expected = expected_outcomes();
+    for (id, got) in run.outcomes() {
+        let want = &expected[&id];
+        let ok = if want == "flaky" {
+            got == "passed" || got == "failed"
+        } else {
+            &got == want
+        };
+        assert!(ok, "{} {}: expected {want}, got {got}", id.0, id.1);
+    }
+    let argv: Vec<_> = run.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["spec"]["argv"].as_array().map(|a| a.len()))
+        .collect();
+    assert!(
+        argv.iter().all(|&n| n == 1),
+        "whole binaries run without naming tests: {argv:?}"
+    );
+}
+
+#[test]
+fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
+    if !privileged() {
+        return;
+    }
+    let dir = bin_dir().join("e2e-broken-crate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#[test]\nfn t() { let x: u32 = \"not a number\"; }\n",
+    )
+    .unwrap();
+    let run = sandbox_test(&dir.join("Cargo.toml"), &[]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("mismatched types"),
+        "the compiler's own message: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("the build failed"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let run = sandbox_test(&fixtures_manifest(), &["--no-such-flag"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = sandbox_test(&fixtures_manifest(), &["--", "--no-such-libtest-flag"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not supported"), "{}", run.stderr);
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
+    if !privileged() {
+        return;
+    }
+    // Build first so the interrupt lands while tests run.
+    assert_eq!(
+        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
+        0
+    );
+    let child = std::process::Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(fixtures_manifest())
+        .args([
+            "-p",
+            "hostile",
+            "hang_ignoring_sigterm",
+            "leaks_",
+            "--timeout",
+            "60s",
+        ])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while fixture_survivors().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the hang never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling the runner this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("Cancelled"),
+        "partial summary printed: {stderr}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let start = std::time::Instant::now();
+    while !fixture_survivors().is_empty() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fixture_survivors(), Vec::<String>::new());
+    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
+}
