@@ -47,6 +47,7 @@ pub struct Build {
     pub bin_exes: BTreeMap<PackageId, Vec<(String, PathBuf)>>,
     pub build_scripts: BTreeMap<PackageId, BuildScriptOutput>,
     pub target_dir: PathBuf,
+    pub workspace_root: PathBuf,
     /// `target/<profile>/deps`, where dylib dependencies are.
     pub deps_dirs: Vec<PathBuf>,
 }
@@ -221,6 +222,7 @@ pub fn build(args: &CargoArgs) -> anyhow::Result<Build> {
         bin_exes,
         build_scripts,
         target_dir: metadata.target_directory.into(),
+        workspace_root: metadata.workspace_root.into(),
         deps_dirs,
     })
 }

@@ -35,6 +35,37 @@ pub enum Command {
     /// Build the workspace's tests and run each test in its own sandbox.
     #[command(after_help = TEST_AFTER_HELP)]
     Test(Box<TestArgs>),
+
+    /// Re-render a saved JSON report, or compare two.
+    #[command(
+        after_help = "Exit status: 0; with --fail-on-regression, 100 when the diff found a \
+                            regression (a test that newly fails, or grew beyond the threshold); \
+                            2 for bad flags or an unreadable report."
+    )]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report to show (from `--report-json`).
+    #[arg(value_name = "REPORT", required_unless_present = "diff")]
+    pub report: Option<PathBuf>,
+
+    /// Compare two reports: outcome changes, and peak memory or CPU growth beyond --threshold.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "report")]
+    pub diff: Option<Vec<PathBuf>>,
+
+    /// Growth that counts as a regression (memory and CPU; growth under 1 MiB / 10 ms is noise).
+    #[arg(long, default_value = "20%", value_parser = crate::report::diff::parse_threshold)]
+    pub threshold: f64,
+
+    /// Exit 100 when the diff finds a regression.
+    #[arg(long, requires = "diff")]
+    pub fail_on_regression: bool,
+
+    /// Coloring: auto, always, never.
+    #[arg(long, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
 }
 
 const TEST_AFTER_HELP: &str = "\
@@ -98,9 +129,18 @@ pub struct TestArgs {
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Pass)]
     pub network_attempts: Policy,
 
-    /// Write the run's report as JSON to this file.
+    /// Write the run's report as JSON to this file (schema: report.schema.json).
     #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
+
+    /// Write JUnit XML to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+
+    /// GitHub Actions annotations on stdout and a job summary in $GITHUB_STEP_SUMMARY
+    /// [default: on when GITHUB_ACTIONS=true].
+    #[arg(long)]
+    pub github: bool,
 
     /// Run only tests whose name contains one of these.
     #[arg(value_name = "FILTER")]

@@ -1,12 +1,15 @@
-//! The typed events the runner emits. Every reporter consumes these; none re-derives an outcome.
+//! The typed events the runner emits, and the record of one test they carry. Every reporter
+//! (terminal, JSON, JUnit, GitHub) consumes these; none re-derives an outcome. The record is
+//! also the per-test entry of the JSON report, so `cargo sandbox report` reads back exactly what
+//! the run saw.
 
 use crate::outcome::Outcome;
-use harness::{SandboxResult, SandboxSpec};
-use serde::Serialize;
+use harness::{CapturedOutput, Exit, LeakedProcess, SandboxResult, SandboxSpec};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A test's identity: its binary's id, then its name (the order every report lists them in).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TestId {
     pub binary_id: String,
     pub name: String,
@@ -18,40 +21,112 @@ impl std::fmt::Display for TestId {
     }
 }
 
-/// Everything known about one finished (or skipped) test.
-#[derive(Debug, Clone, Serialize)]
+/// Everything known about one finished (or skipped) test. Resource fields are `None` when the
+/// test did not run or the kernel does not keep the figure; under `--isolation binary` they are
+/// the whole binary's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestRecord {
     #[serde(flatten)]
     pub id: TestId,
     pub outcome: Outcome,
     /// Whether the outcome counts as a failure under the run's policies.
     pub failure: bool,
-    #[serde(serialize_with = "millis")]
-    pub duration: Duration,
-    /// What the sandbox saw; absent for tests that did not run. Under `--isolation binary` it is
-    /// the whole binary's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<SandboxResult>,
-    /// The exact sandbox the test ran in (enough to rerun it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub duration_ms: f64,
+    pub memory_peak_bytes: Option<u64>,
+    pub cpu_user_ms: Option<f64>,
+    pub cpu_system_ms: Option<f64>,
+    pub pids_peak: Option<u64>,
+    pub forks_refused: u64,
+    pub oom_kills: u64,
+    pub leaked_processes: Vec<LeakedProcess>,
+    pub leaked_total: usize,
+    /// Packets sent towards addresses the sandbox has no route to.
+    pub network_attempts: u64,
+    /// Output (stdout and stderr interleaved), head and tail when long.
+    pub output: Option<CapturedOutput>,
+    /// The exact sandbox the test ran in: enough to rerun it.
     pub spec: Option<SandboxSpec>,
     /// Why the sandbox could not run the test.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-impl TestRecord {
-    pub fn output(&self) -> String {
-        self.sandbox
-            .as_ref()
-            .and_then(|s| s.output.as_ref())
-            .map(|o| o.text())
-            .unwrap_or_default()
-    }
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0)
+impl TestRecord {
+    /// A test that was not run (ignored, or the sandbox failed before it started).
+    pub fn not_run(id: TestId, outcome: Outcome, failure: bool) -> TestRecord {
+        TestRecord {
+            id,
+            outcome,
+            failure,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0.0,
+            memory_peak_bytes: None,
+            cpu_user_ms: None,
+            cpu_system_ms: None,
+            pids_peak: None,
+            forks_refused: 0,
+            oom_kills: 0,
+            leaked_processes: Vec::new(),
+            leaked_total: 0,
+            network_attempts: 0,
+            output: None,
+            spec: None,
+            error: None,
+        }
+    }
+
+    /// A test that ran in a sandbox.
+    pub fn ran(
+        id: TestId,
+        outcome: Outcome,
+        failure: bool,
+        duration: Duration,
+        result: &SandboxResult,
+        spec: &SandboxSpec,
+    ) -> TestRecord {
+        let u = &result.usage;
+        TestRecord {
+            exit_code: match result.exit {
+                Exit::Code(code) => Some(code),
+                Exit::Signal(_) => None,
+            },
+            signal: result.exit.signal_name(),
+            duration_ms: ms(duration),
+            memory_peak_bytes: u.memory_peak_bytes,
+            cpu_user_ms: Some(u.cpu_user_us as f64 / 1000.0),
+            cpu_system_ms: Some(u.cpu_system_us as f64 / 1000.0),
+            pids_peak: u.pids_peak,
+            forks_refused: u.forks_refused,
+            oom_kills: u.oom_kills,
+            leaked_processes: result.leaked_processes.clone(),
+            leaked_total: result.leaked_total,
+            network_attempts: result.network_attempts.total(),
+            output: result.output.clone(),
+            spec: Some(spec.clone()),
+            ..TestRecord::not_run(id, outcome, failure)
+        }
+    }
+
+    pub fn output_text(&self) -> String {
+        self.output
+            .as_ref()
+            .map(CapturedOutput::text)
+            .unwrap_or_default()
+    }
+
+    pub fn cpu_ms(&self) -> f64 {
+        self.cpu_user_ms.unwrap_or(0.0) + self.cpu_system_ms.unwrap_or(0.0)
+    }
+
+    pub fn ran_in_sandbox(&self) -> bool {
+        self.cpu_user_ms.is_some()
+    }
 }
 
 #[derive(Debug)]

@@ -26,6 +26,7 @@ mod exit;
 mod list;
 mod outcome;
 mod report;
+mod report_cmd;
 mod schedule;
 mod signals;
 mod summary;
@@ -64,6 +65,7 @@ fn main() {
     let code = match cli.command {
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Test(args) => test_run::run(*args),
+        cli::Command::Report(args) => report_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

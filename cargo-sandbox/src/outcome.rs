@@ -2,7 +2,8 @@
 
 use crate::cli::Policy;
 use harness::{Exit, SandboxResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
@@ -29,6 +30,37 @@ pub enum Outcome {
 impl Serialize for Outcome {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.word())
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Outcome, String> {
+        Ok(match word {
+            "passed" => Outcome::Passed,
+            "failed" => Outcome::Failed,
+            "ignored" => Outcome::Ignored,
+            "timed-out" => Outcome::TimedOut,
+            "oom" => Outcome::Oom,
+            "fork-bomb" => Outcome::ForkBomb,
+            "leaked" => Outcome::Leaked,
+            "network" => Outcome::Network,
+            "cancelled" => Outcome::Cancelled,
+            "sandbox-error" => Outcome::SandboxError,
+            other => match other.strip_prefix("signal:") {
+                Some(name) => Outcome::Signal(name.to_owned()),
+                None => return Err(format!("unknown outcome `{other}`")),
+            },
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -89,5 +121,30 @@ pub fn classify(r: &SandboxResult, libtest_ran_one: bool) -> Outcome {
         Outcome::Leaked
     } else {
         Outcome::Passed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for o in [
+            Outcome::Passed,
+            Outcome::Failed,
+            Outcome::Ignored,
+            Outcome::TimedOut,
+            Outcome::Oom,
+            Outcome::ForkBomb,
+            Outcome::Signal("SIGSEGV".into()),
+            Outcome::Leaked,
+            Outcome::Network,
+            Outcome::Cancelled,
+            Outcome::SandboxError,
+        ] {
+            assert_eq!(o.word().parse::<Outcome>(), Ok(o));
+        }
+        assert!("bogus".parse::<Outcome>().is_err());
     }
 }

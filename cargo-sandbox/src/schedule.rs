@@ -55,16 +55,28 @@ pub fn spec_for(binary: &BinaryContext, args: Vec<String>, settings: &RunSetting
     let argv = std::iter::once(binary.binary.path.display().to_string())
         .chain(args)
         .collect();
-    let mut spec = SandboxSpec::new(argv, binary.env.cwd.clone(), binary.env.vars.clone());
-    spec.limits = settings.limits;
-    spec.timeout = settings.timeout;
-    spec.grace = settings.grace;
-    spec.tmp_size_bytes = settings.tmp_size_bytes;
-    spec.stdin = Stdin::Null;
-    spec.output = Output::Capture {
-        limit_bytes: OUTPUT_LIMIT,
-    };
-    spec
+    settings.spec(argv, binary.env.cwd.clone(), binary.env.vars.clone())
+}
+
+impl RunSettings {
+    /// A sandbox spec under this run's caps: stdin `/dev/null`, output captured (bounded).
+    pub fn spec(
+        &self,
+        argv: Vec<String>,
+        cwd: std::path::PathBuf,
+        env: Vec<(String, String)>,
+    ) -> SandboxSpec {
+        let mut spec = SandboxSpec::new(argv, cwd, env);
+        spec.limits = self.limits;
+        spec.timeout = self.timeout;
+        spec.grace = self.grace;
+        spec.tmp_size_bytes = self.tmp_size_bytes;
+        spec.stdin = Stdin::Null;
+        spec.output = Output::Capture {
+            limit_bytes: OUTPUT_LIMIT,
+        };
+        spec
+    }
 }
 
 /// Maps `f` over `items` on `jobs` threads, keeping the input order.
@@ -145,25 +157,16 @@ fn run_job(
                 .tests
                 .iter()
                 .map(|t| TestRecord {
-                    id: id(&t.name),
-                    outcome: Outcome::SandboxError,
-                    failure: true,
-                    duration,
-                    sandbox: None,
                     spec: Some(spec.clone()),
                     error: Some(e.to_string()),
+                    ..TestRecord::not_run(id(&t.name), Outcome::SandboxError, true)
                 })
                 .collect()
         }
     };
-    let record = |name: &str, outcome: Outcome| TestRecord {
-        id: id(name),
-        failure: outcome.is_failure(settings.policies),
-        outcome,
-        duration,
-        sandbox: Some(result.clone()),
-        spec: Some(spec.clone()),
-        error: None,
+    let record = |name: &str, outcome: Outcome| {
+        let failure = outcome.is_failure(settings.policies);
+        TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
     };
     match settings.isolation {
         Isolation::Test => {

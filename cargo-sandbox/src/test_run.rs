@@ -6,9 +6,9 @@ use crate::env;
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::{classify, Outcome, Policies};
-use crate::report::{self, json, terminal};
+use crate::report::{github, json, junit, terminal, Reporter, RunSummary};
 use crate::schedule::{self, BinaryContext, Job, RunSettings, SelectedTest};
-use crate::{exit, signals, summary};
+use crate::{exit, signals};
 use anyhow::Context;
 use harness::{Engine, EngineOptions, Exit};
 use std::sync::Arc;
@@ -97,18 +97,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             })
             .collect();
         for (name, _, _) in selected.iter().filter(|(_, _, plan)| *plan == Plan::Ignore) {
-            ignored.push(TestRecord {
-                id: TestId {
-                    binary_id: ctx.binary.id.clone(),
-                    name: name.clone(),
-                },
-                outcome: Outcome::Ignored,
-                failure: false,
-                duration: Duration::ZERO,
-                sandbox: None,
-                spec: None,
-                error: None,
-            });
+            let id = TestId {
+                binary_id: ctx.binary.id.clone(),
+                name: name.clone(),
+            };
+            ignored.push(TestRecord::not_run(id, Outcome::Ignored, false));
         }
         if runnable.is_empty() {
             continue;
@@ -133,14 +126,25 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     }
     let to_run: usize = job_list.iter().map(|j| j.tests.len()).sum();
 
-    let mut reporter = terminal::Terminal::new(palette, args.cargo.quiet);
-    reporter.event(&Event::RunStarted {
+    let mut reporters: Vec<Box<dyn Reporter>> =
+        vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
+    if let Some(path) = &args.report_json {
+        reporters.push(Box::new(json::JsonReporter { path: path.clone() }));
+    }
+    if let Some(path) = &args.junit {
+        reporters.push(Box::new(junit::JunitReporter { path: path.clone() }));
+    }
+    if args.github || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        reporters.push(Box::new(github::GithubReporter::from_env()));
+    }
+    let mut emit = |event: &Event| reporters.iter_mut().for_each(|r| r.event(event));
+    emit(&Event::RunStarted {
         tests: to_run,
         binaries: binaries_with_tests,
         ignored: ignored.len(),
     });
     for record in records.iter().chain(&ignored) {
-        reporter.event(&Event::TestFinished(Box::new(record.clone())));
+        emit(&Event::TestFinished(Box::new(record.clone())));
     }
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
@@ -148,7 +152,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         // The worker owns the only sender: the loop below ends when the last job is done.
         scope.spawn(move || schedule::run_jobs(engine, job_list, settings, cancel, &sender));
         for event in receiver {
-            reporter.event(&event);
+            emit(&event);
             if let Event::TestFinished(record) = event {
                 records.push(*record);
             }
@@ -156,30 +160,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     });
     records.extend(ignored);
     let cancelled = cancel.is_cancelled();
-    let records = report::sorted(records);
-    let elapsed = started.elapsed();
-
-    let protections = records
-        .iter()
-        .find_map(|r| r.sandbox.as_ref().map(|s| s.protections.clone()));
-    let protections_text = protections
-        .as_ref()
-        .map(summary::protections)
-        .unwrap_or_else(|| "no test ran".into());
-    reporter.finish(&records, elapsed, cancelled, &protections_text);
-
-    if let Some(path) = &args.report_json {
-        let info = json::RunInfo {
-            cgroup_version: engine.cgroup_version(),
-            protections: serde_json::to_value(&protections)?,
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
-            cancelled,
-        };
-        json::write(path, &json::document(&records, &info))?;
+    let protections = engine.protections(&settings.spec(Vec::new(), ".".into(), Vec::new()));
+    let run = RunSummary::new(
+        records,
+        started.elapsed().as_secs_f64() * 1000.0,
+        cancelled,
+        protections,
+        built.workspace_root.clone(),
+    );
+    for reporter in &mut reporters {
+        reporter.finish(&run)?;
     }
     Ok(if cancelled {
         exit::INTERRUPTED
-    } else if records.iter().any(|r| r.failure) {
+    } else if run.failed() {
         exit::TESTS_FAILED
     } else {
         0
@@ -204,19 +198,9 @@ fn list_binary(
         args.extend(extra.iter().map(|s| s.to_string()));
         let spec = schedule::spec_for(ctx, args, &listing_settings);
         let started = Instant::now();
-        let failed = |outcome: Outcome, sandbox, error| {
-            Box::new(TestRecord {
-                id: TestId {
-                    binary_id: ctx.binary.id.clone(),
-                    name: "<listing>".to_owned(),
-                },
-                outcome,
-                failure: true,
-                duration: started.elapsed(),
-                sandbox,
-                spec: Some(spec.clone()),
-                error,
-            })
+        let id = TestId {
+            binary_id: ctx.binary.id.clone(),
+            name: "<listing>".to_owned(),
         };
         match engine.run(&spec, None) {
             Ok(result) if result.exit == Exit::Code(0) => {
@@ -224,13 +208,16 @@ fn list_binary(
             }
             Ok(result) => {
                 let outcome = classify(&result, true);
-                Err(failed(
-                    outcome,
-                    Some(result),
-                    Some("listing the binary's tests failed".into()),
-                ))
+                Err(Box::new(TestRecord {
+                    error: Some("listing the binary's tests failed".into()),
+                    ..TestRecord::ran(id, outcome, true, started.elapsed(), &result, &spec)
+                }))
             }
-            Err(e) => Err(failed(Outcome::SandboxError, None, Some(e.to_string()))),
+            Err(e) => Err(Box::new(TestRecord {
+                spec: Some(spec.clone()),
+                error: Some(e.to_string()),
+                ..TestRecord::not_run(id, Outcome::SandboxError, true)
+            })),
         }
     };
     let all = list::parse_terse(&run(&[])?);

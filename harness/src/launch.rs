@@ -73,6 +73,17 @@ impl Engine {
         self.cgroups.version()
     }
 
+    /// The protections a sandbox of this spec runs under, as reports state them.
+    pub fn protections(&self, spec: &SandboxSpec) -> Protections {
+        Protections::new(
+            &spec.namespaces,
+            self.cgroups.version(),
+            spec.limits,
+            self.cgroups.swap_disabled(&spec.limits),
+            spec.tmp_size_bytes,
+        )
+    }
+
     /// Runs one command in a fresh sandbox and reports what happened.
     pub fn run(
         &self,
@@ -88,13 +99,7 @@ impl Engine {
         let watched = self.start(spec, &group)?;
         let outcome = watch(watched, spec, &group, cancel)?;
         let usage = group.usage();
-        let mut protections = Protections::new(
-            &spec.namespaces,
-            self.cgroups.version(),
-            spec.limits,
-            spec.tmp_size_bytes,
-        );
-        protections.swap_disabled = group.swap_disabled();
+        let protections = self.protections(spec);
         // A failed removal is retried when the run directory is dropped, and swept at the next
         // start if even that fails: it never hides the result.
         let _ = group.remove();

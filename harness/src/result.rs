@@ -88,6 +88,7 @@ impl Protections {
         namespaces: &Namespaces,
         cgroup_version: &str,
         limits: Limits,
+        swap_disabled: bool,
         tmp_size_bytes: u64,
     ) -> Self {
         let read_only = if namespaces.mount {
@@ -99,7 +100,7 @@ impl Protections {
             namespaces: namespaces.names().into_iter().map(str::to_owned).collect(),
             cgroup_version: cgroup_version.to_owned(),
             limits,
-            swap_disabled: limits.memory_bytes.is_some(),
+            swap_disabled,
             tmp_size_bytes,
             read_only,
         }

@@ -1,44 +1,115 @@
-//! The machine-readable report: every test in report order with its outcome, usage, leaks,
-//! network attempts, bounded output and the sandbox spec it ran under.
+//! The JSON report (`--report-json`): versioned, described by `report.schema.json`, and stable:
+//! tests in report order, and an `outcome_digest` over each test's id and outcome only, so two
+//! runs of a deterministic suite have the same digest whatever their timings.
 
+use super::{totals, Reporter, RunSummary};
 use crate::event::TestRecord;
-use serde_json::{json, Value};
-use std::path::Path;
+use anyhow::Context;
+use harness::Protections;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-pub struct RunInfo<'a> {
-    pub cgroup_version: &'a str,
-    pub protections: Value,
+/// The whole report document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Document {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub kernel: String,
+    pub cgroup_version: String,
+    pub protections: Protections,
+    pub workspace_root: PathBuf,
     pub duration_ms: f64,
     pub cancelled: bool,
+    pub totals: BTreeMap<String, usize>,
+    pub outcome_digest: String,
+    pub tests: Vec<TestRecord>,
 }
 
-pub fn document(records: &[TestRecord], info: &RunInfo) -> Value {
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "tool_version": env!("CARGO_PKG_VERSION"),
-        "kernel": kernel(),
-        "cgroup_version": info.cgroup_version,
-        "protections": info.protections,
-        "cancelled": info.cancelled,
-        "duration_ms": info.duration_ms,
-        "totals": super::totals(records),
-        "tests": records,
-    })
+impl Document {
+    pub fn from_run(run: &RunSummary) -> Document {
+        Document {
+            schema_version: SCHEMA_VERSION,
+            tool_version: run.tool_version.clone(),
+            kernel: run.kernel.clone(),
+            cgroup_version: run.protections.cgroup_version.clone(),
+            protections: run.protections.clone(),
+            workspace_root: run.workspace_root.clone(),
+            duration_ms: run.duration_ms,
+            cancelled: run.cancelled,
+            totals: totals(&run.records),
+            outcome_digest: outcome_digest(&run.records),
+            tests: run.records.clone(),
+        }
+    }
+
+    pub fn into_run(self) -> RunSummary {
+        RunSummary {
+            records: super::sorted(self.tests),
+            duration_ms: self.duration_ms,
+            cancelled: self.cancelled,
+            protections: self.protections,
+            kernel: self.kernel,
+            tool_version: self.tool_version,
+            workspace_root: self.workspace_root,
+        }
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<Document> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let document: Document = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a cargo-sandbox JSON report", path.display()))?;
+        anyhow::ensure!(
+            document.schema_version == SCHEMA_VERSION,
+            "{} has report schema version {}; this cargo-sandbox reads version {SCHEMA_VERSION}",
+            path.display(),
+            document.schema_version
+        );
+        Ok(document)
+    }
 }
 
-pub fn write(path: &Path, document: &Value) -> anyhow::Result<()> {
-    use anyhow::Context;
+/// sha256 over `binary_id \t name \t outcome \n` of every test, in report order.
+pub fn outcome_digest(records: &[TestRecord]) -> String {
+    let mut sorted: Vec<&TestRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut hasher = Sha256::new();
+    for r in sorted {
+        hasher.update(format!(
+            "{}\t{}\t{}\n",
+            r.id.binary_id,
+            r.id.name,
+            r.outcome.word()
+        ));
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub struct JsonReporter {
+    pub path: PathBuf,
+}
+
+impl Reporter for JsonReporter {
+    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+        write(
+            &self.path,
+            &(serde_json::to_string_pretty(&Document::from_run(run))? + "\n"),
+        )
+    }
+}
+
+/// Writes a report file, creating its directory.
+pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = serde_json::to_string_pretty(document)? + "\n";
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
 }

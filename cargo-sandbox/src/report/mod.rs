@@ -1,14 +1,65 @@
-//! Reporters. Each consumes the runner's events (or the records they carry); none re-derives an
-//! outcome.
+//! Reporters. Each consumes the runner's events and the finished run; none re-derives an
+//! outcome. The JSON report is also the model `cargo sandbox report` reads back.
 
+pub mod diff;
+pub mod github;
 pub mod json;
+pub mod junit;
 pub mod terminal;
 
-use crate::event::TestRecord;
+use crate::event::{Event, TestRecord};
 use crate::outcome::Outcome;
+use harness::Protections;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-/// Counts per outcome word, in a fixed order.
+/// A finished run, as every reporter sees it.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// In report order: binary id, then test name.
+    pub records: Vec<TestRecord>,
+    pub duration_ms: f64,
+    pub cancelled: bool,
+    pub protections: Protections,
+    pub kernel: String,
+    pub tool_version: String,
+    /// Panic locations in test output are relative to it.
+    pub workspace_root: PathBuf,
+}
+
+impl RunSummary {
+    pub fn new(
+        records: Vec<TestRecord>,
+        duration_ms: f64,
+        cancelled: bool,
+        protections: Protections,
+        workspace_root: PathBuf,
+    ) -> RunSummary {
+        RunSummary {
+            records: sorted(records),
+            duration_ms,
+            cancelled,
+            protections,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            workspace_root,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.records.iter().any(|r| r.failure)
+    }
+}
+
+/// A consumer of the run's events.
+pub trait Reporter {
+    fn event(&mut self, _event: &Event) {}
+    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()>;
+}
+
+/// Counts per outcome word.
 pub fn totals(records: &[TestRecord]) -> BTreeMap<String, usize> {
     let mut totals = BTreeMap::new();
     for r in records {
@@ -28,4 +79,76 @@ pub fn ran(records: &[TestRecord]) -> usize {
         .iter()
         .filter(|r| r.outcome != Outcome::Ignored)
         .count()
+}
+
+/// The `n` tests with the highest peak memory (ties by id, so the list is stable).
+pub fn top_by_memory(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
+    let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
+    ran.sort_by(|a, b| {
+        b.memory_peak_bytes
+            .cmp(&a.memory_peak_bytes)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    ran.truncate(n);
+    ran
+}
+
+/// The `n` tests that used the most CPU time.
+pub fn top_by_cpu(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
+    let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
+    ran.sort_by(|a, b| {
+        b.cpu_ms()
+            .total_cmp(&a.cpu_ms())
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    ran.truncate(n);
+    ran
+}
+
+/// Where a failing test panicked, from libtest's `panicked at FILE:LINE:COL:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicLocation {
+    pub file: String,
+    pub line: u32,
+    pub message: String,
+}
+
+pub fn panic_location(output: &str) -> Option<PanicLocation> {
+    let mut lines = output.lines();
+    while let Some(line) = lines.next() {
+        let Some((_, at)) = line.split_once(" panicked at ") else {
+            continue;
+        };
+        let at = at.trim_end_matches(':');
+        let mut parts = at.rsplitn(3, ':');
+        let _column = parts.next()?;
+        let line_no = parts.next()?.parse().ok()?;
+        let file = parts.next()?.to_owned();
+        let message = lines.next().unwrap_or_default().trim().to_owned();
+        return Some(PanicLocation {
+            file,
+            line: line_no,
+            message,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_panic_locations() {
+        let out = "running 1 test\nthread 'tests::fails' (3) panicked at basic/src/lib.rs:17:9:\nassertion `left == right` failed\n";
+        assert_eq!(
+            panic_location(out),
+            Some(PanicLocation {
+                file: "basic/src/lib.rs".into(),
+                line: 17,
+                message: "assertion `left == right` failed".into()
+            })
+        );
+        assert_eq!(panic_location("no panic here"), None);
+    }
 }

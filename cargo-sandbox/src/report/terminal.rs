@@ -6,7 +6,6 @@ use crate::outcome::Outcome;
 use harness::units::format_bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::time::Duration;
 
 /// ANSI styling that can be switched off (`--color`, `CARGO_TERM_COLOR`, `NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
@@ -142,18 +141,18 @@ impl Terminal {
             }
         }
     }
+}
 
-    pub fn finish(
-        &self,
-        records: &[TestRecord],
-        elapsed: Duration,
-        cancelled: bool,
-        protections: &str,
-    ) {
+impl super::Reporter for Terminal {
+    fn event(&mut self, event: &Event) {
+        Terminal::event(self, event);
+    }
+
+    fn finish(&mut self, run: &super::RunSummary) -> anyhow::Result<()> {
         self.bar.finish_and_clear();
         let p = self.palette;
-        for r in records.iter().filter(|r| r.failure) {
-            let text = shorten(&r.output());
+        for r in run.records.iter().filter(|r| r.failure) {
+            let text = shorten(&r.output_text());
             say!(
                 "\n{} {} {}",
                 p.red("---"),
@@ -163,21 +162,27 @@ impl Terminal {
             if let Some(error) = &r.error {
                 say!("{error}");
             }
-            if let Some(sandbox) = &r.sandbox {
-                for leak in sandbox.leaked_processes.iter().take(5) {
-                    say!("leaked: pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
-                }
+            for leak in r.leaked_processes.iter().take(5) {
+                say!("leaked: pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
             }
             say_part!("{text}");
             if !text.ends_with('\n') && !text.is_empty() {
                 say!();
             }
         }
-        say!("{}", summary(records, elapsed, cancelled, p));
-        for line in top_users(records) {
+        say!(
+            "{}",
+            summary(&run.records, run.duration_ms, run.cancelled, p)
+        );
+        for line in top_users(&run.records) {
             say!("{line}");
         }
-        say!("{:>12} {protections}", p.bold("In force"));
+        say!(
+            "{:>12} {}",
+            p.bold("In force"),
+            crate::summary::protections(&run.protections)
+        );
+        Ok(())
     }
 }
 
@@ -204,16 +209,11 @@ fn shorten(text: &str) -> String {
 }
 
 pub fn status_line(r: &TestRecord, p: Palette) -> String {
-    let memory = r
-        .sandbox
-        .as_ref()
-        .and_then(|s| s.usage.memory_peak_bytes)
-        .map(format_bytes)
-        .unwrap_or_default();
+    let memory = r.memory_peak_bytes.map(format_bytes).unwrap_or_default();
     format!(
         "{} [{:>8.3}s] {:>10} {} {}",
         status(&r.outcome, r.failure, p),
-        r.duration.as_secs_f64(),
+        r.duration_ms / 1000.0,
         memory,
         p.bold(&r.id.binary_id),
         r.id.name
@@ -221,7 +221,7 @@ pub fn status_line(r: &TestRecord, p: Palette) -> String {
 }
 
 /// `Summary [ 1.234s] 12 tests run: 9 passed, 2 failed, 1 oom; 2 ignored`
-pub fn summary(records: &[TestRecord], elapsed: Duration, cancelled: bool, p: Palette) -> String {
+pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Palette) -> String {
     let totals = super::totals(records);
     let ran = super::ran(records);
     let order = [
@@ -260,7 +260,7 @@ pub fn summary(records: &[TestRecord], elapsed: Duration, cancelled: bool, p: Pa
     format!(
         "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}",
         head,
-        elapsed.as_secs_f64(),
+        duration_ms / 1000.0,
         if ran == 1 { "" } else { "s" },
         parts.join(", ")
     )
@@ -268,41 +268,23 @@ pub fn summary(records: &[TestRecord], elapsed: Duration, cancelled: bool, p: Pa
 
 /// The three biggest users of memory and of CPU.
 fn top_users(records: &[TestRecord]) -> Vec<String> {
-    let mut with_usage: Vec<&TestRecord> = records.iter().filter(|r| r.sandbox.is_some()).collect();
-    if with_usage.is_empty() {
+    let memory = super::top_by_memory(records, 3);
+    if memory.is_empty() {
         return Vec::new();
     }
-    let usage = |r: &TestRecord| r.sandbox.as_ref().map(|s| s.usage).unwrap_or_default();
-    with_usage.sort_by_key(|r| {
-        (
-            std::cmp::Reverse(usage(r).memory_peak_bytes.unwrap_or(0)),
-            r.id.clone(),
-        )
-    });
-    let memory: Vec<String> = with_usage
+    let memory: Vec<String> = memory
         .iter()
-        .take(3)
         .map(|r| {
             format!(
                 "{} {}",
-                format_bytes(usage(r).memory_peak_bytes.unwrap_or(0)),
+                format_bytes(r.memory_peak_bytes.unwrap_or(0)),
                 r.id
             )
         })
         .collect();
-    with_usage.sort_by_key(|r| {
-        (
-            std::cmp::Reverse(usage(r).cpu_user_us + usage(r).cpu_system_us),
-            r.id.clone(),
-        )
-    });
-    let cpu: Vec<String> = with_usage
+    let cpu: Vec<String> = super::top_by_cpu(records, 3)
         .iter()
-        .take(3)
-        .map(|r| {
-            let us = usage(r).cpu_user_us + usage(r).cpu_system_us;
-            format!("{:.3}s {}", us as f64 / 1e6, r.id)
-        })
+        .map(|r| format!("{:.3}s {}", r.cpu_ms() / 1000.0, r.id))
         .collect();
     vec![
         format!("{:>12} {}", "Top memory", memory.join(", ")),

@@ -82,6 +82,7 @@ impl Layout {
 pub struct RunGroup {
     backend: RunBackend,
     next: AtomicU64,
+    machine_has_swap: bool,
 }
 
 #[derive(Debug)]
@@ -103,6 +104,7 @@ impl RunGroup {
         Ok(RunGroup {
             backend,
             next: AtomicU64::new(0),
+            machine_has_swap: machine_has_swap(),
         })
     }
 
@@ -111,6 +113,16 @@ impl RunGroup {
             RunBackend::V1(_) => "v1",
             RunBackend::V2(_) => "v2",
         }
+    }
+
+    /// Whether sandboxes with these caps really run without swap: the machine has none, or a
+    /// memory cap is set and the kernel can limit swap per cgroup (we then set it to zero).
+    pub fn swap_disabled(&self, limits: &Limits) -> bool {
+        let supported = match &self.backend {
+            RunBackend::V1(dirs) => dirs.swap_limit_supported(),
+            RunBackend::V2(dir) => dir.swap_limit_supported(),
+        };
+        !self.machine_has_swap || (limits.memory_bytes.is_some() && supported)
     }
 
     /// Fails when a requested cap has no controller here: a cap is never silently dropped.
@@ -164,15 +176,6 @@ impl Group {
         match &self.backend {
             GroupBackend::V1(g) => g.add_process(pid),
             GroupBackend::V2(g) => g.add_process(pid),
-        }
-    }
-
-    /// Whether swap is really off for this group (it is whenever a memory cap is set and the
-    /// kernel offers a swap limit, or the machine has no swap).
-    pub fn swap_disabled(&self) -> bool {
-        match &self.backend {
-            GroupBackend::V1(g) => g.swap_disabled,
-            GroupBackend::V2(g) => g.swap_disabled,
         }
     }
 

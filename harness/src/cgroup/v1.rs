@@ -1,6 +1,6 @@
 //! cgroup v1: one directory per controller (memory, pids, cpuacct; cpu only for a quota).
 
-use super::{fs, machine_has_swap, sweep, Layout};
+use super::{fs, sweep, Layout};
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -62,6 +62,11 @@ impl RunDirs {
         })
     }
 
+    /// Whether this kernel can limit swap per cgroup (swap accounting on).
+    pub fn swap_limit_supported(&self) -> bool {
+        self.memory.join(MEMSW_LIMIT).exists()
+    }
+
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.cpu_millis.is_some() && self.cpu.is_none() {
             return Err(SandboxError::MissingController {
@@ -80,7 +85,6 @@ impl RunDirs {
             pids: self.pids.join(name),
             cpuacct: self.cpuacct.join(name),
             cpu: None,
-            swap_disabled: !machine_has_swap(),
         };
         // The group removes whatever was made if a later step fails (Drop in the caller).
         for dir in [&group.memory, &group.pids, &group.cpuacct] {
@@ -118,7 +122,6 @@ pub struct Group {
     pids: PathBuf,
     cpuacct: PathBuf,
     cpu: Option<PathBuf>,
-    pub swap_disabled: bool,
 }
 
 impl Group {
@@ -129,7 +132,6 @@ impl Group {
             let memsw = self.memory.join(MEMSW_LIMIT);
             if memsw.exists() {
                 fs::write(&memsw, &bytes.to_string())?;
-                self.swap_disabled = true;
             }
         }
         if let Some(max) = limits.pids {

@@ -5,7 +5,7 @@
 //! allows when the runner's cgroup holds no processes of its own (the "no internal processes"
 //! rule) or is the root; otherwise the error names the remedy.
 
-use super::{fs, machine_has_swap, sweep};
+use super::{fs, sweep};
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -143,6 +143,11 @@ impl RunDir {
         }
     }
 
+    /// Whether this kernel can limit swap per cgroup (`memory.swap.max` exists).
+    pub fn swap_limit_supported(&self) -> bool {
+        self.dir.join(SWAP_MAX).exists()
+    }
+
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.cpu_millis.is_some() && !self.has_cpu {
             return Err(SandboxError::MissingController {
@@ -160,14 +165,10 @@ impl RunDir {
     pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
         let group = Group {
             dir: self.dir.join(name),
-            swap_disabled: !machine_has_swap(),
         };
         fs::mkdir(&group.dir)?;
         match group.apply(limits) {
-            Ok(swap_disabled) => Ok(Group {
-                swap_disabled,
-                ..group
-            }),
+            Ok(()) => Ok(group),
             Err(e) => {
                 let _ = group.remove();
                 Err(e)
@@ -239,19 +240,15 @@ fn enable(dir: &Path, controllers: &[String]) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct Group {
     dir: PathBuf,
-    pub swap_disabled: bool,
 }
 
 impl Group {
-    /// Applies the caps; returns whether swap is off.
-    fn apply(&self, limits: &Limits) -> Result<bool, SandboxError> {
-        let mut swap_disabled = self.swap_disabled;
+    fn apply(&self, limits: &Limits) -> Result<(), SandboxError> {
         if let Some(bytes) = limits.memory_bytes {
             fs::write(&self.dir.join(MEMORY_MAX), &bytes.to_string())?;
             let swap = self.dir.join(SWAP_MAX);
             if swap.exists() {
                 fs::write(&swap, "0")?;
-                swap_disabled = true;
             }
         }
         if let Some(max) = limits.pids {
@@ -261,7 +258,7 @@ impl Group {
             let quota = u64::from(millis) * PERIOD_US / 1000;
             fs::write(&self.dir.join(CPU_MAX), &format!("{quota} {PERIOD_US}"))?;
         }
-        Ok(swap_disabled)
+        Ok(())
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

@@ -1,0 +1,341 @@
+//! The reports a fixtures run leaves behind, for real: the JSON report validated against
+//! `cargo-sandbox/report.schema.json` (with Python's jsonschema), the JUnit XML read by a real
+//! JUnit parser (Python's junitparser), GitHub annotations and job summary, all snapshotted with
+//! volatile values redacted; the outcome digest stable across runs; `report` and `report --diff`.
+
+use e2e::*;
+use regex::Regex;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const CAPS: &[&str] = &[
+    "--memory",
+    "256M",
+    "--pids",
+    "64",
+    "--timeout",
+    "3s",
+    "--grace",
+    "500ms",
+    "--tmp-size",
+    "64M",
+];
+
+struct FixturesRun {
+    dir: PathBuf,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl FixturesRun {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+    fn report(&self) -> Value {
+        serde_json::from_str(&self.read("report.json")).expect("report.json is JSON")
+    }
+}
+
+/// One run of the whole fixtures workspace with every reporter on, shared by the tests here.
+fn fixtures_run(name: &str) -> FixturesRun {
+    let dir = bin_dir().join(format!("e2e-reports-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(fixtures_manifest())
+        .args(CAPS)
+        .arg("--report-json")
+        .arg(dir.join("report.json"))
+        .arg("--junit")
+        .arg(dir.join("junit.xml"))
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("GITHUB_WORKSPACE", workspace_root())
+        .env("SANDBOX_SEED", "0")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running cargo sandbox test");
+    FixturesRun {
+        dir,
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn shared() -> Option<&'static FixturesRun> {
+    static RUN: OnceLock<FixturesRun> = OnceLock::new();
+    if !privileged() {
+        return None;
+    }
+    Some(RUN.get_or_init(|| fixtures_run("first")))
+}
+
+/// Runs a Python snippet with the given file; the modules come from PyPI (scripts/test
+/// installs them).
+fn python(script: &str, arg: &Path) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(arg)
+        .output()
+        .expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "this test needs Python's jsonschema and junitparser: `python3 -m pip install jsonschema junitparser` \
+         (scripts/test installs them):\n{stderr}"
+    );
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn redact(text: &str) -> String {
+    let root = workspace_root().display().to_string();
+    let text = text.replace(&root, "[root]");
+    let hash = Regex::new(r"(hostile|basic|bin_exe|env)-[0-9a-f]{16}").unwrap();
+    hash.replace_all(&text, "$1-[hash]").into_owned()
+}
+
+/// Replaces what may differ between runs and machines: timings, sizes, CPU, pids peaks,
+/// output (libtest prints timings), env, kernel and paths.
+fn redact_json(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let volatile = matches!(
+                    key.as_str(),
+                    "duration_ms"
+                        | "cpu_user_ms"
+                        | "cpu_system_ms"
+                        | "memory_peak_bytes"
+                        | "pids_peak"
+                        | "kernel"
+                        | "tool_version"
+                        | "cgroup_version"
+                        | "env"
+                        | "output"
+                        | "pid"
+                );
+                if volatile && !v.is_null() {
+                    *v = Value::String("[redacted]".into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::String(s) => *s = redact(s),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_report_matches_its_schema_and_snapshot() {
+    let Some(run) = shared() else { return };
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let verdict = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             jsonschema.Draft202012Validator(schema).validate(json.load(open(sys.argv[2])))\n\
+             print('valid')",
+        )
+        .arg(workspace_root().join("cargo-sandbox/report.schema.json"))
+        .arg(run.file("report.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&verdict.stdout).trim(),
+        "valid",
+        "{}",
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+
+    let mut report = run.report();
+    assert_eq!(report["schema_version"], 1);
+    let names: Vec<(String, String)> = report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["binary_id"].as_str().unwrap().to_owned(),
+                t["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "tests are listed in report order");
+    redact_json(&mut report);
+    insta::assert_snapshot!(
+        "report_json",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+}
+
+#[test]
+fn junit_parses_in_a_real_junit_reader() {
+    let Some(run) = shared() else { return };
+    let parsed = python(
+        "import sys, junitparser\n\
+         xml = junitparser.JUnitXml.fromfile(sys.argv[1])\n\
+         for suite in xml:\n\
+         \x20   for case in suite:\n\
+         \x20       kinds = [type(r).__name__ for r in case.result] or ['Passed']\n\
+         \x20       props = {p.name: p.value for ps in case.iterchildren(junitparser.Properties) for p in ps}\n\
+         \x20       print(suite.name, case.name, ','.join(kinds), props.get('outcome', '-'))",
+        &run.file("junit.xml"),
+    );
+    insta::assert_snapshot!("junit_parsed", parsed);
+    let time = Regex::new(r#"time="[0-9.]+""#).unwrap();
+    let figures = Regex::new(
+        r#"(name="(memory_peak_bytes|cpu_user_ms|cpu_system_ms|pids_peak)" value=)"[^"]*""#,
+    )
+    .unwrap();
+    let bodies = Regex::new(r"(?s)(<(failure|error)[^>]*>).*?(</(failure|error)>)").unwrap();
+    let attrs = Regex::new(r#"(message)="[^"]*""#).unwrap();
+    let xml = run.read("junit.xml");
+    let xml = time.replace_all(&xml, r#"time="[t]""#);
+    let xml = figures.replace_all(&xml, r#"$1"[n]""#);
+    let xml = bodies.replace_all(&xml, "$1[output]$3");
+    let xml = attrs.replace_all(&xml, r#"$1="[message]""#);
+    insta::assert_snapshot!("junit_xml", redact(&xml));
+}
+
+#[test]
+fn github_annotations_and_summary() {
+    let Some(run) = shared() else { return };
+    insta::assert_snapshot!("github_annotations", redact(&run.stdout));
+    let summary = run.read("summary.md");
+    assert!(summary.len() < 1 << 20, "under GitHub's 1 MiB limit");
+    let (head, tops) = summary
+        .split_once("### Top 10 by peak memory")
+        .expect("top-10 section");
+    let secs = Regex::new(r"[0-9]+\.[0-9]+s").unwrap();
+    let sizes = Regex::new(r"[0-9]+(\.[0-9]+)? (B|KiB|MiB|GiB)").unwrap();
+    let head = sizes
+        .replace_all(&secs.replace_all(head, "[t]"), "[size]")
+        .into_owned();
+    insta::assert_snapshot!("github_summary_head", head);
+    assert!(tops.contains("```mermaid\nxychart-beta"), "{tops}");
+    assert!(tops.contains("### Top 10 by CPU time"));
+    let memory_rows = tops
+        .split("### Top 10 by CPU time")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .count();
+    assert_eq!(memory_rows, 10);
+    assert!(
+        tops.contains("| `hostile tests::memory_hog` | 256.0 MiB"),
+        "the hog leads: {tops}"
+    );
+}
+
+#[test]
+fn outcome_digest_is_the_same_on_a_second_run() {
+    let Some(first) = shared() else { return };
+    let second = fixtures_run("second");
+    assert_eq!(
+        first.report()["outcome_digest"],
+        second.report()["outcome_digest"]
+    );
+    assert_ne!(
+        first.report()["duration_ms"],
+        second.report()["duration_ms"],
+        "only timings differ"
+    );
+}
+
+#[test]
+fn report_rerenders_a_saved_report() {
+    let Some(run) = shared() else { return };
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "report"])
+        .arg(run.file("report.json"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = |text: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("Summary"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        summary(&stderr),
+        summary(&run.stderr),
+        "the same summary as the run printed"
+    );
+    assert!(
+        stderr.contains("FAIL [") && stderr.contains("OOM ["),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_diff_flags_outcome_changes_and_growth() {
+    let Some(run) = shared() else { return };
+    let old = run.file("report.json");
+    let mut changed = run.report();
+    for test in changed["tests"].as_array_mut().unwrap() {
+        if test["name"] == "tests::passes" && test["binary_id"] == "basic" {
+            test["outcome"] = "failed".into();
+            test["failure"] = true.into();
+        }
+        if test["name"] == "tests::loopback_tcp" {
+            test["memory_peak_bytes"] = (200u64 << 20).into();
+        }
+    }
+    let new = run.file("report-changed.json");
+    std::fs::write(&new, serde_json::to_string(&changed).unwrap()).unwrap();
+    let diff = |a: &Path, b: &Path| {
+        Command::new(cargo_sandbox())
+            .args([
+                "sandbox",
+                "report",
+                "--fail-on-regression",
+                "--threshold",
+                "20%",
+                "--diff",
+            ])
+            .args([a, b])
+            .output()
+            .unwrap()
+    };
+    let same = diff(&old, &old);
+    assert_eq!(same.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("No outcome changed"));
+    let out = diff(&old, &new);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(100), "{text}");
+    assert!(
+        text.contains("basic tests::passes: passed -> failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("basic tests::loopback_tcp:") && text.contains("-> 200.0 MiB"),
+        "{text}"
+    );
+
+    let bad = Command::new(cargo_sandbox())
+        .args(["sandbox", "report"])
+        .arg(run.file("junit.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a cargo-sandbox JSON report"));
+}
