@@ -42,7 +42,7 @@ impl Document {
             cancelled: run.cancelled,
             totals: totals(&run.records),
             outcome_digest: outcome_digest(&run.records),
-            tests: run.records.clone(),
+            tests: run.records.iter().cloned().map(redact_secrets).collect(),
         }
     }
 
@@ -71,6 +71,28 @@ impl Document {
         );
         Ok(document)
     }
+}
+
+/// Variable names whose values a report never carries: reports are uploaded as CI artifacts.
+const SECRET_MARKERS: [&str; 7] = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "API_KEY"];
+
+pub const REDACTED: &str = "[redacted]";
+
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_MARKERS.iter().any(|m| upper.contains(m)) || upper.ends_with("_KEY")
+}
+
+/// Replaces the values of secret-looking variables in a test's recorded environment.
+fn redact_secrets(mut record: TestRecord) -> TestRecord {
+    if let Some(spec) = record.spec.as_mut() {
+        for (name, value) in spec.env.iter_mut() {
+            if looks_secret(name) {
+                *value = REDACTED.to_owned();
+            }
+        }
+    }
+    record
 }
 
 /// sha256 over `binary_id \t name \t outcome \n` of every test, in report order.
@@ -112,4 +134,19 @@ pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names() {
+        for name in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "NPM_API_KEY", "SSH_PRIVATE"] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in ["PATH", "HOME", "CARGO_PKG_NAME", "KEYBOARD"] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
 }
