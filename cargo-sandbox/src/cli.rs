@@ -1,11 +1,11 @@
 //! Command-line types. Cargo runs us as `cargo-sandbox sandbox <ARGS>`; `main` drops the
 //! `sandbox` word so `cargo-sandbox exec ...` works the same when run directly.
 
+use crate::config::{
+    Cpus, Grace, Isolation, Layer, Memory, NetworkMode, Pids, Policy, Size, Timeout,
+};
 use clap::{Args, Parser, Subcommand};
-use harness::units::{parse_bytes, parse_duration};
-use harness::Limits;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +23,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the effective settings for a test (configuration, profile and flags resolved).
+    Config(ConfigArgs),
+
     /// Run one command in a sandbox and exit with its exit code.
     #[command(
         after_help = "Exit status: the command's own, 128+N when it was killed by signal N, \
@@ -36,6 +39,14 @@ pub enum Command {
     #[command(after_help = TEST_AFTER_HELP)]
     Test(Box<TestArgs>),
 
+    /// Rerun one recorded test with exactly its recorded sandbox spec and say whether the
+    /// outcome matched.
+    #[command(
+        after_help = "Exit status: 0 the outcome was reproduced; 100 it differed; 2 bad \
+                            flags, unreadable report or unknown test; 125 sandboxes unavailable."
+    )]
+    Replay(ReplayArgs),
+
     /// Re-render a saved JSON report, or compare two.
     #[command(
         after_help = "Exit status: 0; with --fail-on-regression, 100 when the diff found a \
@@ -43,6 +54,48 @@ pub enum Command {
                             2 for bad flags or an unreadable report."
     )]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The report (from `--report-json`).
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+
+    /// The test: its name, or `BINARY_ID NAME` as the terminal shows it.
+    #[arg(value_name = "TEST")]
+    pub test: String,
+
+    /// The test's binary id, when the name alone is ambiguous.
+    #[arg(long, value_name = "ID")]
+    pub binary: Option<String>,
+
+    /// As for `test`.
+    #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Path to the workspace's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Configuration profile [default: default].
+    #[arg(short = 'P', long, value_name = "NAME", env = "CARGO_SANDBOX_PROFILE")]
+    pub profile: Option<String>,
+
+    /// The test's package.
+    #[arg(short = 'p', long, value_name = "NAME", default_value = "")]
+    pub package: String,
+
+    /// The test's binary id (e.g. `mycrate`, `mycrate::integration`).
+    #[arg(long, value_name = "ID", default_value = "")]
+    pub binary: String,
+
+    /// The test's name.
+    #[arg(value_name = "TEST", default_value = "")]
+    pub test: String,
 }
 
 #[derive(Debug, Args)]
@@ -117,17 +170,55 @@ pub struct TestArgs {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// One sandbox per test, or one per test binary (faster; resources are then per binary).
-    #[arg(long, value_enum, default_value_t = Isolation::Test)]
-    pub isolation: Isolation,
+    /// Configuration profile from .config/sandbox.toml [default: default].
+    #[arg(short = 'P', long, value_name = "NAME", env = "CARGO_SANDBOX_PROFILE")]
+    pub profile: Option<String>,
 
-    /// Whether a test that leaves processes behind fails.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Pass)]
-    pub leaks: Policy,
+    /// One sandbox per test, or one per test binary (faster; resources are then per binary)
+    /// [default: test].
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
 
-    /// Whether a test that tries to reach the network fails.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Pass)]
-    pub network_attempts: Policy,
+    /// Network inside the sandbox: none (no interface up), loopback (lo only), host (no network
+    /// namespace) [default: loopback].
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkMode>,
+
+    /// Whether a test that leaves processes behind fails [default: pass].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub leaks: Option<Policy>,
+
+    /// Whether a test that tries to reach the network fails [default: pass].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub network_attempts: Option<Policy>,
+
+    /// Whether a flaky test (mixed outcomes over repeats or retries) fails [default: pass].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub flaky: Option<Policy>,
+
+    /// Rerun a failing test up to N times; a later pass makes it flaky [default: 0].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Run every test N times, each in a fresh sandbox; mixed outcomes make it flaky [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
+
+    /// Pass a host variable to tests (NAME, `*` globs allowed), or set one (NAME=VALUE).
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Give tests the runner's whole environment instead of the hermetic one.
+    #[arg(long)]
+    pub inherit_env: bool,
+
+    /// Seed for each test's SANDBOX_SEED and for --shuffle [default: random, printed].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Run tests in an order shuffled from the seed.
+    #[arg(long)]
+    pub shuffle: bool,
 
     /// Write the run's report as JSON to this file (schema: report.schema.json).
     #[arg(long, value_name = "PATH")]
@@ -233,20 +324,6 @@ pub struct CargoArgs {
     pub color: Option<ColorChoice>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Isolation {
-    Test,
-    Binary,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    Pass,
-    Fail,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -254,93 +331,81 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Caps and sandbox knobs shared by every subcommand that runs sandboxes.
+/// Caps and sandbox knobs shared by every subcommand that runs sandboxes. Unset flags leave the
+/// value to the configuration (for `test`) or the built-in default.
 #[derive(Debug, Args, Clone)]
 pub struct LimitArgs {
-    /// Memory cap (e.g. 512M, 2G), swap included; `none` to lift it.
-    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_cap_bytes)]
-    pub memory: Cap<u64>,
+    /// Memory cap (e.g. 512M, 2G), swap included; `none` lifts it [default: 4G].
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<Memory>,
 
-    /// Cap on processes and threads; `none` to lift it.
-    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_cap_count)]
-    pub pids: Cap<u64>,
+    /// Cap on processes and threads; `none` lifts it [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub pids: Option<Pids>,
 
-    /// CPU quota in CPUs (e.g. 1.5); unlimited by default.
-    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
-    pub cpus: Option<u32>,
+    /// CPU quota in CPUs (e.g. 1.5) [default: none].
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<Cpus>,
 
-    /// Kill the sandbox after this long (e.g. 30s, 2m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
+    /// Kill the sandbox after this long (e.g. 30s, 2m); `none` for no limit [default: none].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<Timeout>,
 
-    /// Time between SIGTERM and SIGKILL at the timeout.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub grace: Duration,
+    /// Time between SIGTERM and SIGKILL at the timeout [default: 1s].
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<Grace>,
+
+    /// Size of the private tmpfs on /tmp (and /dev/shm) [default: 256M].
+    #[arg(long, value_name = "SIZE")]
+    pub tmp_size: Option<Size>,
 
     /// Create sandbox cgroups under this (empty, cgroup v2) cgroup instead of under the runner's
     /// own; for runners that share their cgroup with other processes.
     #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
     pub cgroup_parent: Option<PathBuf>,
-
-    /// Size of the private tmpfs on /tmp (and /dev/shm).
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_bytes)]
-    pub tmp_size: u64,
 }
 
-/// A cap that may be lifted with `none`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cap<T> {
-    Max(T),
-    None,
-}
-
-impl<T: Copy> Cap<T> {
-    pub fn value(self) -> Option<T> {
-        match self {
-            Cap::Max(v) => Some(v),
-            Cap::None => None,
+impl LimitArgs {
+    /// These flags as a configuration layer.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            memory: self.memory,
+            pids: self.pids,
+            cpus: self.cpus,
+            timeout: self.timeout,
+            grace: self.grace,
+            tmp_size: self.tmp_size,
+            ..Layer::default()
         }
     }
 }
 
-fn parse_cap_bytes(text: &str) -> Result<Cap<u64>, String> {
-    if text == "none" {
-        return Ok(Cap::None);
-    }
-    let bytes = parse_bytes(text)?;
-    if bytes < 4 << 20 {
-        return Err(format!(
-            "`{text}` is below the 4 MiB a sandbox needs to start"
-        ));
-    }
-    Ok(Cap::Max(bytes))
-}
-
-fn parse_cap_count(text: &str) -> Result<Cap<u64>, String> {
-    if text == "none" {
-        return Ok(Cap::None);
-    }
-    match text.parse::<u64>() {
-        Ok(n) if n >= 2 => Ok(Cap::Max(n)),
-        _ => Err(format!(
-            "`{text}` is not a process count of at least 2 (the init and the command)"
-        )),
-    }
-}
-
-fn parse_cpus(text: &str) -> Result<u32, String> {
-    match text.parse::<f64>() {
-        Ok(cpus) if (0.01..=4096.0).contains(&cpus) => Ok((cpus * 1000.0).round() as u32),
-        _ => Err(format!("`{text}` is not a CPU count between 0.01 and 4096")),
-    }
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            memory_bytes: self.memory.value(),
-            pids: self.pids.value(),
-            cpu_millis: self.cpus,
+impl TestArgs {
+    /// The command-line flags as the top configuration layer.
+    pub fn layer(&self) -> Layer {
+        let mut env = crate::config::EnvLayer::default();
+        for item in &self.env {
+            match item.split_once('=') {
+                Some((name, value)) => {
+                    env.set.insert(name.to_owned(), value.to_owned());
+                }
+                None => env.pass.push(item.clone()),
+            }
+        }
+        if self.inherit_env {
+            env.inherit = Some(true);
+        }
+        let has_env = !env.pass.is_empty() || !env.set.is_empty() || env.inherit.is_some();
+        Layer {
+            network: self.network,
+            leaks: self.leaks,
+            network_attempts: self.network_attempts,
+            flaky: self.flaky,
+            isolation: self.isolation,
+            retries: self.retries,
+            repeat: self.repeat,
+            env: has_env.then_some(env),
+            ..self.limits.layer()
         }
     }
 }
@@ -353,16 +418,5 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn caps() {
-        assert_eq!(parse_cap_bytes("64M"), Ok(Cap::Max(64 << 20)));
-        assert_eq!(parse_cap_bytes("none"), Ok(Cap::None));
-        assert!(parse_cap_bytes("1K").is_err());
-        assert_eq!(parse_cap_count("32"), Ok(Cap::Max(32)));
-        assert!(parse_cap_count("1").is_err());
-        assert_eq!(parse_cpus("1.5"), Ok(1500));
-        assert!(parse_cpus("0").is_err());
     }
 }

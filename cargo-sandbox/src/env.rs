@@ -1,14 +1,23 @@
-//! The one place a test's environment is built: what `cargo test` (and nextest) give a test
-//! binary at run time, on top of the runner's own environment.
+//! The one place a test's environment is built. It is built, not inherited: what `cargo test`
+//! (and nextest) give a test binary at run time, a fixed base (`HOME`, `TZ`, locale...), the
+//! host variables the user passed by name, and the test's seed. Secrets in CI variables do not
+//! reach tests by accident.
 
 use crate::build::{BinaryKind, Build, TestBinary};
+use crate::config::EnvSettings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Marks a process as running under `cargo sandbox test` (the harness front reads it).
 pub const RUNNER_MARKER: &str = "CARGO_SANDBOX_TEST";
 
-/// Everything per binary that does not change from test to test.
+/// `HOME` inside the sandbox: on its private tmpfs, created by the sandbox's init.
+pub const SANDBOX_HOME: &str = "/tmp/home";
+
+/// The seed variable each test gets (see `--seed`).
+pub const SEED_VAR: &str = "SANDBOX_SEED";
+
+/// What cargo gives one binary: the same for each of its tests.
 #[derive(Debug, Clone)]
 pub struct BinaryEnv {
     pub vars: Vec<(String, String)>,
@@ -17,13 +26,14 @@ pub struct BinaryEnv {
 }
 
 pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)]) -> BinaryEnv {
+    let host: BTreeMap<&str, &str> = host.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let package = &build.packages[&binary.package_id];
     let manifest_dir = package
         .manifest_path
         .parent()
         .map(|p| p.as_std_path().to_owned())
         .unwrap_or_default();
-    let mut vars: BTreeMap<String, String> = host.iter().cloned().collect();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         vars.insert(k.to_owned(), v);
     };
@@ -100,7 +110,7 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
     }
     library_paths.extend(build.deps_dirs.iter().cloned());
     library_paths.extend(sysroot_lib());
-    let existing = vars.get("LD_LIBRARY_PATH").cloned().unwrap_or_default();
+    let existing = host.get("LD_LIBRARY_PATH").copied().unwrap_or_default();
     let mut joined = std::env::join_paths(
         library_paths
             .iter()
@@ -113,11 +123,86 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
         joined = format!("{joined}:{existing}");
     }
     vars.insert("LD_LIBRARY_PATH".to_owned(), joined);
-    vars.insert(RUNNER_MARKER.to_owned(), "1".to_owned());
     BinaryEnv {
         vars: vars.into_iter().collect(),
         cwd: manifest_dir,
     }
+}
+
+/// A test's whole environment, lowest priority first: the hermetic base (or the host's whole
+/// environment with `inherit`), host variables passed by name or glob, cargo's variables, values
+/// set explicitly, then the runner marker and the seed.
+pub fn for_test(
+    binary: &BinaryEnv,
+    host: &[(String, String)],
+    settings: &EnvSettings,
+    seed: u64,
+) -> Vec<(String, String)> {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    if settings.inherit {
+        vars.extend(host.iter().cloned());
+    } else {
+        let user = if nix::unistd::geteuid().is_root() {
+            "root".to_owned()
+        } else {
+            host.iter()
+                .find(|(k, _)| k == "USER")
+                .map_or_else(|| "user".to_owned(), |(_, v)| v.clone())
+        };
+        let path = host
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+        for (k, v) in [
+            ("PATH", path),
+            ("HOME", SANDBOX_HOME),
+            ("TMPDIR", "/tmp"),
+            ("TZ", "UTC"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("USER", user.as_str()),
+            ("TERM", "dumb"),
+        ] {
+            vars.insert(k.to_owned(), v.to_owned());
+        }
+        for (k, v) in host
+            .iter()
+            .filter(|(k, _)| k == "RUST_BACKTRACE" || k == "RUST_LOG")
+        {
+            vars.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in host
+        .iter()
+        .filter(|(k, _)| settings.pass.iter().any(|p| glob_match(p, k)))
+    {
+        vars.insert(k.clone(), v.clone());
+    }
+    vars.extend(binary.vars.iter().cloned());
+    vars.extend(settings.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars.insert(RUNNER_MARKER.to_owned(), "1".to_owned());
+    vars.insert(SEED_VAR.to_owned(), seed.to_string());
+    vars.into_iter().collect()
+}
+
+/// `*` matches any run of characters; everything else is literal.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The Rust sysroot's library directory, for `-C prefer-dynamic` builds. Asked once per run.
@@ -134,4 +219,66 @@ fn sysroot_lib() -> Option<PathBuf> {
             lib.is_dir().then_some(lib)
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Vec<(String, String)> {
+        [
+            ("PATH", "/bin"),
+            ("SECRET_TOKEN", "s3cr3t"),
+            ("MY_A", "1"),
+            ("MY_B", "2"),
+            ("DATABASE_URL", "pg://"),
+            ("RUST_LOG", "debug"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn hermetic_by_default() {
+        let binary = BinaryEnv {
+            vars: vec![("CARGO_PKG_NAME".into(), "x".into())],
+            cwd: "/".into(),
+        };
+        let env: BTreeMap<String, String> = for_test(&binary, &host(), &EnvSettings::default(), 7)
+            .into_iter()
+            .collect();
+        assert_eq!(env.get("TZ").map(String::as_str), Some("UTC"));
+        assert_eq!(env.get("HOME").map(String::as_str), Some(SANDBOX_HOME));
+        assert_eq!(env.get("PATH").map(String::as_str), Some("/bin"));
+        assert_eq!(env.get("RUST_LOG").map(String::as_str), Some("debug"));
+        assert_eq!(env.get("SANDBOX_SEED").map(String::as_str), Some("7"));
+        assert_eq!(env.get("CARGO_PKG_NAME").map(String::as_str), Some("x"));
+        assert!(!env.contains_key("SECRET_TOKEN"));
+        assert!(!env.contains_key("DATABASE_URL"));
+
+        let settings = EnvSettings {
+            pass: vec!["MY_*".into(), "DATABASE_URL".into()],
+            set: [("EXTRA".to_string(), "yes".to_string())].into(),
+            inherit: false,
+        };
+        let env: BTreeMap<String, String> = for_test(&binary, &host(), &settings, 7)
+            .into_iter()
+            .collect();
+        assert_eq!(env.get("MY_A").map(String::as_str), Some("1"));
+        assert_eq!(env.get("MY_B").map(String::as_str), Some("2"));
+        assert_eq!(env.get("DATABASE_URL").map(String::as_str), Some("pg://"));
+        assert_eq!(env.get("EXTRA").map(String::as_str), Some("yes"));
+        assert!(!env.contains_key("SECRET_TOKEN"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("MY_*", "MY_A"));
+        assert!(glob_match("*_URL", "DATABASE_URL"));
+        assert!(glob_match("A*B*C", "AxxBxxC"));
+        assert!(!glob_match("MY_*", "YOUR_A"));
+        assert!(glob_match("EXACT", "EXACT"));
+        assert!(!glob_match("EXACT", "EXACTLY"));
+    }
 }

@@ -50,6 +50,15 @@ pub struct TestRecord {
     pub spec: Option<SandboxSpec>,
     /// Why the sandbox could not run the test.
     pub error: Option<String>,
+    /// The test's `SANDBOX_SEED` (of the attempt shown).
+    pub seed: Option<u64>,
+    /// Position in the run's execution order (`--shuffle` changes it, the seed fixes it).
+    pub order: Option<usize>,
+    /// How many times the test ran (`--repeat`, `--retries`), and how many of those passed.
+    pub attempts: u32,
+    pub passes: u32,
+    /// Each attempt's outcome, in order, when there was more than one.
+    pub attempt_outcomes: Vec<Outcome>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -78,6 +87,11 @@ impl TestRecord {
             output: None,
             spec: None,
             error: None,
+            seed: None,
+            order: None,
+            attempts: 0,
+            passes: 0,
+            attempt_outcomes: Vec::new(),
         }
     }
 
@@ -109,6 +123,8 @@ impl TestRecord {
             network_attempts: result.network_attempts.total(),
             output: result.output.clone(),
             spec: Some(spec.clone()),
+            attempts: 1,
+            passes: u32::from(!failure),
             ..TestRecord::not_run(id, outcome, failure)
         }
     }
@@ -135,6 +151,8 @@ pub enum Event {
         tests: usize,
         binaries: usize,
         ignored: usize,
+        seed: u64,
+        profile: String,
     },
     TestStarted(TestId),
     TestFinished(Box<TestRecord>),

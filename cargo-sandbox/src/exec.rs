@@ -1,6 +1,7 @@
 //! `cargo sandbox exec [LIMITS] -- CMD [ARGS]`: one command in one sandbox.
 
 use crate::cli::ExecArgs;
+use crate::config::Resolved;
 use crate::{exit, signals, summary};
 use anyhow::Context;
 use harness::{Engine, EngineOptions, Output, SandboxError, SandboxSpec, Stdin};
@@ -18,10 +19,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut spec = SandboxSpec::new(args.command.clone(), cwd, std::env::vars().collect());
-    spec.limits = args.limits.limits();
-    spec.timeout = args.limits.timeout;
-    spec.grace = args.limits.grace;
-    spec.tmp_size_bytes = args.limits.tmp_size;
+    let (settings, _) = Resolved::from_layers([(&args.limits.layer(), "command line".to_owned())]);
+    spec.limits = settings.limits();
+    spec.timeout = settings.timeout.value();
+    spec.grace = settings.grace;
+    spec.tmp_size_bytes = settings.tmp_size;
     // Interactive and piped input reach the command; tests get /dev/null (see `test`).
     spec.stdin = Stdin::Inherit;
     spec.output = if args.json {

@@ -19,12 +19,15 @@ macro_rules! say_part {
 
 mod build;
 mod cli;
+mod config;
+mod config_cmd;
 mod env;
 mod event;
 mod exec;
 mod exit;
 mod list;
 mod outcome;
+mod replay;
 mod report;
 mod report_cmd;
 mod schedule;
@@ -63,9 +66,11 @@ fn main() {
         }
     };
     let code = match cli.command {
+        cli::Command::Config(args) => config_cmd::run(args),
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Test(args) => test_run::run(*args),
         cli::Command::Report(args) => report_cmd::run(args),
+        cli::Command::Replay(args) => replay::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

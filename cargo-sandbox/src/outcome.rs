@@ -1,6 +1,6 @@
 //! The one mapping from what happened in a sandbox to a test's outcome word.
 
-use crate::cli::Policy;
+use crate::config::Policy;
 use harness::{Exit, SandboxResult};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -25,6 +25,8 @@ pub enum Outcome {
     Cancelled,
     /// The sandbox itself failed for this test.
     SandboxError,
+    /// Mixed outcomes over repeats or retries.
+    Flaky,
 }
 
 impl Serialize for Outcome {
@@ -48,6 +50,7 @@ impl FromStr for Outcome {
             "network" => Outcome::Network,
             "cancelled" => Outcome::Cancelled,
             "sandbox-error" => Outcome::SandboxError,
+            "flaky" => Outcome::Flaky,
             other => match other.strip_prefix("signal:") {
                 Some(name) => Outcome::Signal(name.to_owned()),
                 None => return Err(format!("unknown outcome `{other}`")),
@@ -69,6 +72,7 @@ impl<'de> Deserialize<'de> for Outcome {
 pub struct Policies {
     pub leaks: Policy,
     pub network: Policy,
+    pub flaky: Policy,
 }
 
 impl Outcome {
@@ -86,6 +90,7 @@ impl Outcome {
             Outcome::Network => "network".into(),
             Outcome::Cancelled => "cancelled".into(),
             Outcome::SandboxError => "sandbox-error".into(),
+            Outcome::Flaky => "flaky".into(),
         }
     }
 
@@ -94,6 +99,7 @@ impl Outcome {
             Outcome::Passed | Outcome::Ignored => false,
             Outcome::Leaked => policies.leaks == Policy::Fail,
             Outcome::Network => policies.network == Policy::Fail,
+            Outcome::Flaky => policies.flaky == Policy::Fail,
             _ => true,
         }
     }
@@ -142,6 +148,7 @@ mod tests {
             Outcome::Network,
             Outcome::Cancelled,
             Outcome::SandboxError,
+            Outcome::Flaky,
         ] {
             assert_eq!(o.word().parse::<Outcome>(), Ok(o));
         }

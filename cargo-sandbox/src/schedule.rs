@@ -1,31 +1,21 @@
 //! Runs the selected tests: a pool of `-j` worker threads takes jobs from one queue and runs each
-//! in a fresh sandbox, emitting events. Cancellation (Ctrl-C) stops the queue and kills what runs.
+//! in a fresh sandbox. Repeats are queued up front; a failed attempt with retries left goes back
+//! on the queue; a test's record is emitted once all its attempts are in. Cancellation (Ctrl-C)
+//! stops the queue and kills what runs.
 
 use crate::build::TestBinary;
-use crate::cli::Isolation;
-use crate::env::BinaryEnv;
+use crate::config::{Isolation, NetworkMode, Resolved};
+use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
-use crate::outcome::{classify, Outcome, Policies};
-use harness::{Cancel, Engine, Limits, Output, SandboxResult, SandboxSpec, Stdin};
-use std::collections::VecDeque;
+use crate::outcome::{classify, Outcome};
+use harness::{Cancel, Engine, Output, SandboxResult, SandboxSpec, Stdin};
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Per-test output kept (head and tail) beyond which the middle is dropped.
 pub const OUTPUT_LIMIT: usize = 1 << 20;
-
-/// How every sandbox of the run is set up.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    pub limits: Limits,
-    pub timeout: Option<Duration>,
-    pub grace: Duration,
-    pub tmp_size_bytes: u64,
-    pub isolation: Isolation,
-    pub policies: Policies,
-    pub jobs: usize,
-}
 
 /// A test binary with what it needs to run.
 #[derive(Debug)]
@@ -40,42 +30,79 @@ pub struct SelectedTest {
     pub ignored: bool,
 }
 
-/// One sandbox's worth of work: one test, or (`--isolation binary`) all of a binary's.
-#[derive(Debug)]
+/// One sandbox's worth of work: one test, or (`--isolation binary`) a binary's tests that share
+/// the same settings.
+#[derive(Debug, Clone)]
 pub struct Job {
     pub binary: Arc<BinaryContext>,
     pub tests: Vec<SelectedTest>,
-    /// Every test the binary lists was selected (ignored ones as ignored): libtest's own
-    /// selection matches, so tests need not be named.
+    /// Every test the binary lists was selected: libtest's own selection matches, so tests need
+    /// not be named.
     pub whole_binary: bool,
+    pub settings: Arc<Resolved>,
+    /// 0-based: repeats and retries count up.
+    pub attempt: u32,
+    /// Retries used so far.
+    pub retry: u32,
+    /// Position in the initial queue.
+    pub order: usize,
 }
 
-/// The sandbox a test (or a listing) runs in.
-pub fn spec_for(binary: &BinaryContext, args: Vec<String>, settings: &RunSettings) -> SandboxSpec {
-    let argv = std::iter::once(binary.binary.path.display().to_string())
-        .chain(args)
-        .collect();
-    settings.spec(argv, binary.env.cwd.clone(), binary.env.vars.clone())
+/// The sandbox for a command under resolved settings: stdin `/dev/null`, output captured
+/// (bounded), the test environment with its seed, and the network mode.
+pub fn spec(
+    settings: &Resolved,
+    argv: Vec<String>,
+    binary: &BinaryContext,
+    host_env: &[(String, String)],
+    seed: u64,
+) -> SandboxSpec {
+    let env = env::for_test(&binary.env, host_env, &settings.env, seed);
+    let mut spec = SandboxSpec::new(argv, binary.env.cwd.clone(), env);
+    apply(settings, &mut spec);
+    spec
 }
 
-impl RunSettings {
-    /// A sandbox spec under this run's caps: stdin `/dev/null`, output captured (bounded).
-    pub fn spec(
-        &self,
-        argv: Vec<String>,
-        cwd: std::path::PathBuf,
-        env: Vec<(String, String)>,
-    ) -> SandboxSpec {
-        let mut spec = SandboxSpec::new(argv, cwd, env);
-        spec.limits = self.limits;
-        spec.timeout = self.timeout;
-        spec.grace = self.grace;
-        spec.tmp_size_bytes = self.tmp_size_bytes;
-        spec.stdin = Stdin::Null;
-        spec.output = Output::Capture {
-            limit_bytes: OUTPUT_LIMIT,
-        };
-        spec
+/// Puts the settings' caps, network mode and I/O choices on a spec.
+pub fn apply(settings: &Resolved, spec: &mut SandboxSpec) {
+    spec.limits = settings.limits();
+    spec.timeout = settings.timeout.value();
+    spec.grace = settings.grace;
+    spec.tmp_size_bytes = settings.tmp_size;
+    spec.namespaces.net = settings.network != NetworkMode::Host;
+    spec.loopback = settings.network == NetworkMode::Loopback;
+    if !settings.env.inherit {
+        spec.make_dirs.push(env::SANDBOX_HOME.into());
+    }
+    spec.stdin = Stdin::Null;
+    spec.output = Output::Capture {
+        limit_bytes: OUTPUT_LIMIT,
+    };
+}
+
+/// A seed per test and attempt, derived from the run's seed: the same `--seed` gives every test
+/// the same `SANDBOX_SEED`, and each repeat a different one.
+pub fn seed_for(run_seed: u64, key: &str, attempt: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    splitmix64(run_seed ^ h ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+pub fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Fisher–Yates from the seed: the same seed, the same order.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    for i in (1..items.len()).rev() {
+        state = splitmix64(state);
+        items.swap(i, (state % (i as u64 + 1)) as usize);
     }
 }
 
@@ -107,101 +134,217 @@ pub fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
-pub fn run_jobs(
-    engine: &Engine,
-    jobs: Vec<Job>,
-    settings: &RunSettings,
-    cancel: &Cancel,
-    events: &Sender<Event>,
-) {
+/// What the workers share.
+pub struct Run<'a> {
+    pub engine: &'a Engine,
+    pub cancel: &'a Cancel,
+    pub events: &'a Sender<Event>,
+    pub host_env: &'a [(String, String)],
+    pub run_seed: u64,
+    pub workers: usize,
+}
+
+/// Attempts of one test collected so far.
+struct Pending {
+    expected: u32,
+    records: Vec<TestRecord>,
+}
+
+pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
+    let mut pending: HashMap<TestId, Pending> = HashMap::new();
+    for job in &jobs {
+        for test in &job.tests {
+            pending
+                .entry(test_id(job, &test.name))
+                .or_insert(Pending {
+                    expected: 0,
+                    records: Vec::new(),
+                })
+                .expected += 1;
+        }
+    }
+    let pending = Mutex::new(pending);
     let queue = Mutex::new(VecDeque::from(jobs));
+    // Workers wait on this while others still run jobs that may queue retries.
+    let busy = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        for _ in 0..settings.jobs.max(1) {
+        for _ in 0..run.workers.max(1) {
             scope.spawn(|| loop {
-                if cancel.is_cancelled() {
+                if run.cancel.is_cancelled() {
                     return;
                 }
-                let Some(job) = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None) else {
-                    return;
+                let job = {
+                    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let job = q.pop_front();
+                    if job.is_some() {
+                        busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    job
                 };
-                for record in run_job(engine, &job, settings, cancel, events) {
-                    let _ = events.send(Event::TestFinished(Box::new(record)));
+                let Some(job) = job else {
+                    if busy.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                let records = run_job(run, &job);
+                let mut retry_tests = Vec::new();
+                let mut finished = Vec::new();
+                {
+                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    for record in records {
+                        let id = record.id.clone();
+                        let retry = record.failure
+                            && job.retry < job.settings.retries
+                            && !run.cancel.is_cancelled();
+                        let Some(entry) = pending.get_mut(&id) else {
+                            continue;
+                        };
+                        if retry {
+                            entry.expected += 1;
+                            retry_tests
+                                .extend(job.tests.iter().filter(|t| t.name == id.name).cloned());
+                        }
+                        entry.records.push(record);
+                        if entry.records.len() as u32 >= entry.expected {
+                            finished.extend(pending.remove(&id));
+                        }
+                    }
                 }
+                if !retry_tests.is_empty() {
+                    let retry = Job {
+                        tests: retry_tests,
+                        whole_binary: false,
+                        attempt: job.attempt + 1,
+                        retry: job.retry + 1,
+                        ..job.clone()
+                    };
+                    queue
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(retry);
+                }
+                for done in finished {
+                    let _ = run.events.send(Event::TestFinished(Box::new(combine(
+                        done.records,
+                        &job.settings,
+                    ))));
+                }
+                busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
     });
 }
 
-fn run_job(
-    engine: &Engine,
-    job: &Job,
-    settings: &RunSettings,
-    cancel: &Cancel,
-    events: &Sender<Event>,
-) -> Vec<TestRecord> {
-    let id = |name: &str| TestId {
+fn test_id(job: &Job, name: &str) -> TestId {
+    TestId {
         binary_id: job.binary.binary.id.clone(),
         name: name.to_owned(),
-    };
-    for test in &job.tests {
-        let _ = events.send(Event::TestStarted(id(&test.name)));
-    }
-    let spec = spec_for(&job.binary, libtest_args(job, settings.isolation), settings);
-    let started = Instant::now();
-    let result = engine.run(&spec, Some(cancel));
-    let duration = started.elapsed();
-    let result = match result {
-        Ok(result) => result,
-        Err(e) => {
-            return job
-                .tests
-                .iter()
-                .map(|t| TestRecord {
-                    spec: Some(spec.clone()),
-                    error: Some(e.to_string()),
-                    ..TestRecord::not_run(id(&t.name), Outcome::SandboxError, true)
-                })
-                .collect()
-        }
-    };
-    let record = |name: &str, outcome: Outcome| {
-        let failure = outcome.is_failure(settings.policies);
-        TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
-    };
-    match settings.isolation {
-        Isolation::Test => {
-            let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
-            vec![record(&job.tests[0].name, classify(&result, ran_one))]
-        }
-        Isolation::Binary => {
-            let lines =
-                libtest_results(&result.output.as_ref().map(|o| o.text()).unwrap_or_default());
-            let binary_outcome = classify(&result, true);
-            job.tests
-                .iter()
-                .map(|t| {
-                    let outcome = match lines
-                        .iter()
-                        .find(|(name, _)| name == &t.name)
-                        .map(|(_, r)| r.as_str())
-                    {
-                        Some("ok") => Outcome::Passed,
-                        Some("FAILED") => Outcome::Failed,
-                        Some("ignored") => Outcome::Ignored,
-                        _ if binary_outcome == Outcome::Passed => Outcome::Failed,
-                        _ => binary_outcome.clone(),
-                    };
-                    record(&t.name, outcome)
-                })
-                .collect()
-        }
     }
 }
 
+fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
+    let id = |name: &str| test_id(job, name);
+    for test in &job.tests {
+        let _ = run.events.send(Event::TestStarted(id(&test.name)));
+    }
+    let key = match job.settings.isolation {
+        Isolation::Test => id(&job.tests[0].name).to_string(),
+        Isolation::Binary => job.binary.binary.id.clone(),
+    };
+    let seed = seed_for(run.run_seed, &key, job.attempt);
+    let argv = std::iter::once(job.binary.binary.path.display().to_string())
+        .chain(libtest_args(job))
+        .collect();
+    let spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
+    let started = Instant::now();
+    let result = run.engine.run(&spec, Some(run.cancel));
+    let duration = started.elapsed();
+    let policies = job.settings.policies();
+    let mut records: Vec<TestRecord> = match result {
+        Err(e) => job
+            .tests
+            .iter()
+            .map(|t| TestRecord {
+                spec: Some(spec.clone()),
+                error: Some(e.to_string()),
+                ..TestRecord::not_run(id(&t.name), Outcome::SandboxError, true)
+            })
+            .collect(),
+        Ok(result) => {
+            let record = |name: &str, outcome: Outcome| {
+                let failure = outcome.is_failure(policies);
+                TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
+            };
+            match job.settings.isolation {
+                Isolation::Test => {
+                    let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
+                    vec![record(&job.tests[0].name, classify(&result, ran_one))]
+                }
+                Isolation::Binary => {
+                    let lines = libtest_results(
+                        &result.output.as_ref().map(|o| o.text()).unwrap_or_default(),
+                    );
+                    let binary_outcome = classify(&result, true);
+                    job.tests
+                        .iter()
+                        .map(|t| {
+                            let outcome = match lines
+                                .iter()
+                                .find(|(name, _)| name == &t.name)
+                                .map(|(_, r)| r.as_str())
+                            {
+                                Some("ok") => Outcome::Passed,
+                                Some("FAILED") => Outcome::Failed,
+                                Some("ignored") => Outcome::Ignored,
+                                _ if binary_outcome == Outcome::Passed => Outcome::Failed,
+                                _ => binary_outcome.clone(),
+                            };
+                            record(&t.name, outcome)
+                        })
+                        .collect()
+                }
+            }
+        }
+    };
+    for r in &mut records {
+        r.seed = Some(seed);
+        r.order = Some(job.order);
+    }
+    records
+}
+
+/// One record from all attempts of a test: when some attempts failed and others did not, the
+/// test is flaky; the attempt shown is the last failing one (its output explains the failure).
+fn combine(mut attempts: Vec<TestRecord>, settings: &Resolved) -> TestRecord {
+    attempts.sort_by_key(|r| r.order);
+    let total = attempts.len() as u32;
+    let passes = attempts.iter().filter(|r| !r.failure).count() as u32;
+    let outcomes: Vec<Outcome> = attempts.iter().map(|r| r.outcome.clone()).collect();
+    let first_order = attempts.iter().filter_map(|r| r.order).min();
+    let shown = attempts
+        .iter()
+        .rposition(|r| r.failure)
+        .unwrap_or(attempts.len() - 1);
+    let mut record = attempts.swap_remove(shown);
+    if total > 1 {
+        if passes > 0 && passes < total {
+            record.outcome = Outcome::Flaky;
+            record.failure = Outcome::Flaky.is_failure(settings.policies());
+        }
+        record.attempt_outcomes = outcomes;
+    }
+    record.attempts = total;
+    record.passes = passes;
+    record.order = first_order;
+    record
+}
+
 /// The libtest command line for a job.
-fn libtest_args(job: &Job, isolation: Isolation) -> Vec<String> {
+fn libtest_args(job: &Job) -> Vec<String> {
     let mut args = Vec::new();
-    match isolation {
+    match job.settings.isolation {
         Isolation::Test => {
             let test = &job.tests[0];
             args.extend([
@@ -229,7 +372,7 @@ fn libtest_args(job: &Job, isolation: Isolation) -> Vec<String> {
 }
 
 /// libtest's summary says one test ran (a name that matched nothing would run zero and pass).
-fn ran_exactly_one(result: &SandboxResult) -> bool {
+pub fn ran_exactly_one(result: &SandboxResult) -> bool {
     result
         .output
         .as_ref()
@@ -237,7 +380,7 @@ fn ran_exactly_one(result: &SandboxResult) -> bool {
 }
 
 /// `test NAME ... ok|FAILED|ignored` lines of libtest's pretty output.
-fn libtest_results(output: &str) -> Vec<(String, String)> {
+pub fn libtest_results(output: &str) -> Vec<(String, String)> {
     output
         .lines()
         .filter_map(|line| {
@@ -258,8 +401,7 @@ mod tests {
 
     #[test]
     fn parses_libtest_lines() {
-        let out =
-            "running 3 tests\ntest a::b ... ok\ntest c ... FAILED\ntest d ... ignored, slow\n";
+        let out = "running 3 tests\ntest a::b - should panic ... ok\ntest c ... FAILED\ntest d ... ignored, slow\n";
         assert_eq!(
             libtest_results(out),
             vec![
@@ -268,5 +410,52 @@ mod tests {
                 ("d".into(), "ignored".into())
             ]
         );
+    }
+
+    #[test]
+    fn seeds_and_shuffles_are_reproducible() {
+        assert_eq!(seed_for(1, "a", 0), seed_for(1, "a", 0));
+        assert_ne!(seed_for(1, "a", 0), seed_for(1, "a", 1));
+        assert_ne!(seed_for(1, "a", 0), seed_for(2, "a", 0));
+        let mut a: Vec<u32> = (0..50).collect();
+        let mut b = a.clone();
+        shuffle(&mut a, 9);
+        shuffle(&mut b, 9);
+        assert_eq!(a, b);
+        assert_ne!(a, (0..50).collect::<Vec<_>>());
+    }
+
+    fn attempt(outcome: Outcome, order: usize) -> TestRecord {
+        let failure = outcome == Outcome::Failed;
+        TestRecord {
+            order: Some(order),
+            ..TestRecord::not_run(
+                TestId {
+                    binary_id: "b".into(),
+                    name: "t".into(),
+                },
+                outcome,
+                failure,
+            )
+        }
+    }
+
+    #[test]
+    fn mixed_attempts_are_flaky() {
+        let settings = Resolved::default();
+        let r = combine(
+            vec![attempt(Outcome::Passed, 1), attempt(Outcome::Failed, 2)],
+            &settings,
+        );
+        assert_eq!(r.outcome, Outcome::Flaky);
+        assert!(!r.failure, "flaky passes by default");
+        assert_eq!((r.attempts, r.passes), (2, 1));
+        let r = combine(
+            vec![attempt(Outcome::Failed, 1), attempt(Outcome::Failed, 2)],
+            &settings,
+        );
+        assert_eq!(r.outcome, Outcome::Failed);
+        let r = combine(vec![attempt(Outcome::Passed, 3)], &settings);
+        assert_eq!((r.outcome, r.attempts), (Outcome::Passed, 1));
     }
 }

@@ -1,18 +1,56 @@
-//! `cargo sandbox test`: build → list → schedule → sandbox → events → reporters.
+//! `cargo sandbox test`: configure → build → list → schedule → sandbox → events → reporters.
 
 use crate::build::{self, BuildFailed};
 use crate::cli::TestArgs;
+use crate::config::{Config, Isolation, Resolved};
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
-use crate::outcome::{classify, Outcome, Policies};
-use crate::report::{github, json, junit, terminal, Reporter, RunSummary};
-use crate::schedule::{self, BinaryContext, Job, RunSettings, SelectedTest};
+use crate::outcome::{classify, Outcome};
+use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
+use crate::schedule::{self, BinaryContext, Job, SelectedTest};
 use crate::{exit, signals};
 use anyhow::Context;
 use harness::{Engine, EngineOptions, Exit};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The workspace's root directory, found without building.
+fn workspace_root(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut cmd = std::process::Command::new(build::cargo());
+    cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let out = cmd.output().context("running `cargo locate-project`")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    Ok(manifest.parent().map(Path::to_owned).unwrap_or_default())
+}
+
+/// Loads the configuration and checks the profile; `Err` carries the exit code after the message.
+pub fn load_config(manifest_path: Option<&Path>, profile: &str) -> Result<Config, i32> {
+    let loaded = workspace_root(manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|root| Config::load(&root).map_err(|e| e.to_string()));
+    let config = match loaded {
+        Ok(config) => config,
+        Err(message) => {
+            say!("cargo-sandbox: error: {message}");
+            return Err(exit::USAGE);
+        }
+    };
+    if let Err(e) = config.check_profile(profile) {
+        say!("cargo-sandbox: error: {e}");
+        return Err(exit::USAGE);
+    }
+    Ok(config)
+}
 
 pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let filter = match TestFilter::new(&args.filters, &args.libtest) {
@@ -21,6 +59,17 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             say!("cargo-sandbox: error: {e:#}");
             return Ok(exit::USAGE);
         }
+    };
+    let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
+    let config = match load_config(args.cargo.manifest_path.as_deref(), &profile) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let cli = args.layer();
+    let resolve = |package: &str, binary: &str, test: &str| -> Resolved {
+        let mut layers = config.layers_for(&profile, package, binary, test);
+        layers.push((&cli, "command line".to_owned()));
+        Resolved::from_layers(layers).0
     };
     let palette = terminal::Palette::new(args.cargo.color);
     let built = match build::build(&args.cargo) {
@@ -39,21 +88,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         cgroup_parent: args.limits.cgroup_parent.clone(),
     })
     .context("cannot set up sandboxes")?;
-    let jobs = args
+    let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let settings = RunSettings {
-        limits: args.limits.limits(),
-        timeout: args.limits.timeout,
-        grace: args.limits.grace,
-        tmp_size_bytes: args.limits.tmp_size,
-        isolation: args.isolation,
-        policies: Policies {
-            leaks: args.leaks,
-            network: args.network_attempts,
-        },
-        jobs,
-    };
+    let run_seed = args.seed.unwrap_or_else(random_seed);
     let started = Instant::now();
 
     let host_env: Vec<(String, String)> = std::env::vars().collect();
@@ -67,16 +105,19 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             })
         })
         .collect();
+    let package_of = |ctx: &BinaryContext| built.packages[&ctx.binary.package_id].name.to_string();
 
-    // Listing runs each binary's code, so it happens in sandboxes too.
-    let listings =
-        schedule::parallel_map(&contexts, jobs, |ctx| list_binary(&engine, ctx, &settings));
+    // Listing runs each binary's code, so it happens in sandboxes too; fingerprints meanwhile.
+    let listings = schedule::parallel_map(&contexts, workers, |ctx| {
+        let settings = resolve(&package_of(ctx), &ctx.binary.id, "");
+        list_binary(&engine, ctx, &settings, &host_env, run_seed)
+    });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while listing tests");
         return Ok(exit::INTERRUPTED);
     }
     let mut records: Vec<TestRecord> = Vec::new();
-    let mut job_list = Vec::new();
+    let mut jobs = Vec::new();
     let mut ignored = Vec::new();
     let mut binaries_with_tests = 0;
     for (ctx, listing) in contexts.iter().zip(listings) {
@@ -88,44 +129,79 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             }
         };
         let selected = list::select(&tests, &filter);
-        let runnable: Vec<SelectedTest> = selected
-            .iter()
-            .filter(|(_, _, plan)| *plan == Plan::Run)
-            .map(|(name, ignored, _)| SelectedTest {
+        let whole_binary = selected.len() == tests.len();
+        let package = package_of(ctx);
+        let mut binary_groups: Vec<(Arc<Resolved>, Vec<SelectedTest>)> = Vec::new();
+        for (name, is_ignored, plan) in &selected {
+            if *plan == Plan::Ignore {
+                let id = TestId {
+                    binary_id: ctx.binary.id.clone(),
+                    name: name.clone(),
+                };
+                ignored.push(TestRecord::not_run(id, Outcome::Ignored, false));
+                continue;
+            }
+            let settings = resolve(&package, &ctx.binary.id, name);
+            let test = SelectedTest {
                 name: name.clone(),
-                ignored: *ignored,
-            })
-            .collect();
-        for (name, _, _) in selected.iter().filter(|(_, _, plan)| *plan == Plan::Ignore) {
-            let id = TestId {
-                binary_id: ctx.binary.id.clone(),
-                name: name.clone(),
+                ignored: *is_ignored,
             };
-            ignored.push(TestRecord::not_run(id, Outcome::Ignored, false));
-        }
-        if runnable.is_empty() {
-            continue;
-        }
-        binaries_with_tests += 1;
-        match settings.isolation {
-            crate::cli::Isolation::Test => job_list.extend(runnable.into_iter().map(|t| Job {
+            let job = |settings: Arc<Resolved>, tests: Vec<SelectedTest>, whole_binary: bool| Job {
                 binary: ctx.clone(),
-                tests: vec![t],
-                whole_binary: false,
-            })),
-            crate::cli::Isolation::Binary => {
-                // No filter removed anything: libtest's own selection is the same.
-                let whole_binary = selected.len() == tests.len();
-                job_list.push(Job {
-                    binary: ctx.clone(),
-                    tests: runnable,
-                    whole_binary,
-                });
+                tests,
+                whole_binary,
+                settings,
+                attempt: 0,
+                retry: 0,
+                order: 0,
+            };
+            match settings.isolation {
+                Isolation::Test => jobs.push(job(Arc::new(settings), vec![test], false)),
+                // Tests of one binary with the same settings share a sandbox.
+                Isolation::Binary => {
+                    match binary_groups.iter_mut().find(|(s, _)| **s == settings) {
+                        Some((_, group)) => group.push(test),
+                        None => binary_groups.push((Arc::new(settings), vec![test])),
+                    }
+                }
             }
         }
+        let single_group = binary_groups.len() == 1;
+        for (settings, tests) in binary_groups {
+            jobs.push(Job {
+                binary: ctx.clone(),
+                tests,
+                whole_binary: whole_binary && single_group,
+                settings,
+                attempt: 0,
+                retry: 0,
+                order: 0,
+            });
+        }
+        if selected.iter().any(|(_, _, plan)| *plan == Plan::Run) {
+            binaries_with_tests += 1;
+        }
     }
-    let to_run: usize = job_list.iter().map(|j| j.tests.len()).sum();
+    let to_run: usize = jobs.iter().map(|j| j.tests.len()).sum();
+    // Repeats go on the queue up front, each attempt its own job; then the order is fixed.
+    let mut queue: Vec<Job> = jobs
+        .into_iter()
+        .flat_map(|job| {
+            (0..job.settings.repeat).map(move |attempt| Job {
+                attempt,
+                ..job.clone()
+            })
+        })
+        .collect();
+    if args.shuffle {
+        schedule::shuffle(&mut queue, run_seed);
+    }
+    for (order, job) in queue.iter_mut().enumerate() {
+        job.order = order;
+    }
 
+    let base_settings = resolve("", "", "");
+    let fingerprint = Fingerprint::new(engine.cgroup_version(), &contexts, workers);
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
     if let Some(path) = &args.report_json {
@@ -142,15 +218,27 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         tests: to_run,
         binaries: binaries_with_tests,
         ignored: ignored.len(),
+        seed: run_seed,
+        profile: profile.clone(),
     });
     for record in records.iter().chain(&ignored) {
         emit(&Event::TestFinished(Box::new(record.clone())));
     }
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        let (engine, settings, cancel) = (&engine, &settings, &cancel);
+        let (engine, cancel, host_env) = (&engine, &cancel, &host_env);
         // The worker owns the only sender: the loop below ends when the last job is done.
-        scope.spawn(move || schedule::run_jobs(engine, job_list, settings, cancel, &sender));
+        scope.spawn(move || {
+            let run = schedule::Run {
+                engine,
+                cancel,
+                events: &sender,
+                host_env,
+                run_seed,
+                workers,
+            };
+            schedule::run_jobs(&run, queue)
+        });
         for event in receiver {
             emit(&event);
             if let Event::TestFinished(record) = event {
@@ -160,14 +248,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     });
     records.extend(ignored);
     let cancelled = cancel.is_cancelled();
-    let protections = engine.protections(&settings.spec(Vec::new(), ".".into(), Vec::new()));
-    let run = RunSummary::new(
-        records,
-        started.elapsed().as_secs_f64() * 1000.0,
-        cancelled,
-        protections,
-        built.workspace_root.clone(),
-    );
+    let mut base_spec = harness::SandboxSpec::new(Vec::new(), PathBuf::from("/"), Vec::new());
+    schedule::apply(&base_settings, &mut base_spec);
+    let run = RunSummary {
+        seed: run_seed,
+        profile,
+        fingerprint,
+        ..RunSummary::new(
+            records,
+            started.elapsed().as_secs_f64() * 1000.0,
+            cancelled,
+            engine.protections(&base_spec),
+            built.workspace_root.clone(),
+        )
+    };
     for reporter in &mut reporters {
         reporter.finish(&run)?;
     }
@@ -180,23 +274,38 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// A seed when none was given: different every run, printed so the run can be reproduced.
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    schedule::splitmix64(nanos ^ u64::from(std::process::id()))
+}
+
 /// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
 /// pseudo-test named `<listing>`.
 fn list_binary(
     engine: &Engine,
     ctx: &BinaryContext,
-    settings: &RunSettings,
+    settings: &Resolved,
+    host_env: &[(String, String)],
+    seed: u64,
 ) -> Result<Vec<list::ListedTest>, Box<TestRecord>> {
-    let mut listing_settings = settings.clone();
-    listing_settings.timeout = Some(settings.timeout.unwrap_or(Duration::from_secs(60)));
+    let mut settings = settings.clone();
+    settings.timeout =
+        crate::config::Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
     let run = |extra: &[&str]| -> Result<String, Box<TestRecord>> {
-        let mut args = vec![
-            "--list".to_owned(),
-            "--format".to_owned(),
-            "terse".to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let spec = schedule::spec_for(ctx, args, &listing_settings);
+        let argv = [
+            ctx.binary.path.display().to_string(),
+            "--list".into(),
+            "--format".into(),
+            "terse".into(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        let spec = schedule::spec(&settings, argv, ctx, host_env, seed);
         let started = Instant::now();
         let id = TestId {
             binary_id: ctx.binary.id.clone(),

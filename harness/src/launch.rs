@@ -172,7 +172,8 @@ impl Engine {
             mounts: spec.namespaces.mount.then_some(MountConfig {
                 tmp_size_bytes: spec.tmp_size_bytes,
             }),
-            loopback: spec.namespaces.net,
+            loopback: spec.namespaces.net && spec.loopback,
+            make_dirs: spec.make_dirs.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,
         };
         let encoded =

@@ -26,6 +26,8 @@ pub struct InitConfig {
     pub mounts: Option<MountConfig>,
     /// Bring `lo` up: only with a new network namespace.
     pub loopback: bool,
+    /// Created after the mounts.
+    pub make_dirs: Vec<std::path::PathBuf>,
     pub new_cgroup_ns: bool,
 }
 

@@ -17,6 +17,13 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     pub limits: Limits,
     pub namespaces: Namespaces,
+    /// Bring `lo` up in the network namespace (off: no interface at all is up).
+    #[serde(default = "yes")]
+    pub loopback: bool,
+    /// Directories created inside the sandbox once its mounts are made (e.g. a `HOME` on the
+    /// private `/tmp`).
+    #[serde(default)]
+    pub make_dirs: Vec<PathBuf>,
     /// Size cap of the private tmpfs on `/tmp` (and `/dev/shm`).
     pub tmp_size_bytes: u64,
     /// Hostname inside the UTS namespace.
@@ -41,6 +48,8 @@ impl SandboxSpec {
             env,
             limits: Limits::default(),
             namespaces: Namespaces::default(),
+            loopback: true,
+            make_dirs: Vec::new(),
             tmp_size_bytes: 256 << 20,
             hostname: "localhost".to_owned(),
             stdin: Stdin::Null,
@@ -123,6 +132,10 @@ pub enum Output {
     /// stdout and stderr are captured together, in order; beyond `limit_bytes` only the head and
     /// tail are kept, so a command printing gigabytes costs the runner no memory.
     Capture { limit_bytes: usize },
+}
+
+fn yes() -> bool {
+    true
 }
 
 mod millis {

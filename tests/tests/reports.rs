@@ -58,7 +58,7 @@ fn fixtures_run(name: &str) -> FixturesRun {
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
         .env("GITHUB_WORKSPACE", workspace_root())
-        .env("SANDBOX_SEED", "0")
+        .args(["--seed", "1"])
         .env("NO_COLOR", "1")
         .output()
         .expect("running cargo sandbox test");
@@ -123,6 +123,8 @@ fn redact_json(value: &mut Value) {
                         | "env"
                         | "output"
                         | "pid"
+                        | "rustc_version"
+                        | "binaries"
                 );
                 if volatile && !v.is_null() {
                     *v = Value::String("[redacted]".into());

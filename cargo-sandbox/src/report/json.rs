@@ -2,7 +2,7 @@
 //! tests in report order, and an `outcome_digest` over each test's id and outcome only, so two
 //! runs of a deterministic suite have the same digest whatever their timings.
 
-use super::{totals, Reporter, RunSummary};
+use super::{totals, Fingerprint, Reporter, RunSummary};
 use crate::event::TestRecord;
 use anyhow::Context;
 use harness::Protections;
@@ -22,6 +22,9 @@ pub struct Document {
     pub cgroup_version: String,
     pub protections: Protections,
     pub workspace_root: PathBuf,
+    pub seed: u64,
+    pub profile: String,
+    pub fingerprint: Fingerprint,
     pub duration_ms: f64,
     pub cancelled: bool,
     pub totals: BTreeMap<String, usize>,
@@ -38,6 +41,9 @@ impl Document {
             cgroup_version: run.protections.cgroup_version.clone(),
             protections: run.protections.clone(),
             workspace_root: run.workspace_root.clone(),
+            seed: run.seed,
+            profile: run.profile.clone(),
+            fingerprint: run.fingerprint.clone(),
             duration_ms: run.duration_ms,
             cancelled: run.cancelled,
             totals: totals(&run.records),
@@ -55,6 +61,9 @@ impl Document {
             kernel: self.kernel,
             tool_version: self.tool_version,
             workspace_root: self.workspace_root,
+            seed: self.seed,
+            profile: self.profile,
+            fingerprint: self.fingerprint,
         }
     }
 
@@ -74,7 +83,15 @@ impl Document {
 }
 
 /// Variable names whose values a report never carries: reports are uploaded as CI artifacts.
-const SECRET_MARKERS: [&str; 7] = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "API_KEY"];
+const SECRET_MARKERS: [&str; 7] = [
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "PRIVATE",
+    "API_KEY",
+];
 
 pub const REDACTED: &str = "[redacted]";
 
@@ -142,7 +159,13 @@ mod tests {
 
     #[test]
     fn secret_looking_names() {
-        for name in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "NPM_API_KEY", "SSH_PRIVATE"] {
+        for name in [
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "NPM_API_KEY",
+            "SSH_PRIVATE",
+        ] {
             assert!(looks_secret(name), "{name}");
         }
         for name in ["PATH", "HOME", "CARGO_PKG_NAME", "KEYBOARD"] {

@@ -25,6 +25,76 @@ pub struct RunSummary {
     pub tool_version: String,
     /// Panic locations in test output are relative to it.
     pub workspace_root: PathBuf,
+    /// The run's seed (`--seed`): each test's `SANDBOX_SEED` and the `--shuffle` order follow.
+    pub seed: u64,
+    /// The configuration profile in force.
+    pub profile: String,
+    pub fingerprint: Fingerprint,
+}
+
+/// What the results depend on besides the code: tool, kernel, cgroups, compiler, binaries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub tool_version: String,
+    pub kernel: String,
+    pub cgroup_version: String,
+    pub rustc_version: String,
+    /// sha256 of each test binary, by binary id.
+    pub binaries: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    pub fn new(
+        cgroup_version: &str,
+        contexts: &[std::sync::Arc<crate::schedule::BinaryContext>],
+        workers: usize,
+    ) -> Fingerprint {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let rustc_version = std::process::Command::new(rustc)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let hashes = crate::schedule::parallel_map(contexts, workers, |ctx| {
+            (
+                ctx.binary.id.clone(),
+                sha256_file(&ctx.binary.path).unwrap_or_default(),
+            )
+        });
+        Fingerprint {
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            kernel: kernel(),
+            cgroup_version: cgroup_version.to_owned(),
+            rustc_version,
+            binaries: hashes.into_iter().collect(),
+        }
+    }
+}
+
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 impl RunSummary {
@@ -45,6 +115,9 @@ impl RunSummary {
                 .unwrap_or_default(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             workspace_root,
+            seed: 0,
+            profile: "default".to_owned(),
+            fingerprint: Fingerprint::default(),
         }
     }
 

@@ -70,6 +70,7 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
         Outcome::Network => "NETWORK".to_owned(),
         Outcome::Cancelled => "CANCEL".to_owned(),
         Outcome::SandboxError => "ERROR".to_owned(),
+        Outcome::Flaky => "FLAKY".to_owned(),
     };
     let padded = format!("{word:>12}");
     match (outcome, failure) {
@@ -118,6 +119,8 @@ impl Terminal {
                 tests,
                 binaries,
                 ignored,
+                seed,
+                profile,
             } => {
                 self.bar.set_length(*tests as u64);
                 let skipped = if *ignored > 0 {
@@ -126,7 +129,7 @@ impl Terminal {
                     String::new()
                 };
                 self.line(&format!(
-                    "{:>12} {tests} tests across {binaries} binaries{skipped}",
+                    "{:>12} {tests} tests across {binaries} binaries{skipped} (profile {profile}, seed {seed})",
                     self.palette.green("Starting")
                 ));
             }
@@ -234,6 +237,7 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         "network",
         "cancelled",
         "sandbox-error",
+        "flaky",
     ];
     let mut parts: Vec<String> = order
         .iter()

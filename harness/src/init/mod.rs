@@ -119,6 +119,10 @@ fn set_up(config: &InitConfig) -> Result<(), InitReport> {
     if let Some(MountConfig { tmp_size_bytes }) = &config.mounts {
         mounts::set_up(*tmp_size_bytes).map_err(|(stage, e)| setup_failed(stage, e))?;
     }
+    for dir in &config.make_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| setup_failed(&format!("creating {}", dir.display()), e))?;
+    }
     nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
         .map_err(|e| setup_failed("entering the working directory", e))?;
     if config.loopback {

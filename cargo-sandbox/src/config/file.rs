@@ -1,0 +1,327 @@
+//! Reading the configuration file and choosing, for one test, the layers that apply.
+
+use super::Layer;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How an override names tests: `exact:NAME`, `glob:PATTERN`, `regex:RE`, or a bare string
+/// (a substring for `test`, an exact name for `package` and `binary`).
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Bare(String),
+    Exact(String),
+    Glob(globset::GlobMatcher),
+    Regex(regex::Regex),
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        if let Some(name) = text.strip_prefix("exact:") {
+            Ok(Pattern::Exact(name.to_owned()))
+        } else if let Some(glob) = text.strip_prefix("glob:") {
+            let matcher = globset::Glob::new(glob)
+                .map_err(|e| format!("bad glob `{glob}`: {e}"))?
+                .compile_matcher();
+            Ok(Pattern::Glob(matcher))
+        } else if let Some(re) = text.strip_prefix("regex:") {
+            regex::Regex::new(re)
+                .map(Pattern::Regex)
+                .map_err(|e| format!("bad regex `{re}`: {e}"))
+        } else {
+            Ok(Pattern::Bare(text.to_owned()))
+        }
+    }
+
+    /// `bare_is_substring`: what a bare string means for this key.
+    pub fn matches(&self, name: &str, bare_is_substring: bool) -> bool {
+        match self {
+            Pattern::Bare(s) if bare_is_substring => name.contains(s.as_str()),
+            Pattern::Bare(s) | Pattern::Exact(s) => name == s,
+            Pattern::Glob(m) => m.is_match(name),
+            Pattern::Regex(re) => re.is_match(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+        Pattern::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    profile: BTreeMap<String, Layer>,
+}
+
+/// `[workspace.metadata.sandbox]` inside a Cargo.toml; everything else there is cargo's.
+#[derive(Deserialize)]
+struct CargoToml {
+    workspace: Option<CargoWorkspace>,
+}
+
+#[derive(Deserialize)]
+struct CargoWorkspace {
+    metadata: Option<CargoMetadata>,
+}
+
+#[derive(Deserialize)]
+struct CargoMetadata {
+    sandbox: Option<ConfigFile>,
+}
+
+/// A configuration error: file, line and key are in the message.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Default)]
+pub struct Config {
+    /// Where the configuration was read from, if anywhere.
+    pub source: Option<PathBuf>,
+    profiles: BTreeMap<String, Layer>,
+}
+
+/// Profiles that exist even when the file does not define them.
+const BUILT_IN_PROFILES: [&str; 2] = ["default", "ci"];
+
+impl Config {
+    /// Reads `.config/sandbox.toml` or `[workspace.metadata.sandbox]` under `workspace_root`.
+    pub fn load(workspace_root: &Path) -> Result<Config, ConfigError> {
+        let dedicated = workspace_root.join(".config/sandbox.toml");
+        let manifest = workspace_root.join("Cargo.toml");
+        let from_file = match std::fs::read_to_string(&dedicated) {
+            Ok(text) => Some(parse::<ConfigFile>(&dedicated, &text)?),
+            Err(_) => None,
+        };
+        let from_manifest = match std::fs::read_to_string(&manifest) {
+            Ok(text) => parse::<CargoToml>(&manifest, &text)?
+                .workspace
+                .and_then(|w| w.metadata)
+                .and_then(|m| m.sandbox),
+            Err(_) => None,
+        };
+        let (source, file) = match (from_file, from_manifest) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "cargo-sandbox is configured twice: in {} and in [workspace.metadata.sandbox] of {}; keep one",
+                    dedicated.display(),
+                    manifest.display()
+                )))
+            }
+            (Some(file), None) => (dedicated, file),
+            (None, Some(file)) => (manifest, file),
+            (None, None) => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&source).unwrap_or_default();
+        validate(&source, &text, &file)?;
+        Ok(Config {
+            source: Some(source),
+            profiles: file.profile,
+        })
+    }
+
+    /// Fails for a profile that is neither defined nor built in.
+    pub fn check_profile(&self, name: &str) -> Result<(), ConfigError> {
+        if self.profiles.contains_key(name) || BUILT_IN_PROFILES.contains(&name) {
+            return Ok(());
+        }
+        let known: Vec<&str> = BUILT_IN_PROFILES
+            .iter()
+            .copied()
+            .chain(self.profiles.keys().map(String::as_str))
+            .collect();
+        Err(ConfigError(format!(
+            "no profile `{name}` in {} (known: {})",
+            self.source
+                .as_deref()
+                .map_or_else(|| "the configuration".into(), |p| p.display().to_string()),
+            known.join(", ")
+        )))
+    }
+
+    /// The layers that apply to one test, lowest priority first: `[profile.default]`, the chosen
+    /// profile, then matching overrides (default's, then the profile's; within a profile the
+    /// first matching override has the last word).
+    pub fn layers_for(
+        &self,
+        profile: &str,
+        package: &str,
+        binary: &str,
+        test: &str,
+    ) -> Vec<(&Layer, String)> {
+        let mut names = vec!["default"];
+        if profile != "default" {
+            names.push(profile);
+        }
+        let mut layers = Vec::new();
+        for name in &names {
+            if let Some(layer) = self.profiles.get(*name) {
+                layers.push((layer, format!("profile.{name}")));
+            }
+        }
+        for name in &names {
+            let Some(layer) = self.profiles.get(*name) else {
+                continue;
+            };
+            let Some(overrides) = &layer.overrides else {
+                continue;
+            };
+            for (i, o) in overrides.get_ref().iter().enumerate().rev() {
+                let o = o.get_ref();
+                let hit = |p: &Option<toml::Spanned<Pattern>>, value: &str, substring: bool| {
+                    p.as_ref()
+                        .is_none_or(|p| p.get_ref().matches(value, substring))
+                };
+                if hit(&o.package, package, false)
+                    && hit(&o.binary, binary, false)
+                    && hit(&o.test, test, true)
+                {
+                    layers.push((o, format!("profile.{name}.overrides[{i}]")));
+                }
+            }
+        }
+        layers
+    }
+}
+
+/// Parses TOML into `T`; toml's own message names the line, column and key.
+fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str::<T>(text)
+        .map_err(|e| ConfigError(format!("invalid configuration in {}: {e}", path.display())))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The rules TOML types cannot express: filters only in overrides, overrides only in profiles,
+/// and every override names what it applies to.
+fn validate(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigError> {
+    let at = |span: std::ops::Range<usize>, key: &str, message: &str| {
+        ConfigError(format!(
+            "invalid configuration in {} line {}: key `{key}`: {message}",
+            path.display(),
+            line_of(text, span.start)
+        ))
+    };
+    for (name, profile) in &file.profile {
+        for (key, filter) in [
+            ("package", &profile.package),
+            ("binary", &profile.binary),
+            ("test", &profile.test),
+        ] {
+            if let Some(filter) = filter {
+                return Err(at(
+                    filter.span(),
+                    key,
+                    &format!(
+                        "filters belong in [[profile.{name}.overrides]], not in [profile.{name}]"
+                    ),
+                ));
+            }
+        }
+        let Some(overrides) = &profile.overrides else {
+            continue;
+        };
+        for o in overrides.get_ref() {
+            let layer = o.get_ref();
+            if let Some(nested) = &layer.overrides {
+                return Err(at(
+                    nested.span(),
+                    "overrides",
+                    "overrides cannot have overrides of their own",
+                ));
+            }
+            if layer.package.is_none() && layer.binary.is_none() && layer.test.is_none() {
+                return Err(at(o.span(), "overrides", "an override needs at least one of `package`, `binary` or `test` to say which tests it applies to"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "sandbox-config-test-{}-{}",
+            std::process::id(),
+            line_of(text, text.len())
+        ));
+        std::fs::create_dir_all(dir.join(".config")).unwrap();
+        std::fs::write(dir.join(".config/sandbox.toml"), text).unwrap();
+        let config = Config::load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        config
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(Pattern::parse("exact:a::b").unwrap().matches("a::b", true));
+        assert!(!Pattern::parse("exact:a::b").unwrap().matches("a::bc", true));
+        assert!(Pattern::parse("glob:parser::*")
+            .unwrap()
+            .matches("parser::x", true));
+        assert!(Pattern::parse("regex:^p.r")
+            .unwrap()
+            .matches("parser", true));
+        assert!(Pattern::parse("ars").unwrap().matches("parser", true));
+        assert!(!Pattern::parse("ars").unwrap().matches("parser", false));
+        assert!(Pattern::parse("regex:(").is_err());
+    }
+
+    #[test]
+    fn overrides_apply_in_order() {
+        let config = load(
+            "[profile.default]\nmemory = \"1G\"\n\n[[profile.default.overrides]]\ntest = \"parser\"\nmemory = \"2G\"\n\n\
+             [[profile.default.overrides]]\ntest = \"parser::big\"\nmemory = \"3G\"\n[profile.ci]\npids = 10\n",
+        )
+        .unwrap();
+        let settings = |profile, test| {
+            super::super::Resolved::from_layers(config.layers_for(profile, "p", "p", test)).0
+        };
+        assert_eq!(
+            settings("default", "lexer").memory,
+            super::super::Cap::Max(1 << 30)
+        );
+        assert_eq!(
+            settings("default", "parser::big").memory,
+            super::super::Cap::Max(2 << 30),
+            "the first matching override wins"
+        );
+        assert_eq!(settings("ci", "x").pids, super::super::Cap::Max(10));
+        assert!(config.check_profile("nightly").is_err());
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = load("[profile.default]\nmemroy = \"1G\"\n").unwrap_err().0;
+        assert!(e.contains("line 2") && e.contains("memroy"), "{e}");
+        let e = load("[profile.default]\n\n[[profile.default.overrides]]\nmemory = \"1G\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 3") && e.contains("at least one of"), "{e}");
+        let e = load("[profile.default]\n[[profile.default.overrides]]\ntest = \"regex:(\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 3") && e.contains("bad regex"), "{e}");
+        let e = load("[profile.default]\npids = \"many\"\n").unwrap_err().0;
+        assert!(
+            e.contains("line 2") && e.contains("not a process count"),
+            "{e}"
+        );
+    }
+}

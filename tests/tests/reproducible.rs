@@ -1,0 +1,368 @@
+//! Reproducible by default: the hermetic environment, seeds and shuffling, repeats and flakiness,
+//! replay of a recorded test, and configuration (profiles, overrides, errors).
+
+use e2e::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn output_of(run: &TestRun, name: &str) -> String {
+    let test = run.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in the report"));
+    format!(
+        "{}{}",
+        test["output"]["head"].as_str().unwrap_or(""),
+        test["output"]["tail"].as_str().unwrap_or("")
+    )
+}
+
+#[test]
+fn the_environment_is_built_not_inherited() {
+    if !privileged() {
+        return;
+    }
+    // The variables reach the runner through its own environment; only the passed one may
+    // reach the test.
+    std::env::set_var("CARGO_SANDBOX_E2E_SECRET", "s3cr3t");
+    std::env::set_var("CARGO_SANDBOX_E2E_PASSED", "yes");
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "-p",
+            "basic",
+            "reports_environment",
+            "--env",
+            "CARGO_SANDBOX_E2E_PASSED",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = output_of(&run, "tests::reports_environment");
+    for line in [
+        "env TZ=UTC",
+        "env HOME=/tmp/home",
+        "env TMPDIR=/tmp",
+        "env LANG=C.UTF-8",
+        "env LC_ALL=C.UTF-8",
+        "env USER=root",
+        "env TERM=dumb",
+        "env CARGO_SANDBOX_E2E_PASSED=yes",
+        "env CARGO_SANDBOX_E2E_SECRET=<unset>",
+        "hostname=localhost",
+        "umask=0022",
+        "home-writable=true",
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` in:\n{out}");
+    }
+    let seed_line = out
+        .lines()
+        .find(|l| l.starts_with("env SANDBOX_SEED="))
+        .unwrap();
+    let test = &run.report["tests"][0];
+    assert_eq!(
+        seed_line,
+        format!("env SANDBOX_SEED={}", test["seed"]),
+        "the report records the test's seed"
+    );
+
+    let inherited = sandbox_test(
+        &fixtures_manifest(),
+        &["-p", "basic", "reports_environment", "--inherit-env"],
+    );
+    assert!(
+        output_of(&inherited, "tests::reports_environment")
+            .contains("env CARGO_SANDBOX_E2E_SECRET=s3cr3t"),
+        "--inherit-env loosens it"
+    );
+}
+
+fn execution_order(run: &TestRun) -> Vec<String> {
+    let mut tests: Vec<(u64, String)> = run.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["order"].as_u64()?, t["name"].as_str()?.to_owned())))
+        .collect();
+    tests.sort();
+    tests.into_iter().map(|(_, name)| name).collect()
+}
+
+#[test]
+fn the_same_seed_shuffles_into_the_same_order() {
+    if !privileged() {
+        return;
+    }
+    let args = ["-p", "basic", "--lib", "-j", "1", "--shuffle", "--seed"];
+    let first = sandbox_test(&fixtures_manifest(), &[&args[..], &["42"]].concat());
+    let second = sandbox_test(&fixtures_manifest(), &[&args[..], &["42"]].concat());
+    let other = sandbox_test(&fixtures_manifest(), &[&args[..], &["43"]].concat());
+    assert_eq!(first.report["seed"], 42);
+    assert_eq!(execution_order(&first), execution_order(&second));
+    assert_ne!(
+        execution_order(&first),
+        execution_order(&other),
+        "another seed, another order"
+    );
+    let sorted = {
+        let mut names = execution_order(&first);
+        names.sort();
+        names
+    };
+    assert_ne!(
+        execution_order(&first),
+        sorted,
+        "shuffled, not alphabetical"
+    );
+    assert_eq!(
+        first.report["outcome_digest"],
+        second.report["outcome_digest"]
+    );
+}
+
+#[test]
+fn repeating_the_fixtures_marks_the_flaky_one_flaky_and_nothing_else() {
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "--memory",
+            "256M",
+            "--pids",
+            "64",
+            "--tmp-size",
+            "64M",
+            "--repeat",
+            "20",
+            "--",
+            "--skip",
+            "hang_ignoring_sigterm",
+        ],
+    );
+    let expected = expected_outcomes();
+    for ((binary, name), outcome) in run.outcomes() {
+        let want = &expected[&(binary.clone(), name.clone())];
+        if want == "flaky" {
+            assert_eq!(outcome, "flaky", "{binary} {name}");
+        } else {
+            assert_eq!(
+                &outcome, want,
+                "{binary} {name} must not be flaky over 20 runs"
+            );
+        }
+    }
+    let flaky = run.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["outcome"] == "flaky")
+        .unwrap();
+    assert_eq!(flaky["attempts"], 20);
+    let passes = flaky["passes"].as_u64().unwrap();
+    assert!(passes > 0 && passes < 20, "{passes} of 20 passed");
+    assert_eq!(flaky["failure"], false, "flaky passes by default");
+    assert_eq!(run.report["totals"]["flaky"], 1);
+}
+
+#[test]
+fn retries_turn_a_late_pass_into_flaky() {
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "-p",
+            "basic",
+            "tests::flaky",
+            "--retries",
+            "30",
+            "--flaky",
+            "fail",
+        ],
+    );
+    let test = &run.report["tests"][0];
+    if test["attempts"] == 1 {
+        assert_eq!(test["outcome"], "passed", "no retry needed: {}", test);
+        return;
+    }
+    assert_eq!(test["outcome"], "flaky", "{test}");
+    assert_eq!(run.code, 100, "--flaky fail fails the run");
+}
+
+#[test]
+fn replay_reproduces_recorded_failures() {
+    if !privileged() {
+        return;
+    }
+    let report = bin_dir().join("e2e-replay-report.json");
+    let run = Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(fixtures_manifest())
+        .args(["--memory", "256M", "--report-json"])
+        .arg(&report)
+        .args(["tests::fails", "tests::memory_hog", "tests::passes"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(100));
+    for (test, word) in [
+        ("basic tests::fails", "failed"),
+        ("tests::memory_hog", "oom"),
+        ("hostile tests::passes", "passed"),
+    ] {
+        let out = Command::new(cargo_sandbox())
+            .args(["sandbox", "replay"])
+            .arg(&report)
+            .arg(test)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("recorded {word}, now {word} — reproduced")),
+            "{stdout}"
+        );
+    }
+    let ambiguous = Command::new(cargo_sandbox())
+        .args(["sandbox", "replay"])
+        .arg(&report)
+        .arg("tests::passes")
+        .output()
+        .unwrap();
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("pick one with --binary"));
+}
+
+/// A scratch workspace with one passing test and the given `.config/sandbox.toml`.
+fn workspace_with_config(name: &str, config: &str) -> PathBuf {
+    let dir = bin_dir().join(format!("e2e-config-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join(".config")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"configured\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#[test]\nfn parser_small() {}\n#[test]\nfn parser_big() {}\n#[test]\nfn lexer() {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".config/sandbox.toml"), config).unwrap();
+    dir
+}
+
+fn config_error(name: &str, config: &str) -> String {
+    let dir = workspace_with_config(name, config);
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad configuration exits 2");
+    String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+}
+
+#[test]
+fn configuration_errors_name_file_line_and_key() {
+    let errors = [
+        (
+            "unknown-key",
+            "[profile.default]\nmemory = \"1G\"\nmemroy = \"2G\"\n",
+        ),
+        ("wrong-type", "[profile.default]\nretries = \"three\"\n"),
+        ("bad-value", "[profile.default]\npids = 1\n"),
+        (
+            "bad-filter",
+            "[[profile.default.overrides]]\ntest = \"regex:parser(\"\nmemory = \"1G\"\n",
+        ),
+        (
+            "no-filter",
+            "[profile.default]\n\n[[profile.default.overrides]]\nmemory = \"1G\"\n",
+        ),
+        (
+            "filter-in-profile",
+            "[profile.default]\ntest = \"parser\"\n",
+        ),
+    ];
+    let mut all = String::new();
+    for (name, config) in errors {
+        all.push_str(&format!("== {name}\n{}\n", config_error(name, config)));
+    }
+    let dir = workspace_with_config("no-profile", "");
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "-P", "nightly", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    all.push_str(&format!(
+        "== unknown-profile\n{}",
+        String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+    ));
+    insta::assert_snapshot!("config_errors", all);
+}
+
+#[test]
+fn overrides_beat_profiles_and_flags_beat_overrides() {
+    let config = "[profile.default]\nmemory = \"1G\"\ntimeout = \"30s\"\n\n\
+                  [profile.ci]\nretries = 2\n\n\
+                  [[profile.default.overrides]]\ntest = \"glob:parser_*\"\nmemory = \"2G\"\nnetwork = \"none\"\n\n\
+                  [[profile.ci.overrides]]\ntest = \"exact:parser_big\"\nmemory = \"3G\"\n";
+    let dir = workspace_with_config("layers", config);
+    let show = |args: &[&str]| {
+        let out = Command::new(cargo_sandbox())
+            .args(["sandbox", "config", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).replace(&dir.display().to_string(), "[workspace]")
+    };
+    insta::assert_snapshot!(
+        "config_parser_big_ci",
+        show(&[
+            "-P",
+            "ci",
+            "-p",
+            "configured",
+            "--binary",
+            "configured",
+            "parser_big"
+        ])
+    );
+    assert!(show(&["lexer"]).contains("memory = \"1.0 GiB\"    # profile.default"));
+
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(
+        &dir.join("Cargo.toml"),
+        &["-P", "ci", "--memory", "512M", "parser_small"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let spec = &run.report["tests"][0]["spec"];
+    assert_eq!(
+        spec["limits"]["memory_bytes"],
+        512u64 << 20,
+        "the flag beats the override"
+    );
+    assert_eq!(spec["timeout"], 30_000, "the profile's timeout");
+    assert_eq!(spec["loopback"], false, "the override's network = none");
+    assert_eq!(run.report["profile"], "ci");
+}
