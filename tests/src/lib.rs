@@ -192,6 +192,20 @@ pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
 
 pub const MIB: u64 = 1 << 20;
 
+/// The caps `fixtures/expected-outcomes.txt` is written for (a short timeout keeps runs fast).
+pub const FIXTURE_CAPS: &[&str] = &[
+    "--memory",
+    "256M",
+    "--pids",
+    "64",
+    "--timeout",
+    "3s",
+    "--grace",
+    "500ms",
+    "--tmp-size",
+    "64M",
+];
+
 /// The fixtures workspace's manifest.
 pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("fixtures/Cargo.toml")

@@ -10,18 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const CAPS: &[&str] = &[
-    "--memory",
-    "256M",
-    "--pids",
-    "64",
-    "--timeout",
-    "3s",
-    "--grace",
-    "500ms",
-    "--tmp-size",
-    "64M",
-];
 
 struct FixturesRun {
     dir: PathBuf,
@@ -50,7 +38,7 @@ fn fixtures_run(name: &str) -> FixturesRun {
     let out = Command::new(cargo_sandbox())
         .args(["sandbox", "test", "--manifest-path"])
         .arg(fixtures_manifest())
-        .args(CAPS)
+        .args(FIXTURE_CAPS)
         .arg("--report-json")
         .arg(dir.join("report.json"))
         .arg("--junit")

@@ -5,22 +5,9 @@
 use e2e::*;
 use std::time::Duration;
 
-/// The caps `fixtures/expected-outcomes.txt` is written for.
-const CAPS: &[&str] = &[
-    "--memory",
-    "256M",
-    "--pids",
-    "64",
-    "--timeout",
-    "3s",
-    "--grace",
-    "500ms",
-    "--tmp-size",
-    "64M",
-];
 
 fn with_caps<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    CAPS.iter().copied().chain(extra.iter().copied()).collect()
+    FIXTURE_CAPS.iter().copied().chain(extra.iter().copied()).collect()
 }
 
 /// Status lines sorted by test, with durations and sizes replaced, then the summary line

@@ -102,15 +102,7 @@ impl RunDirs {
     }
 
     pub fn remove(&self) {
-        for dir in [
-            Some(&self.memory),
-            Some(&self.pids),
-            Some(&self.cpuacct),
-            self.cpu.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for dir in controller_dirs(&self.memory, &self.pids, &self.cpuacct, &self.cpu) {
             let _ = fs::remove_tree(dir);
         }
     }
@@ -158,14 +150,7 @@ impl Group {
     }
 
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        [
-            Some(&self.memory),
-            Some(&self.pids),
-            Some(&self.cpuacct),
-            self.cpu.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
+        controller_dirs(&self.memory, &self.pids, &self.cpuacct, &self.cpu)
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
@@ -213,4 +198,16 @@ impl Group {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The directories of one cgroup across its controllers (cpu only when it has one).
+fn controller_dirs<'a>(
+    memory: &'a PathBuf,
+    pids: &'a PathBuf,
+    cpuacct: &'a PathBuf,
+    cpu: &'a Option<PathBuf>,
+) -> impl Iterator<Item = &'a PathBuf> {
+    [Some(memory), Some(pids), Some(cpuacct), cpu.as_ref()]
+        .into_iter()
+        .flatten()
 }
