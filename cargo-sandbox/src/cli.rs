@@ -2,7 +2,8 @@
 //! `sandbox` word so `cargo-sandbox exec ...` works the same when run directly.
 
 use crate::config::{
-    Cpus, Grace, Isolation, Layer, Memory, NetworkMode, Pids, Policy, Size, Timeout,
+    Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer, Memory, NetworkMode,
+    Pids, Policy, Size, Timeout,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -192,6 +193,11 @@ pub struct TestArgs {
     #[arg(long, value_enum, value_name = "POLICY")]
     pub network_attempts: Option<Policy>,
 
+    /// What a test that changed files in the workspace gets: warn (its own outcome word, still
+    /// passing), fail, or allow (listed in the report only) [default: warn].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub file_leaks: Option<FileLeakPolicy>,
+
     /// Whether a flaky test (mixed outcomes over repeats or retries) fails [default: pass].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub flaky: Option<Policy>,
@@ -363,6 +369,16 @@ pub struct LimitArgs {
     /// own; for runners that share their cgroup with other processes.
     #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
     pub cgroup_parent: Option<PathBuf>,
+
+    /// isolated: the host read-only, the workspace (for `exec`, the current directory)
+    /// copy-on-write with every change reported; host: no file isolation [default: isolated for
+    /// `test`, host for `exec`].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub fs: Option<FsMode>,
+
+    /// A host path that stays writable under `--fs isolated` (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub writable: Vec<PathBuf>,
 }
 
 impl LimitArgs {
@@ -375,6 +391,12 @@ impl LimitArgs {
             timeout: self.timeout,
             grace: self.grace,
             tmp_size: self.tmp_size,
+            fs: (self.fs.is_some() || !self.writable.is_empty()).then(|| {
+                FsLayer::Table(FsTable {
+                    mode: self.fs,
+                    writable: self.writable.clone(),
+                })
+            }),
             ..Layer::default()
         }
     }
@@ -401,6 +423,7 @@ impl TestArgs {
             leaks: self.leaks,
             network_attempts: self.network_attempts,
             flaky: self.flaky,
+            file_leaks: self.file_leaks,
             isolation: self.isolation,
             retries: self.retries,
             repeat: self.repeat,

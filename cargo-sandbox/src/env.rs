@@ -23,6 +23,9 @@ pub struct BinaryEnv {
     pub vars: Vec<(String, String)>,
     /// The package's manifest directory: tests run there, as under `cargo test`.
     pub cwd: PathBuf,
+    /// The workspace (copy-on-write for tests) and the target directory it builds into.
+    pub workspace_root: PathBuf,
+    pub target_dir: PathBuf,
 }
 
 pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)]) -> BinaryEnv {
@@ -82,12 +85,13 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
     if binary.kind == BinaryKind::Bin {
         set("CARGO_BIN_NAME", binary.target_name.clone());
     }
+    // Every binary's sandbox gets a private tmpfs here (a scratch directory), so it must exist.
+    let tmp = build.target_dir.join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
     if matches!(binary.kind, BinaryKind::Test | BinaryKind::Bench) {
         for (name, exe) in build.bin_exes.get(&binary.package_id).into_iter().flatten() {
             set(&format!("CARGO_BIN_EXE_{name}"), exe.display().to_string());
         }
-        let tmp = build.target_dir.join("tmp");
-        let _ = std::fs::create_dir_all(&tmp);
         set("CARGO_TARGET_TMPDIR", tmp.display().to_string());
     }
     let mut library_paths: Vec<PathBuf> = Vec::new();
@@ -126,6 +130,8 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
     BinaryEnv {
         vars: vars.into_iter().collect(),
         cwd: manifest_dir,
+        workspace_root: build.workspace_root.clone(),
+        target_dir: build.target_dir.clone(),
     }
 }
 
@@ -244,6 +250,8 @@ mod tests {
         let binary = BinaryEnv {
             vars: vec![("CARGO_PKG_NAME".into(), "x".into())],
             cwd: "/".into(),
+            workspace_root: "/".into(),
+            target_dir: "/target".into(),
         };
         let env: BTreeMap<String, String> = for_test(&binary, &host(), &EnvSettings::default(), 7)
             .into_iter()

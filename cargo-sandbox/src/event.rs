@@ -3,8 +3,8 @@
 //! also the per-test entry of the JSON report, so `cargo sandbox report` reads back exactly what
 //! the run saw.
 
-use crate::outcome::Outcome;
-use harness::{CapturedOutput, Exit, LeakedProcess, SandboxResult, SandboxSpec};
+use crate::outcome::{Outcome, Policies};
+use harness::{CapturedOutput, Exit, FileWrite, LeakedProcess, SandboxResult, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -44,6 +44,11 @@ pub struct TestRecord {
     pub leaked_total: usize,
     /// Packets sent towards addresses the sandbox has no route to.
     pub network_attempts: u64,
+    /// Changes to the copy-on-write workspace (the host tree never saw them).
+    pub files_written: Vec<FileWrite>,
+    pub files_written_total: usize,
+    /// The policies `failure` was decided under.
+    pub policies: Policies,
     /// Output (stdout and stderr interleaved), head and tail when long.
     pub output: Option<CapturedOutput>,
     /// The exact sandbox the test ran in: enough to rerun it.
@@ -84,6 +89,9 @@ impl TestRecord {
             leaked_processes: Vec::new(),
             leaked_total: 0,
             network_attempts: 0,
+            files_written: Vec::new(),
+            files_written_total: 0,
+            policies: Policies::default(),
             output: None,
             spec: None,
             error: None,
@@ -121,6 +129,8 @@ impl TestRecord {
             leaked_processes: result.leaked_processes.clone(),
             leaked_total: result.leaked_total,
             network_attempts: result.network_attempts.total(),
+            files_written: result.files_written.clone(),
+            files_written_total: result.files_written_total,
             output: result.output.clone(),
             spec: Some(spec.clone()),
             attempts: 1,

@@ -1,10 +1,10 @@
 //! `cargo sandbox exec [LIMITS] -- CMD [ARGS]`: one command in one sandbox.
 
 use crate::cli::ExecArgs;
-use crate::config::Resolved;
+use crate::config::{FsLayer, FsMode, Layer, Resolved};
 use crate::{exit, signals, summary};
 use anyhow::Context;
-use harness::{Engine, EngineOptions, Output, SandboxError, SandboxSpec, Stdin};
+use harness::{Engine, EngineOptions, Filesystem, Output, SandboxError, SandboxSpec, Stdin};
 use serde_json::json;
 
 /// Runs the command; returns the exit code for the runner.
@@ -19,11 +19,26 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut spec = SandboxSpec::new(args.command.clone(), cwd, std::env::vars().collect());
-    let (settings, _) = Resolved::from_layers([(&args.limits.layer(), "command line".to_owned())]);
+    // `exec` runs any command: the host filesystem unless --fs isolated asks otherwise.
+    let exec_default = Layer {
+        fs: Some(FsLayer::Mode(FsMode::Host)),
+        ..Layer::default()
+    };
+    let (settings, _) = Resolved::from_layers([
+        (&exec_default, "exec default".to_owned()),
+        (&args.limits.layer(), "command line".to_owned()),
+    ]);
     spec.limits = settings.limits();
     spec.timeout = settings.timeout.value();
     spec.grace = settings.grace;
     spec.tmp_size_bytes = settings.tmp_size;
+    if settings.fs == FsMode::Isolated {
+        spec.filesystem = Filesystem::Isolated {
+            copy_on_write: vec![spec.cwd.clone()],
+            scratch: Vec::new(),
+            writable: settings.writable.clone(),
+        };
+    }
     // Interactive and piped input reach the command; tests get /dev/null (see `test`).
     spec.stdin = Stdin::Inherit;
     spec.output = if args.json {

@@ -1,6 +1,6 @@
 //! The one mapping from what happened in a sandbox to a test's outcome word.
 
-use crate::config::Policy;
+use crate::config::{FileLeakPolicy, Policy};
 use harness::{Exit, SandboxResult};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -27,6 +27,8 @@ pub enum Outcome {
     SandboxError,
     /// Mixed outcomes over repeats or retries.
     Flaky,
+    /// Passed, but changed files in the (copy-on-write) workspace.
+    FileLeak,
 }
 
 impl Serialize for Outcome {
@@ -51,6 +53,7 @@ impl FromStr for Outcome {
             "cancelled" => Outcome::Cancelled,
             "sandbox-error" => Outcome::SandboxError,
             "flaky" => Outcome::Flaky,
+            "file-leak" => Outcome::FileLeak,
             other => match other.strip_prefix("signal:") {
                 Some(name) => Outcome::Signal(name.to_owned()),
                 None => return Err(format!("unknown outcome `{other}`")),
@@ -67,12 +70,24 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
-/// What makes an outcome count as a failure.
-#[derive(Debug, Clone, Copy)]
+/// What makes an outcome count as a failure (the defaults are the built-in ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policies {
     pub leaks: Policy,
     pub network: Policy,
     pub flaky: Policy,
+    pub file_leaks: FileLeakPolicy,
+}
+
+impl Default for Policies {
+    fn default() -> Policies {
+        Policies {
+            leaks: Policy::Pass,
+            network: Policy::Pass,
+            flaky: Policy::Pass,
+            file_leaks: FileLeakPolicy::Warn,
+        }
+    }
 }
 
 impl Outcome {
@@ -91,6 +106,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled".into(),
             Outcome::SandboxError => "sandbox-error".into(),
             Outcome::Flaky => "flaky".into(),
+            Outcome::FileLeak => "file-leak".into(),
         }
     }
 
@@ -100,6 +116,7 @@ impl Outcome {
             Outcome::Leaked => policies.leaks == Policy::Fail,
             Outcome::Network => policies.network == Policy::Fail,
             Outcome::Flaky => policies.flaky == Policy::Fail,
+            Outcome::FileLeak => policies.file_leaks == FileLeakPolicy::Fail,
             _ => true,
         }
     }
@@ -107,7 +124,7 @@ impl Outcome {
 
 /// Classifies one sandboxed test run. Precedence: the harshest thing that happened wins, so a
 /// test that hit the memory cap is `oom` even if it then exited with a panic.
-pub fn classify(r: &SandboxResult, libtest_ran_one: bool) -> Outcome {
+pub fn classify(r: &SandboxResult, libtest_ran_one: bool, policies: Policies) -> Outcome {
     let succeeded = r.exit == Exit::Code(0);
     if r.cancelled {
         Outcome::Cancelled
@@ -125,6 +142,8 @@ pub fn classify(r: &SandboxResult, libtest_ran_one: bool) -> Outcome {
         Outcome::Network
     } else if r.leaked_total > 0 {
         Outcome::Leaked
+    } else if r.files_written_total > 0 && policies.file_leaks != FileLeakPolicy::Allow {
+        Outcome::FileLeak
     } else {
         Outcome::Passed
     }
@@ -149,6 +168,7 @@ mod tests {
             Outcome::Cancelled,
             Outcome::SandboxError,
             Outcome::Flaky,
+            Outcome::FileLeak,
         ] {
             assert_eq!(o.word().parse::<Outcome>(), Ok(o));
         }

@@ -57,6 +57,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         classify(
             &result,
             result.exit != Exit::Code(0) || schedule::ran_exactly_one(&result),
+            record.policies,
         )
     } else {
         // A whole-binary sandbox: this test's own libtest line decides.
@@ -68,7 +69,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         {
             Some("ok") => Outcome::Passed,
             Some("FAILED") => Outcome::Failed,
-            _ => classify(&result, true),
+            _ => classify(&result, true, record.policies),
         }
     };
     let matched = now == record.outcome

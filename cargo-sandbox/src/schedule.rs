@@ -4,11 +4,11 @@
 //! stops the queue and kills what runs.
 
 use crate::build::TestBinary;
-use crate::config::{Isolation, NetworkMode, Resolved};
+use crate::config::{FsMode, Isolation, NetworkMode, Resolved};
 use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
 use crate::outcome::{classify, Outcome};
-use harness::{Cancel, Engine, Output, SandboxResult, SandboxSpec, Stdin};
+use harness::{Cancel, Engine, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,16 @@ pub fn spec(
     let env = env::for_test(&binary.env, host_env, &settings.env, seed);
     let mut spec = SandboxSpec::new(argv, binary.env.cwd.clone(), env);
     apply(settings, &mut spec);
+    let (root, target) = (&binary.env.workspace_root, &binary.env.target_dir);
+    spec.reachable = vec![root.clone(), target.clone()];
+    if settings.fs == FsMode::Isolated {
+        spec.filesystem = Filesystem::Isolated {
+            copy_on_write: vec![root.clone()],
+            // CARGO_TARGET_TMPDIR: tests may use it freely, each with its own.
+            scratch: vec![target.join("tmp")],
+            writable: settings.writable.clone(),
+        };
+    }
     spec
 }
 
@@ -275,18 +285,24 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         Ok(result) => {
             let record = |name: &str, outcome: Outcome| {
                 let failure = outcome.is_failure(policies);
-                TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
+                TestRecord {
+                    policies,
+                    ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
+                }
             };
             match job.settings.isolation {
                 Isolation::Test => {
                     let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
-                    vec![record(&job.tests[0].name, classify(&result, ran_one))]
+                    vec![record(
+                        &job.tests[0].name,
+                        classify(&result, ran_one, policies),
+                    )]
                 }
                 Isolation::Binary => {
                     let lines = libtest_results(
                         &result.output.as_ref().map(|o| o.text()).unwrap_or_default(),
                     );
-                    let binary_outcome = classify(&result, true);
+                    let binary_outcome = classify(&result, true, policies);
                     job.tests
                         .iter()
                         .map(|t| {

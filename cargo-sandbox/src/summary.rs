@@ -12,6 +12,7 @@ pub fn is_notable(r: &SandboxResult) -> bool {
         || r.usage.forks_refused > 0
         || r.leaked_total > 0
         || r.network_attempts.total() > 0
+        || r.files_written_total > 0
 }
 
 pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
@@ -88,6 +89,22 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
             r.network_attempts.ipv6_no_route
         );
     }
+    if r.files_written_total > 0 {
+        let _ = writeln!(
+            out,
+            "{p} {} change(s) to copy-on-write directories (the host never saw them):",
+            r.files_written_total
+        );
+        for change in r.files_written.iter().take(8) {
+            let _ = writeln!(
+                out,
+                "{p}   {:?} {} ({} bytes)",
+                change.kind,
+                change.path.display(),
+                change.size
+            );
+        }
+    }
     let _ = writeln!(out, "{p} in force: {}", protections(&r.protections));
     out
 }
@@ -95,7 +112,7 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
 pub fn protections(p: &Protections) -> String {
     let l = &p.limits;
     format!(
-        "{} namespaces; memory {}{}, pids {}, cpu {}; /tmp {}; read-only {}; cgroup {}",
+        "{} namespaces; memory {}{}, pids {}, cpu {}; /tmp {}; filesystem {}; read-only {}{}; cgroup {}",
         p.namespaces.join(","),
         l.memory_bytes.map_or("uncapped".into(), format_bytes),
         if p.swap_disabled { " (no swap)" } else { "" },
@@ -105,10 +122,12 @@ pub fn protections(p: &Protections) -> String {
             f64::from(m) / 1000.0
         )),
         format_bytes(p.tmp_size_bytes),
-        if p.read_only.is_empty() {
-            "nothing".into()
+        p.filesystem,
+        if p.read_only.is_empty() { "nothing".into() } else { p.read_only.join(",") },
+        if p.copy_on_write.is_empty() {
+            String::new()
         } else {
-            p.read_only.join(",")
+            format!("; copy-on-write {}", p.copy_on_write.join(","))
         },
         p.cgroup_version,
     )

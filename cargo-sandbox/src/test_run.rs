@@ -316,7 +316,7 @@ fn list_binary(
                 Ok(result.output.map(|o| o.text()).unwrap_or_default())
             }
             Ok(result) => {
-                let outcome = classify(&result, true);
+                let outcome = classify(&result, true, settings.policies());
                 Err(Box::new(TestRecord {
                     error: Some("listing the binary's tests failed".into()),
                     ..TestRecord::ran(id, outcome, true, started.elapsed(), &result, &spec)

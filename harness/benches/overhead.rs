@@ -1,10 +1,11 @@
 //! What a sandbox costs: runs `/bin/true` plainly (fork + exec + wait) and in a sandbox, without
-//! and with caps, interleaved round by round so drift hits all three alike, and prints medians
+//! with caps, and with caps plus filesystem isolation, interleaved round by round so drift hits
+//! all alike, and prints medians
 //! and the overhead against the plain baseline measured in the same run.
 //!
 //! `cargo bench -p sandbox-harness --bench overhead [-- ROUNDS]` (root; default 500 rounds).
 
-use harness::{Engine, EngineOptions, Limits, Output, SandboxSpec};
+use harness::{Engine, EngineOptions, Filesystem, Limits, Output, SandboxSpec};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -31,10 +32,21 @@ fn main() {
         pids: Some(64),
         cpu_millis: Some(1000),
     };
+    // What `cargo sandbox test` runs by default: caps, a read-only host, the workspace
+    // copy-on-write, a scratch directory.
+    let mut isolated = capped.clone();
+    let scratch = std::env::temp_dir().join(format!("overhead-scratch-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    isolated.filesystem = Filesystem::Isolated {
+        copy_on_write: vec![isolated.cwd.clone()],
+        scratch: vec![scratch.clone()],
+        writable: Vec::new(),
+    };
 
     let mut plain = Vec::with_capacity(rounds);
     let mut sandbox = Vec::with_capacity(rounds);
     let mut sandbox_caps = Vec::with_capacity(rounds);
+    let mut sandbox_fs = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         plain.push(time(|| {
             let status = Command::new("/bin/true").status().expect("spawn /bin/true");
@@ -42,7 +54,9 @@ fn main() {
         }));
         sandbox.push(time(|| run(&engine, &bare)));
         sandbox_caps.push(time(|| run(&engine, &capped)));
+        sandbox_fs.push(time(|| run(&engine, &isolated)));
     }
+    let _ = std::fs::remove_dir(&scratch);
 
     let base = median(&mut plain);
     println!(
@@ -57,6 +71,7 @@ fn main() {
         ("plain fork+exec", &mut plain),
         ("sandbox, no caps", &mut sandbox),
         ("sandbox + memory/pids/cpu", &mut sandbox_caps),
+        ("+ read-only host, overlay", &mut sandbox_fs),
     ] {
         let m = median(samples);
         println!(

@@ -76,11 +76,9 @@ impl Engine {
     /// The protections a sandbox of this spec runs under, as reports state them.
     pub fn protections(&self, spec: &SandboxSpec) -> Protections {
         Protections::new(
-            &spec.namespaces,
+            spec,
             self.cgroups.version(),
-            spec.limits,
             self.cgroups.swap_disabled(&spec.limits),
-            spec.tmp_size_bytes,
         )
     }
 
@@ -171,9 +169,11 @@ impl Engine {
             hostname: spec.namespaces.uts.then(|| spec.hostname.clone()),
             mounts: spec.namespaces.mount.then_some(MountConfig {
                 tmp_size_bytes: spec.tmp_size_bytes,
+                filesystem: spec.filesystem.clone(),
             }),
             loopback: spec.namespaces.net && spec.loopback,
             make_dirs: spec.make_dirs.clone(),
+            reachable: spec.reachable.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,
         };
         let encoded =
@@ -441,6 +441,8 @@ impl Outcome {
             usage,
             leaked_processes: Vec::new(),
             leaked_total: 0,
+            files_written: Vec::new(),
+            files_written_total: 0,
             network_attempts: self.network_at_kill,
             protections: protections.clone(),
             output: self.output.clone(),
@@ -452,9 +454,13 @@ impl Outcome {
                 leaked,
                 leaked_total,
                 network,
+                files_written,
+                files_written_total,
                 init_user_us,
                 init_system_us,
             }) => Ok(SandboxResult {
+                files_written,
+                files_written_total,
                 usage: ResourceUsage {
                     cpu_user_us: usage.cpu_user_us.saturating_sub(init_user_us),
                     cpu_system_us: usage.cpu_system_us.saturating_sub(init_system_us),

@@ -36,5 +36,8 @@ pub use cancel::Cancel;
 pub use capture::CapturedOutput;
 pub use error::SandboxError;
 pub use launch::{Engine, EngineOptions};
-pub use result::{Exit, LeakedProcess, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
-pub use spec::{Limits, Namespaces, Output, SandboxSpec, Stdin};
+pub use result::{
+    Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections, ResourceUsage,
+    SandboxResult,
+};
+pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, Stdin};

@@ -2,7 +2,7 @@
 //! [`InitConfig`] to fd 3 and closes it (which is also the "you are in the cgroup, go" signal);
 //! init writes one [`InitReport`] to fd 4 and exits.
 
-use crate::result::{Exit, LeakedProcess, NetworkAttempts};
+use crate::result::{Exit, FileWrite, LeakedProcess, NetworkAttempts};
 use serde::{Deserialize, Serialize};
 use std::os::fd::RawFd;
 
@@ -16,6 +16,9 @@ pub const INIT_ARG: &str = "__cargo_sandbox_init__";
 /// leftovers cannot make the report unbounded.
 pub const MAX_LEAKS_LISTED: usize = 64;
 
+/// Most file changes listed per sandbox; beyond it only the count is kept.
+pub const MAX_FILES_LISTED: usize = 256;
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitConfig {
     pub argv: Vec<String>,
@@ -28,12 +31,15 @@ pub struct InitConfig {
     pub loopback: bool,
     /// Created after the mounts.
     pub make_dirs: Vec<std::path::PathBuf>,
+    /// Host paths kept reachable under the private `/tmp`.
+    pub reachable: Vec<std::path::PathBuf>,
     pub new_cgroup_ns: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MountConfig {
     pub tmp_size_bytes: u64,
+    pub filesystem: crate::spec::Filesystem,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,6 +50,8 @@ pub enum InitReport {
         leaked: Vec<LeakedProcess>,
         leaked_total: usize,
         network: NetworkAttempts,
+        files_written: Vec<FileWrite>,
+        files_written_total: usize,
         /// The init's own CPU time, which the cgroup counts too and the result leaves out.
         init_user_us: u64,
         init_system_us: u64,

@@ -1,7 +1,7 @@
 //! Everything a report needs about one sandboxed command.
 
 use crate::capture::CapturedOutput;
-use crate::spec::{Limits, Namespaces};
+use crate::spec::{Filesystem, Limits, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -57,6 +57,24 @@ pub struct LeakedProcess {
     pub cmdline: String,
 }
 
+/// A change the command made to a copy-on-write directory (which the host never saw).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWrite {
+    /// Where it would have landed on the host.
+    pub path: std::path::PathBuf,
+    pub kind: FileChange,
+    /// Size after the change (0 for deletions and directories).
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChange {
+    Created,
+    Modified,
+    Deleted,
+}
+
 /// Packets the sandbox tried to send to somewhere its namespace has no route to: any non-zero
 /// value means the command tried to reach the outside network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,29 +98,54 @@ pub struct Protections {
     pub limits: Limits,
     pub swap_disabled: bool,
     pub tmp_size_bytes: u64,
+    /// `host` or `isolated`.
+    pub filesystem: String,
     pub read_only: Vec<String>,
+    pub copy_on_write: Vec<String>,
+    pub writable: Vec<String>,
 }
 
 impl Protections {
-    pub(crate) fn new(
-        namespaces: &Namespaces,
-        cgroup_version: &str,
-        limits: Limits,
-        swap_disabled: bool,
-        tmp_size_bytes: u64,
-    ) -> Self {
-        let read_only = if namespaces.mount {
-            vec!["/sys".to_owned(), "/proc/sys".to_owned()]
-        } else {
-            Vec::new()
-        };
+    pub(crate) fn new(spec: &SandboxSpec, cgroup_version: &str, swap_disabled: bool) -> Self {
+        let namespaces = &spec.namespaces;
+        let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
+        let (filesystem, read_only, copy_on_write, writable) =
+            match (&spec.filesystem, namespaces.mount) {
+                (_, false) => ("host", Vec::new(), Vec::new(), Vec::new()),
+                (Filesystem::Host, true) => (
+                    "host",
+                    vec!["/sys".to_owned(), "/proc/sys".to_owned()],
+                    Vec::new(),
+                    Vec::new(),
+                ),
+                (
+                    Filesystem::Isolated {
+                        copy_on_write,
+                        scratch,
+                        writable,
+                    },
+                    true,
+                ) => {
+                    let mut open: Vec<String> = vec!["/tmp".into(), "/dev".into(), "/proc".into()];
+                    open.extend(paths(scratch));
+                    open.extend(paths(writable));
+                    let read_only = vec![
+                        format!("/ (all but {})", open.join(", ")),
+                        "/proc/sys".to_owned(),
+                    ];
+                    ("isolated", read_only, paths(copy_on_write), paths(writable))
+                }
+            };
         Protections {
             namespaces: namespaces.names().into_iter().map(str::to_owned).collect(),
             cgroup_version: cgroup_version.to_owned(),
-            limits,
+            limits: spec.limits,
             swap_disabled,
-            tmp_size_bytes,
+            tmp_size_bytes: spec.tmp_size_bytes,
+            filesystem: filesystem.to_owned(),
             read_only,
+            copy_on_write,
+            writable,
         }
     }
 }
@@ -124,6 +167,9 @@ pub struct SandboxResult {
     /// How many leaked, when more than the list could hold.
     pub leaked_total: usize,
     pub network_attempts: NetworkAttempts,
+    /// Changes to copy-on-write directories (at most a few hundred listed).
+    pub files_written: Vec<FileWrite>,
+    pub files_written_total: usize,
     pub protections: Protections,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<CapturedOutput>,

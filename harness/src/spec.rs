@@ -24,7 +24,15 @@ pub struct SandboxSpec {
     /// private `/tmp`).
     #[serde(default)]
     pub make_dirs: Vec<PathBuf>,
-    /// Size cap of the private tmpfs on `/tmp` (and `/dev/shm`).
+    /// Host paths the command needs (a workspace, a target directory) that the private `/tmp`
+    /// would otherwise hide: they are bound back into it. The working directory and an absolute
+    /// program path always are.
+    #[serde(default)]
+    pub reachable: Vec<PathBuf>,
+    /// The host filesystem as the command sees it.
+    #[serde(default)]
+    pub filesystem: Filesystem,
+    /// Size cap of the private tmpfs on `/tmp` (and `/dev/shm`, and each scratch directory).
     pub tmp_size_bytes: u64,
     /// Hostname inside the UTS namespace.
     pub hostname: String,
@@ -50,6 +58,8 @@ impl SandboxSpec {
             namespaces: Namespaces::default(),
             loopback: true,
             make_dirs: Vec::new(),
+            reachable: Vec::new(),
+            filesystem: Filesystem::Host,
             tmp_size_bytes: 256 << 20,
             hostname: "localhost".to_owned(),
             stdin: Stdin::Null,
@@ -58,6 +68,26 @@ impl SandboxSpec {
             grace: Duration::from_secs(1),
         }
     }
+}
+
+/// How much of the host filesystem the command may change. Either way `/tmp`, `/dev` and `/proc`
+/// are the sandbox's own and `/sys` is read-only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filesystem {
+    /// The host's filesystem, writable wherever the host's is.
+    #[default]
+    Host,
+    /// The host read-only (every mount), except:
+    Isolated {
+        /// host directories shown copy-on-write: the command may write there, the host never
+        /// sees it, and every change is reported (`files_written`);
+        copy_on_write: Vec<PathBuf>,
+        /// directories replaced by an empty private tmpfs (e.g. `CARGO_TARGET_TMPDIR`);
+        scratch: Vec<PathBuf>,
+        /// host paths left writable, because the user asked.
+        writable: Vec<PathBuf>,
+    },
 }
 
 /// Cgroup caps. `None` means "not capped" (usage is still measured).

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-
 struct FixturesRun {
     dir: PathBuf,
     code: i32,

@@ -5,9 +5,12 @@
 use e2e::*;
 use std::time::Duration;
 
-
 fn with_caps<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    FIXTURE_CAPS.iter().copied().chain(extra.iter().copied()).collect()
+    FIXTURE_CAPS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 /// Status lines sorted by test, with durations and sizes replaced, then the summary line
@@ -44,8 +47,26 @@ fn every_fixture_ends_as_written_down() {
     if !privileged() {
         return;
     }
+    let git_status = || {
+        let out = std::process::Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=all", "."])
+            .current_dir(workspace_root().join("fixtures"))
+            .output()
+            .expect("git status");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = git_status();
     let run = sandbox_test(&fixtures_manifest(), &with_caps(&[]));
     assert_eq!(run.code, 100, "tests failed, so exit 100:\n{}", run.stderr);
+    assert_eq!(
+        git_status(),
+        before,
+        "the fixtures' tree is as it was: writes stayed in the sandboxes"
+    );
+    let files = workspace_root().join("fixtures/files");
+    assert!(
+        files.join("data/deletable.txt").exists() && !files.join("written-by-test.txt").exists()
+    );
     let expected = expected_outcomes();
     let actual = run.outcomes();
     assert_eq!(
@@ -84,6 +105,25 @@ fn every_fixture_ends_as_written_down() {
     );
     let daemon = test("tests::leaks_setsid_daemon");
     assert_eq!(daemon["leaked_total"], 1);
+    let written = test("tests::writes_manifest_dir");
+    assert_eq!(written["files_written"][0]["kind"], "created");
+    assert!(written["files_written"][0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("fixtures/files/written-by-test.txt"));
+    let deleted = test("tests::deletes_source_file");
+    assert_eq!(deleted["files_written"][0]["kind"], "deleted");
+    assert!(deleted["files_written"][0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("fixtures/files/data/deletable.txt"));
+    for quiet in ["tests::writes_home", "uses_target_tmpdir"] {
+        assert_eq!(
+            test(quiet)["files_written_total"],
+            0,
+            "{quiet} writes only scratch space"
+        );
+    }
     let hog = test("tests::memory_hog");
     assert!(hog["oom_kills"].as_u64().unwrap() >= 1);
     let bomb = test("tests::fork_bomb");

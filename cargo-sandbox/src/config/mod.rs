@@ -53,6 +53,43 @@ pub enum NetworkMode {
     Host,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsMode {
+    /// The host read-only; the workspace copy-on-write, every change reported.
+    Isolated,
+    /// No file isolation: tests may write the real tree (the report says so).
+    Host,
+}
+
+/// What a test that changed files in the workspace gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileLeakPolicy {
+    /// Reported with its own outcome word; the test still passes.
+    Warn,
+    /// The test fails.
+    Fail,
+    /// Listed in the report only.
+    Allow,
+}
+
+/// `fs = "isolated"`, or `fs = { mode = "isolated", writable = ["/var/cache/x"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FsLayer {
+    Mode(FsMode),
+    Table(FsTable),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsTable {
+    pub mode: Option<FsMode>,
+    #[serde(default)]
+    pub writable: Vec<std::path::PathBuf>,
+}
+
 /// One layer of settings: a profile, an override, or the command line. `None` leaves the key
 /// to the layers below.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,6 +109,8 @@ pub struct Layer {
     pub retries: Option<u32>,
     pub repeat: Option<u32>,
     pub env: Option<EnvLayer>,
+    pub fs: Option<FsLayer>,
+    pub file_leaks: Option<FileLeakPolicy>,
     // Only in overrides: which tests it applies to.
     pub package: Option<toml::Spanned<file::Pattern>>,
     pub binary: Option<toml::Spanned<file::Pattern>>,
@@ -110,6 +149,9 @@ pub struct Resolved {
     pub retries: u32,
     pub repeat: u32,
     pub env: EnvSettings,
+    pub fs: FsMode,
+    pub writable: Vec<std::path::PathBuf>,
+    pub file_leaks: FileLeakPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -137,6 +179,9 @@ impl Default for Resolved {
             retries: 0,
             repeat: 1,
             env: EnvSettings::default(),
+            fs: FsMode::Isolated,
+            writable: Vec::new(),
+            file_leaks: FileLeakPolicy::Warn,
         }
     }
 }
@@ -176,6 +221,22 @@ impl Resolved {
             take!("isolation", isolation, |v: &Isolation| *v);
             take!("retries", retries, |v: &u32| *v);
             take!("repeat", repeat, |v: &u32| (*v).max(1));
+            take!("file-leaks", file_leaks, |v: &FileLeakPolicy| *v);
+            if let Some(fs) = &layer.fs {
+                let (mode, writable) = match fs {
+                    FsLayer::Mode(mode) => (Some(*mode), &[][..]),
+                    FsLayer::Table(t) => (t.mode, &t.writable[..]),
+                };
+                if let Some(mode) = mode {
+                    r.fs = mode;
+                }
+                for path in writable {
+                    if !r.writable.contains(path) {
+                        r.writable.push(path.clone());
+                    }
+                }
+                origins.insert("fs", origin.clone());
+            }
             if let Some(env) = &layer.env {
                 for pattern in &env.pass {
                     if !r.env.pass.contains(pattern) {
@@ -207,6 +268,7 @@ impl Resolved {
             leaks: self.leaks,
             network: self.network_attempts,
             flaky: self.flaky,
+            file_leaks: self.file_leaks,
         }
     }
 }

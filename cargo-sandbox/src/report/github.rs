@@ -70,7 +70,10 @@ fn escape_property(text: &str) -> String {
 pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &run.records {
-        let notable = matches!(r.outcome, Outcome::Leaked | Outcome::Network);
+        let notable = matches!(
+            r.outcome,
+            Outcome::Leaked | Outcome::Network | Outcome::FileLeak
+        );
         if !r.failure && !notable {
             continue;
         }
@@ -124,6 +127,16 @@ fn describe(r: &TestRecord) -> String {
         Outcome::Network => format!(
             "tried to reach the network ({} packet(s) with no route)",
             r.network_attempts
+        ),
+        Outcome::FileLeak => format!(
+            "changed {} file(s) in the workspace (the host tree never saw it): {}",
+            r.files_written_total,
+            r.files_written
+                .iter()
+                .take(5)
+                .map(|f| format!("{:?} {}", f.kind, f.path.display()))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
         _ => r.error.clone().unwrap_or_else(|| r.outcome.word()),
     }
@@ -186,6 +199,9 @@ pub fn summary(run: &RunSummary) -> String {
                 }
                 Outcome::Network => format!("tried the network ({} packets)", r.network_attempts),
                 Outcome::Oom => "killed by the memory cap".to_owned(),
+                Outcome::FileLeak => {
+                    format!("changed {} file(s) in the workspace", r.files_written_total)
+                }
                 _ if r.leaked_total > 0 => format!("leaked {} process(es)", r.leaked_total),
                 _ if r.network_attempts > 0 => {
                     format!("tried the network ({} packets)", r.network_attempts)

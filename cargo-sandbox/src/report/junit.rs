@@ -78,6 +78,7 @@ fn test_case(r: &TestRecord) -> TestCase {
         property("oom_kills", r.oom_kills.to_string());
         property("leaked_processes", r.leaked_total.to_string());
         property("network_attempts", r.network_attempts.to_string());
+        property("files_written", r.files_written_total.to_string());
     }
     case
 }

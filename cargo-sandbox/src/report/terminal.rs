@@ -71,6 +71,7 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
         Outcome::Cancelled => "CANCEL".to_owned(),
         Outcome::SandboxError => "ERROR".to_owned(),
         Outcome::Flaky => "FLAKY".to_owned(),
+        Outcome::FileLeak => "FILE-LEAK".to_owned(),
     };
     let padded = format!("{word:>12}");
     match (outcome, failure) {
@@ -168,6 +169,9 @@ impl super::Reporter for Terminal {
             for leak in r.leaked_processes.iter().take(5) {
                 say!("leaked: pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
             }
+            for change in r.files_written.iter().take(10) {
+                say!("file {:?}: {}", change.kind, change.path.display());
+            }
             say_part!("{text}");
             if !text.ends_with('\n') && !text.is_empty() {
                 say!();
@@ -238,6 +242,7 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         "cancelled",
         "sandbox-error",
         "flaky",
+        "file-leak",
     ];
     let mut parts: Vec<String> = order
         .iter()

@@ -7,6 +7,7 @@
 //! alive (the leaks) → kill and reap the rest → network counters → report (fd 4) → exit.
 
 mod census;
+mod changes;
 mod mounts;
 mod net;
 
@@ -62,9 +63,10 @@ fn setup_failed(stage: &str, e: impl std::fmt::Display) -> InitReport {
 }
 
 fn run(config: &InitConfig) -> InitReport {
-    if let Err(report) = set_up(config) {
-        return report;
-    }
+    let overlays = match set_up(config) {
+        Ok(overlays) => overlays,
+        Err(report) => return report,
+    };
     let mut command = std::process::Command::new(&config.argv[0]);
     command
         .args(&config.argv[1..])
@@ -91,6 +93,7 @@ fn run(config: &InitConfig) -> InitReport {
     let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
     reap_all();
     let network = crate::netstat::read_no_route_counters(std::path::Path::new("/proc/self/net"));
+    let (files_written, files_written_total) = changes::list(&overlays);
     let own = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
     let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
     InitReport::Finished {
@@ -99,12 +102,14 @@ fn run(config: &InitConfig) -> InitReport {
         leaked,
         leaked_total,
         network,
+        files_written,
+        files_written_total,
         init_user_us: own.map_or(0, |r| micros(r.user_time())),
         init_system_us: own.map_or(0, |r| micros(r.system_time())),
     }
 }
 
-fn set_up(config: &InitConfig) -> Result<(), InitReport> {
+fn set_up(config: &InitConfig) -> Result<mounts::Overlays, InitReport> {
     if config.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
@@ -116,15 +121,38 @@ fn set_up(config: &InitConfig) -> Result<(), InitReport> {
             e,
         )
     })?;
-    if let Some(MountConfig { tmp_size_bytes }) = &config.mounts {
-        mounts::set_up(*tmp_size_bytes).map_err(|(stage, e)| setup_failed(stage, e))?;
+    let mut overlays = mounts::Overlays {
+        staging: None,
+        overlays: Vec::new(),
+    };
+    if let Some(MountConfig {
+        tmp_size_bytes,
+        filesystem,
+    }) = &config.mounts
+    {
+        // The working directory and the program stay reachable under the private /tmp.
+        let mut reachable = vec![config.cwd.clone()];
+        reachable.extend(
+            config
+                .argv
+                .first()
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_absolute()),
+        );
+        reachable.extend(config.reachable.iter().cloned());
+        overlays = mounts::set_up(*tmp_size_bytes, filesystem, &reachable)
+            .map_err(|(stage, e)| setup_failed(stage, e))?;
     }
     for dir in &config.make_dirs {
         std::fs::create_dir_all(dir)
             .map_err(|e| setup_failed(&format!("creating {}", dir.display()), e))?;
     }
-    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
-        .map_err(|e| setup_failed("entering the working directory", e))?;
+    // By path first, so a cwd inside a copy-on-write directory is the overlay; by the descriptor
+    // opened before the mounts when the path no longer leads there.
+    if std::env::set_current_dir(&config.cwd).is_err() {
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
+            .map_err(|e| setup_failed("entering the working directory", e))?;
+    }
     if config.loopback {
         net::loopback_up().map_err(|e| setup_failed("bringing up lo", e))?;
     }
@@ -133,7 +161,7 @@ fn set_up(config: &InitConfig) -> Result<(), InitReport> {
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
-    Ok(())
+    Ok(overlays)
 }
 
 /// The runner's timeout sends SIGTERM to PID 1 (which only receives signals it handles); pass

@@ -2,22 +2,79 @@
 //!
 //! 1. `/` and everything below it private (recursive): nothing we mount reaches the host, and
 //!    nothing the host mounts later appears inside.
-//! 2. A fresh `/proc` for the new PID namespace, with `/proc/sys` read-only.
-//! 3. `/sys` read-only, recursively (every submount, e.g. the cgroup filesystems).
+//! 2. Isolated filesystem: every mount read-only (recursive), copy-on-write directories shown
+//!    through overlayfs with their upper layers on a private tmpfs (so the host never sees a
+//!    write, and the init can list every change afterwards). Host filesystem: `/sys` read-only.
+//! 3. A fresh `/proc` for the new PID namespace, with `/proc/sys` read-only.
 //! 4. A minimal `/dev` on tmpfs: null, zero, full, random, urandom, tty, a private devpts with
 //!    `ptmx`, `shm`, and the fd symlinks. No disks.
-//! 5. A private tmpfs `/tmp` with a size cap.
+//! 5. A private tmpfs `/tmp` with a size cap; private tmpfs scratch directories; the paths the
+//!    user asked to keep writable, bound read-write.
 
+use crate::spec::Filesystem;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 type Failure = (&'static str, nix::Error);
 
-pub fn set_up(tmp_size_bytes: u64) -> Result<(), Failure> {
+/// A copy-on-write directory: where it is, its lower layer (opened before the overlay hid it) and
+/// its upper layer (under the staging tmpfs).
+pub struct Overlay {
+    pub path: PathBuf,
+    pub lower: File,
+    pub upper: PathBuf,
+}
+
+/// What the init needs after the command ran to list its changes.
+pub struct Overlays {
+    /// The staging tmpfs holding the upper layers, opened before `/tmp` covered it.
+    pub staging: Option<File>,
+    pub overlays: Vec<Overlay>,
+}
+
+/// Where the upper layers live until the sandbox's own `/dev` covers them (then only the init's
+/// descriptor reaches them). `/dev` is never part of what a command needs from the host.
+const STAGING: &str = "/dev";
+
+/// `reachable`: host paths the command needs (its workspace, its binaries) that the private
+/// `/tmp` would otherwise hide; they are bound back into it.
+pub fn set_up(
+    tmp_size_bytes: u64,
+    filesystem: &Filesystem,
+    reachable: &[PathBuf],
+) -> Result<Overlays, Failure> {
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| ("making / private", e))?;
+
+    let mut result = Overlays {
+        staging: None,
+        overlays: Vec::new(),
+    };
+    match filesystem {
+        Filesystem::Host => {
+            read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
+        }
+        Filesystem::Isolated { copy_on_write, .. } => {
+            let lowers = copy_on_write
+                .iter()
+                .map(|path| File::open(path).map(|f| (path.clone(), f)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ("opening a copy-on-write directory", io_errno(e)))?;
+            read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+            if !lowers.is_empty() {
+                result = stage_overlays(lowers, tmp_size_bytes)?;
+            }
+        }
+    }
+    // Opened now, after the overlays, so they show what the command will see.
+    let hidden: Vec<(&PathBuf, File)> = reachable
+        .iter()
+        .filter(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"))
+        .filter_map(|p| File::open(p).ok().map(|f| (p, f)))
+        .collect();
 
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), quiet, none).map_err(|e| ("mounting /proc", e))?;
@@ -30,20 +87,131 @@ pub fn set_up(tmp_size_bytes: u64) -> Result<(), Failure> {
     )
     .map_err(|e| ("binding /proc/sys", e))?;
     read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
-    read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
 
     set_up_dev(tmp_size_bytes).map_err(|e| ("building /dev", e))?;
+    tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
+    for (path, file) in hidden {
+        rebind(path, &file).map_err(|e| ("keeping a host path under /tmp reachable", e))?;
+    }
 
-    let tmp = format!("size={tmp_size_bytes},mode=1777");
+    if let Filesystem::Isolated {
+        scratch, writable, ..
+    } = filesystem
+    {
+        for dir in scratch {
+            // Under the private /tmp it may not exist yet; elsewhere it must (the host is read-only).
+            let _ = std::fs::create_dir_all(dir);
+            tmpfs(dir, tmp_size_bytes).map_err(|e| ("mounting a scratch directory", e))?;
+        }
+        for path in writable {
+            mount(
+                Some(path.as_path()),
+                path.as_path(),
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )
+            .map_err(|e| ("binding a writable path", e))?;
+            // A bind of a read-only mount starts read-only; remount this one read-write.
+            mount(
+                none,
+                path.as_path(),
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+                none,
+            )
+            .map_err(|e| ("making a writable path writable", e))?;
+        }
+    }
+    Ok(result)
+}
+
+/// Binds what `file` (opened before `/tmp` was covered) refers to at `path` in the new `/tmp`.
+fn rebind(path: &Path, file: &File) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+    let io = |e: std::io::Error| io_errno(e);
+    if is_dir {
+        std::fs::create_dir_all(path).map_err(io)?;
+    } else {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        File::create(path).map_err(io)?;
+    }
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    mount(
+        Some(source.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+}
+
+/// Mounts the staging tmpfs and an overlay on each copy-on-write directory.
+fn stage_overlays(lowers: Vec<(PathBuf, File)>, size: u64) -> Result<Overlays, Failure> {
+    tmpfs(STAGING, size).map_err(|e| ("mounting the overlay staging tmpfs", e))?;
+    let staging =
+        File::open(STAGING).map_err(|e| ("opening the overlay staging tmpfs", io_errno(e)))?;
+    let mut overlays = Vec::new();
+    for (i, (path, lower)) in lowers.into_iter().enumerate() {
+        let upper = Path::new(STAGING).join(format!("{i}/upper"));
+        let work = Path::new(STAGING).join(format!("{i}/work"));
+        for dir in [&upper, &work] {
+            std::fs::create_dir_all(dir).map_err(|e| ("creating overlay layers", io_errno(e)))?;
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            escape(&path),
+            escape(&upper),
+            escape(&work)
+        );
+        mount(
+            Some("overlay"),
+            path.as_path(),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .map_err(|e| ("mounting a copy-on-write overlay", e))?;
+        overlays.push(Overlay {
+            path,
+            lower,
+            upper: PathBuf::from(format!("{i}/upper")),
+        });
+    }
+    Ok(Overlays {
+        staging: Some(staging),
+        overlays,
+    })
+}
+
+/// overlayfs option values escape `,` `:` and `\` with a backslash.
+fn escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn tmpfs(target: impl AsRef<Path>, size: u64) -> nix::Result<()> {
+    let options = format!("size={size},mode=1777");
     mount(
         Some("tmpfs"),
-        "/tmp",
+        target.as_ref(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(tmp.as_str()),
+        Some(options.as_str()),
     )
-    .map_err(|e| ("mounting /tmp", e))?;
-    Ok(())
+}
+
+fn io_errno(e: std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 fn set_up_dev(shm_size_bytes: u64) -> nix::Result<()> {
