@@ -10,6 +10,7 @@ use crate::event::{Event, TestId, TestRecord};
 use crate::outcome::{classify, Outcome};
 use harness::{Cancel, Engine, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -60,17 +61,31 @@ pub fn spec(
     let env = env::for_test(&binary.env, host_env, &settings.env, seed);
     let mut spec = SandboxSpec::new(argv, binary.env.cwd.clone(), env);
     apply(settings, &mut spec);
-    let (root, target) = (&binary.env.workspace_root, &binary.env.target_dir);
-    spec.reachable = vec![root.clone(), target.clone()];
+    workspace_filesystem(
+        settings,
+        &binary.env.workspace_root,
+        &binary.env.target_dir,
+        &mut spec,
+    );
+    spec
+}
+
+/// The workspace stays reachable; under `fs = isolated` it is copy-on-write and the target's
+/// `tmp` (CARGO_TARGET_TMPDIR) is each test's own scratch directory.
+pub fn workspace_filesystem(
+    settings: &Resolved,
+    root: &Path,
+    target: &Path,
+    spec: &mut SandboxSpec,
+) {
+    spec.reachable = vec![root.to_owned(), target.to_owned()];
     if settings.fs == FsMode::Isolated {
         spec.filesystem = Filesystem::Isolated {
-            copy_on_write: vec![root.clone()],
-            // CARGO_TARGET_TMPDIR: tests may use it freely, each with its own.
+            copy_on_write: vec![root.to_owned()],
             scratch: vec![target.join("tmp")],
             writable: settings.writable.clone(),
         };
     }
-    spec
 }
 
 /// Puts the settings' caps, network mode and I/O choices on a spec.

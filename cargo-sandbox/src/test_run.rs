@@ -250,6 +250,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let cancelled = cancel.is_cancelled();
     let mut base_spec = harness::SandboxSpec::new(Vec::new(), PathBuf::from("/"), Vec::new());
     schedule::apply(&base_settings, &mut base_spec);
+    schedule::workspace_filesystem(
+        &base_settings,
+        &built.workspace_root,
+        &built.target_dir,
+        &mut base_spec,
+    );
     let run = RunSummary {
         seed: run_seed,
         profile,

@@ -31,7 +31,7 @@ pub enum SandboxError {
         source: io::Error,
     },
 
-    #[error("the command `{program}` was not found (looked in PATH inside the sandbox)")]
+    #[error("the command `{program}` was not found ({})", if program.contains('/') { "no such file inside the sandbox" } else { "looked in PATH inside the sandbox" })]
     CommandNotFound { program: String },
 
     #[error("the command `{program}` cannot be run: {message}")]

@@ -359,3 +359,60 @@ fn a_runner_killed_with_sigkill_takes_its_sandbox_along_and_is_swept_later() {
         Vec::<std::path::PathBuf>::new()
     );
 }
+
+#[test]
+fn isolated_filesystem_keeps_the_host_unchanged_and_reports_changes() {
+    if !privileged() {
+        return;
+    }
+    let dir = bin_dir().join(token("fs-isolated"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "original\n").unwrap();
+    std::fs::write(dir.join("gone.txt"), "bye\n").unwrap();
+    let script = "echo new > created.txt && echo more >> keep.txt && rm gone.txt \
+                  && (echo x > /etc/cargo-sandbox-e2e 2>/dev/null || echo etc-read-only)";
+    let run = std::process::Command::new(cargo_sandbox())
+        .args([
+            "exec", "--json", "--fs", "isolated", "--", "sh", "-c", script,
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("etc-read-only"));
+    let changes: Vec<(String, String)> = json["result"]["files_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let path = c["path"].as_str().unwrap();
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                path.rsplit('/').next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("created".into(), "created.txt".into()),
+            ("deleted".into(), "gone.txt".into()),
+            ("modified".into(), "keep.txt".into())
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "original\n",
+        "the host never saw it"
+    );
+    assert!(dir.join("gone.txt").exists() && !dir.join("created.txt").exists());
+    assert!(!std::path::Path::new("/etc/cargo-sandbox-e2e").exists());
+    assert_eq!(json["result"]["protections"]["filesystem"], "isolated");
+    let _ = std::fs::remove_dir_all(&dir);
+}

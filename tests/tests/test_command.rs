@@ -353,3 +353,34 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
     assert_eq!(fixture_survivors(), Vec::<String>::new());
     assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn a_workspace_under_tmp_is_reachable_and_left_intact() {
+    if !privileged() {
+        return;
+    }
+    let dir = std::path::PathBuf::from("/tmp").join(token("tmp-workspace"));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"in_tmp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("data.txt"), "here\n").unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#[test]\nfn reads_its_manifest_dir() {\n    let dir = env!(\"CARGO_MANIFEST_DIR\");\n    \
+         assert_eq!(std::fs::read_to_string(format!(\"{dir}/data.txt\")).unwrap(), \"here\\n\");\n}\n",
+    )
+    .unwrap();
+    for fs in ["isolated", "host"] {
+        let run = sandbox_test(&dir.join("Cargo.toml"), &["--fs", fs]);
+        assert_eq!(run.code, 0, "--fs {fs}: {}", run.stderr);
+        assert_eq!(
+            run.outcomes().values().collect::<Vec<_>>(),
+            ["passed"],
+            "--fs {fs}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,10 +69,21 @@ pub fn set_up(
             }
         }
     }
-    // Opened now, after the overlays, so they show what the command will see.
-    let hidden: Vec<(&PathBuf, File)> = reachable
+    // Opened now, after the overlays, so they show what the command will see. A path inside
+    // another one on the list comes back with it.
+    let mut under_tmp: Vec<&PathBuf> = reachable
         .iter()
         .filter(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"))
+        .collect();
+    under_tmp.sort_by_key(|p| p.components().count());
+    let mut outermost: Vec<&PathBuf> = Vec::new();
+    for path in under_tmp {
+        if !outermost.iter().any(|kept| path.starts_with(kept)) {
+            outermost.push(path);
+        }
+    }
+    let hidden: Vec<(&PathBuf, File)> = outermost
+        .into_iter()
         .filter_map(|p| File::open(p).ok().map(|f| (p, f)))
         .collect();
 
@@ -131,13 +142,18 @@ fn rebind(path: &Path, file: &File) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
     let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
     let io = |e: std::io::Error| io_errno(e);
+    // The mount point is made in the sandbox's fresh /tmp, never over anything that exists.
     if is_dir {
         std::fs::create_dir_all(path).map_err(io)?;
     } else {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        File::create(path).map_err(io)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
     }
     let source = format!("/proc/self/fd/{}", file.as_raw_fd());
     mount(
