@@ -27,6 +27,10 @@ pub enum Command {
     /// Print the effective settings for a test (configuration, profile and flags resolved).
     Config(ConfigArgs),
 
+    /// Show what this machine allows (root, user namespaces, cgroups, kernel features) and the
+    /// commands that enable what is missing.
+    Doctor(EngineArgs),
+
     /// Run one command in a sandbox and exit with its exit code.
     #[command(
         after_help = "Exit status: the command's own, 128+N when it was killed by signal N, \
@@ -71,9 +75,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ID")]
     pub binary: Option<String>,
 
-    /// As for `test`.
-    #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
-    pub cgroup_parent: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -337,6 +340,36 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Where sandboxes get their cgroups, for every subcommand that runs sandboxes.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// Create sandbox cgroups under this cgroup instead of the runner's own: one directory on
+    /// cgroup v2 (for runners that share their cgroup, or run without root), one per controller
+    /// on v1 (repeat the flag; `:`-separated in the variable).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "CARGO_SANDBOX_CGROUP_PARENT",
+        value_delimiter = ':'
+    )]
+    pub cgroup_parent: Vec<PathBuf>,
+
+    /// When no cgroup can be used (e.g. without root and without delegation), run without caps
+    /// instead of failing; every report then says which protections were not in force.
+    #[arg(long)]
+    pub allow_degraded: bool,
+}
+
+impl EngineArgs {
+    pub fn options(&self) -> harness::EngineOptions {
+        harness::EngineOptions {
+            init_exe: None,
+            cgroup_parents: self.cgroup_parent.clone(),
+            allow_degraded: self.allow_degraded,
+        }
+    }
+}
+
 /// Caps and sandbox knobs shared by every subcommand that runs sandboxes. Unset flags leave the
 /// value to the configuration (for `test`) or the built-in default.
 #[derive(Debug, Args, Clone)]
@@ -365,10 +398,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE")]
     pub tmp_size: Option<Size>,
 
-    /// Create sandbox cgroups under this (empty, cgroup v2) cgroup instead of under the runner's
-    /// own; for runners that share their cgroup with other processes.
-    #[arg(long, value_name = "DIR", env = "CARGO_SANDBOX_CGROUP_PARENT")]
-    pub cgroup_parent: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// isolated: the host read-only, the workspace (for `exec`, the current directory)
     /// copy-on-write with every change reported; host: no file isolation [default: isolated for

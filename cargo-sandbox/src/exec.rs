@@ -4,16 +4,13 @@ use crate::cli::ExecArgs;
 use crate::config::{FsLayer, FsMode, Layer, Resolved};
 use crate::{exit, signals, summary};
 use anyhow::Context;
-use harness::{Engine, EngineOptions, Filesystem, Output, SandboxError, SandboxSpec, Stdin};
+use harness::{Engine, Filesystem, Output, SandboxError, SandboxSpec, Stdin};
 use serde_json::json;
 
 /// Runs the command; returns the exit code for the runner.
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let cancel = signals::cancel_on_signals()?;
-    let engine = match Engine::new(EngineOptions {
-        init_exe: None,
-        cgroup_parent: args.limits.cgroup_parent.clone(),
-    }) {
+    let engine = match Engine::new(args.limits.engine.options()) {
         Ok(engine) => engine,
         Err(e) => return Err(anyhow::Error::new(e).context("cannot set up sandboxes")),
     };

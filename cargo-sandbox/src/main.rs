@@ -21,6 +21,7 @@ mod build;
 mod cli;
 mod config;
 mod config_cmd;
+mod doctor;
 mod env;
 mod event;
 mod exec;
@@ -67,6 +68,7 @@ fn main() {
     };
     let code = match cli.command {
         cli::Command::Config(args) => config_cmd::run(args),
+        cli::Command::Doctor(args) => doctor::run(args),
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Test(args) => test_run::run(*args),
         cli::Command::Report(args) => report_cmd::run(args),

@@ -9,7 +9,7 @@ use crate::report::json::{Document, REDACTED};
 use crate::report::sha256_file;
 use crate::schedule;
 use anyhow::Context;
-use harness::{Engine, EngineOptions, Exit};
+use harness::{Engine, Exit};
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     let document = match Document::read(&args.report) {
@@ -47,11 +47,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             say!("cargo-sandbox: warning: {path} changed since the report was written (sha256 differs)");
         }
     }
-    let engine = Engine::new(EngineOptions {
-        init_exe: None,
-        cgroup_parent: args.cgroup_parent.clone(),
-    })
-    .context("cannot set up sandboxes")?;
+    let engine = Engine::new(args.engine.options()).context("cannot set up sandboxes")?;
     let result = engine.run(&spec, None).context("the sandbox failed")?;
     let now = if spec.argv.iter().any(|a| a == "--nocapture") {
         classify(

@@ -130,5 +130,17 @@ pub fn protections(p: &Protections) -> String {
             format!("; copy-on-write {}", p.copy_on_write.join(","))
         },
         p.cgroup_version,
-    )
+    ) + &degraded(p)
+}
+
+/// What was asked for but not in force, loudly.
+fn degraded(p: &Protections) -> String {
+    if p.degraded.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; NOT IN FORCE (--allow-degraded): {}",
+            p.degraded.join("; ")
+        )
+    }
 }

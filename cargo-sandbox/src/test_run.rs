@@ -11,7 +11,7 @@ use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSum
 use crate::schedule::{self, BinaryContext, Job, SelectedTest};
 use crate::{exit, signals};
 use anyhow::Context;
-use harness::{Engine, EngineOptions, Exit};
+use harness::{Engine, Exit};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,11 +83,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         }
     };
     let cancel = signals::cancel_on_signals()?;
-    let engine = Engine::new(EngineOptions {
-        init_exe: None,
-        cgroup_parent: args.limits.cgroup_parent.clone(),
-    })
-    .context("cannot set up sandboxes")?;
+    let engine = Engine::new(args.limits.engine.options()).context("cannot set up sandboxes")?;
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -1,6 +1,6 @@
 //! Starting the sandbox's init in new namespaces: the only code that runs between clone and exec
 //! in the (multi-threaded) runner. Everything it touches is prepared beforehand; the child makes
-//! raw syscalls only (prctl, sigprocmask, dup2, execve, _exit), all async-signal-safe.
+//! raw syscalls only (prctl, sigprocmask, read, dup2, execve, _exit), all async-signal-safe.
 
 use std::ffi::CString;
 use std::io;
@@ -126,6 +126,12 @@ unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t)
         0,
     );
     libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
+    // Wait for the runner's "go" byte: by then our user is mapped (exec as an unmapped user
+    // would drop every capability) and we are in our cgroup (so even exec is accounted).
+    let mut go = 0u8;
+    if libc::read(fds.config, (&mut go as *mut u8).cast(), 1) != 1 {
+        libc::_exit(125);
+    }
     let moves = [
         (fds.stdin, 0),
         (fds.stdout, 1),

@@ -6,10 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error(
-        "creating namespaces needs root: run as root (e.g. `sudo -E cargo sandbox ...`); \
-         rootless sandboxes with user namespaces are not supported yet"
+        "not root, and this machine does not let users create user namespaces: {0}; or run as root"
     )]
-    NotRoot,
+    NoUserNamespaces(String),
+
+    #[error(
+        "{0}. Without root, sandboxes need cgroups delegated to your user: on cgroup v2, run \
+         under `systemd-run --user --scope -p Delegate=yes cargo sandbox ...` or pass \
+         --cgroup-parent DIR (a cgroup you own); on cgroup v1, have root create and chown one \
+         cgroup per controller and pass each with --cgroup-parent; or run with --allow-degraded \
+         (no caps, and reports say so). `cargo sandbox doctor` shows what this machine allows"
+    )]
+    RootlessCgroups(Box<SandboxError>),
 
     #[error("cannot create the sandbox's namespaces ({0}); on containers this usually needs --privileged or CAP_SYS_ADMIN")]
     Namespaces(#[source] io::Error),

@@ -26,9 +26,13 @@ pub struct EngineOptions {
     /// The binary to re-execute as the sandbox's init; it must call
     /// [`crate::init::run_if_requested`]. Default: this process's own executable.
     pub init_exe: Option<PathBuf>,
-    /// Create sandbox cgroups under this cgroup v2 directory instead of under the runner's own
-    /// cgroup (for runners that share their cgroup with other processes).
-    pub cgroup_parent: Option<PathBuf>,
+    /// Create sandbox cgroups under these cgroups instead of under the runner's own (a runner
+    /// that shares its cgroup, or runs without root, is given delegated ones): one directory on
+    /// cgroup v2, one per controller (memory, pids, cpuacct, optionally cpu) on v1.
+    pub cgroup_parents: Vec<PathBuf>,
+    /// When no cgroup can be used, run without caps (and say so in every result) instead of
+    /// failing.
+    pub allow_degraded: bool,
 }
 
 /// Runs sandboxes. One per runner process: it owns the run's cgroup directory, which it sweeps
@@ -37,7 +41,12 @@ pub struct EngineOptions {
 /// with the thread that cloned it, by `PR_SET_PDEATHSIG`).
 #[derive(Debug)]
 pub struct Engine {
-    cgroups: RunGroup,
+    /// `None` when running degraded, without cgroups.
+    cgroups: Option<RunGroup>,
+    /// Why cgroups are missing, when they are.
+    degraded: Option<String>,
+    /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
+    rootless: bool,
     init: InitCommand,
 }
 
@@ -49,14 +58,22 @@ impl std::fmt::Debug for InitCommand {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, SandboxError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(SandboxError::NotRoot);
+        let rootless = !nix::unistd::geteuid().is_root();
+        if rootless {
+            crate::userns::check_available()?;
         }
-        let layout = match &options.cgroup_parent {
-            Some(parent) => cgroup::explicit_parent(parent)?,
-            None => cgroup::detect()?,
+        let cgroups = if options.cgroup_parents.is_empty() {
+            cgroup::detect()
+        } else {
+            cgroup::explicit_parents(&options.cgroup_parents)
+        }
+        .and_then(|layout| RunGroup::create(&layout));
+        let (cgroups, degraded) = match cgroups {
+            Ok(cgroups) => (Some(cgroups), None),
+            Err(e) if options.allow_degraded => (None, Some(e.to_string())),
+            Err(e) if rootless => return Err(SandboxError::RootlessCgroups(Box::new(e))),
+            Err(e) => return Err(e),
         };
-        let cgroups = RunGroup::create(&layout)?;
         let exe = options
             .init_exe
             .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
@@ -64,21 +81,32 @@ impl Engine {
         let argv = vec![cstring(b"sandbox-init")?, cstring(INIT_ARG.as_bytes())?];
         Ok(Engine {
             cgroups,
+            degraded,
+            rootless,
             init: InitCommand::new(path, argv),
         })
     }
 
-    /// `v1` or `v2`.
+    /// `v1`, `v2`, or `none` when running degraded.
     pub fn cgroup_version(&self) -> &'static str {
-        self.cgroups.version()
+        self.cgroups.as_ref().map_or("none", RunGroup::version)
+    }
+
+    /// Whether sandboxes get a user namespace (the runner is not root).
+    pub fn rootless(&self) -> bool {
+        self.rootless
     }
 
     /// The protections a sandbox of this spec runs under, as reports state them.
     pub fn protections(&self, spec: &SandboxSpec) -> Protections {
         Protections::new(
             spec,
-            self.cgroups.version(),
-            self.cgroups.swap_disabled(&spec.limits),
+            self.cgroup_version(),
+            self.cgroups
+                .as_ref()
+                .is_some_and(|c| c.swap_disabled(&spec.limits)),
+            self.rootless,
+            self.degraded.as_deref(),
         )
     }
 
@@ -91,20 +119,27 @@ impl Engine {
         if spec.argv.is_empty() {
             return Err(SandboxError::BadSpec("no command given".to_owned()));
         }
-        self.cgroups.check_limits(&spec.limits)?;
-        let group = self.cgroups.new_group(&spec.limits)?;
+        let group = match &self.cgroups {
+            Some(cgroups) => {
+                cgroups.check_limits(&spec.limits)?;
+                Some(cgroups.new_group(&spec.limits)?)
+            }
+            None => None,
+        };
         let started = Instant::now();
-        let watched = self.start(spec, &group)?;
-        let outcome = watch(watched, spec, &group, cancel)?;
-        let usage = group.usage();
+        let watched = self.start(spec, group.as_ref())?;
+        let outcome = watch(watched, spec, group.as_ref(), cancel)?;
+        let usage = group.as_ref().map(Group::usage);
         let protections = self.protections(spec);
         // A failed removal is retried when the run directory is dropped, and swept at the next
         // start if even that fails: it never hides the result.
-        let _ = group.remove();
+        if let Some(group) = group {
+            let _ = group.remove();
+        }
         outcome.into_result(&spec.argv[0], usage, protections, started)
     }
 
-    fn start(&self, spec: &SandboxSpec, group: &Group) -> Result<Watched, SandboxError> {
+    fn start(&self, spec: &SandboxSpec, group: Option<&Group>) -> Result<Watched, SandboxError> {
         let io = |what: &str| {
             let what = what.to_owned();
             move |e: std::io::Error| SandboxError::io(what, e)
@@ -138,13 +173,17 @@ impl Engine {
             config: config_r.as_raw_fd(),
             report: report_w.as_raw_fd(),
         };
-        let (pid, pidfd) = clone::spawn(&self.init, &fds, namespace_flags(spec)).map_err(|e| {
-            match e.raw_os_error() {
+        let user_ns = if self.rootless {
+            libc::CLONE_NEWUSER as u64
+        } else {
+            0
+        };
+        let (pid, pidfd) = clone::spawn(&self.init, &fds, namespace_flags(spec) | user_ns)
+            .map_err(|e| match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC)
                 | Some(libc::EUSERS) => SandboxError::Namespaces(e),
                 _ => SandboxError::io("starting the sandbox init", e),
-            }
-        })?;
+            })?;
         drop((config_r, report_w, stdin));
         let output_r = output.map(|(r, w)| {
             drop(w);
@@ -157,7 +196,14 @@ impl Engine {
             output: output_r,
         };
 
-        if let Err(e) = group.add_process(pid) {
+        // The init waits for its config: map its user and put it in its cgroup first.
+        let prepared = if self.rootless {
+            crate::userns::map_runner_to_root(pid)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| group.map_or(Ok(()), |g| g.add_process(pid)));
+        if let Err(e) = prepared {
             watched.kill(Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(e);
@@ -175,11 +221,16 @@ impl Engine {
             make_dirs: spec.make_dirs.clone(),
             reachable: spec.reachable.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,
+            user_ns: self.rootless,
         };
         let encoded =
             serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
-        // A failed write means the init died; the watch below reports how.
-        let _ = File::from(config_w).write_all(&encoded);
+        // The leading byte releases the cloned child to exec the init (see `clone`); a failed
+        // write means the init died, and the watch below reports how.
+        let mut config_w = File::from(config_w);
+        let _ = config_w
+            .write_all(b"\n")
+            .and_then(|()| config_w.write_all(&encoded));
         Ok(watched)
     }
 }
@@ -256,7 +307,7 @@ enum Phase {
 fn watch(
     w: Watched,
     spec: &SandboxSpec,
-    group: &Group,
+    group: Option<&Group>,
     cancel: Option<&Cancel>,
 ) -> Result<Outcome, SandboxError> {
     let mut phase = Phase::Running {
@@ -308,7 +359,9 @@ fn watch(
                 Phase::Terminating { .. } => {
                     outcome.network_at_kill = w.network_counters();
                     w.kill(Signal::SIGKILL);
-                    group.kill();
+                    if let Some(g) = group {
+                        g.kill();
+                    }
                     Phase::Killed
                 }
                 Phase::Killed => Phase::Killed,
@@ -389,7 +442,9 @@ fn watch(
             outcome.cancelled = true;
             outcome.network_at_kill = w.network_counters();
             w.kill(Signal::SIGKILL);
-            group.kill();
+            if let Some(g) = group {
+                g.kill();
+            }
             phase = Phase::Killed;
         }
         if pid_ready {
@@ -429,7 +484,7 @@ impl Outcome {
     fn into_result(
         self,
         program: &str,
-        usage: ResourceUsage,
+        usage: Option<ResourceUsage>,
         protections: Protections,
         started: Instant,
     ) -> Result<SandboxResult, SandboxError> {
@@ -438,7 +493,7 @@ impl Outcome {
             timed_out: self.timed_out,
             cancelled: self.cancelled,
             wall_time,
-            usage,
+            usage: usage.unwrap_or_default(),
             leaked_processes: Vec::new(),
             leaked_total: 0,
             files_written: Vec::new(),
@@ -458,13 +513,18 @@ impl Outcome {
                 files_written_total,
                 init_user_us,
                 init_system_us,
+                children,
             }) => Ok(SandboxResult {
                 files_written,
                 files_written_total,
-                usage: ResourceUsage {
-                    cpu_user_us: usage.cpu_user_us.saturating_sub(init_user_us),
-                    cpu_system_us: usage.cpu_system_us.saturating_sub(init_system_us),
-                    ..usage
+                usage: match usage {
+                    Some(usage) => ResourceUsage {
+                        cpu_user_us: usage.cpu_user_us.saturating_sub(init_user_us),
+                        cpu_system_us: usage.cpu_system_us.saturating_sub(init_system_us),
+                        ..usage
+                    },
+                    // Without a cgroup, what the kernel kept for the reaped processes.
+                    None => children,
                 },
                 leaked_processes: leaked,
                 leaked_total,

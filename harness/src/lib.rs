@@ -31,6 +31,7 @@ mod protocol;
 mod result;
 mod spec;
 pub mod units;
+mod userns;
 
 pub use cancel::Cancel;
 pub use capture::CapturedOutput;

@@ -34,6 +34,8 @@ pub struct InitConfig {
     /// Host paths kept reachable under the private `/tmp`.
     pub reachable: Vec<std::path::PathBuf>,
     pub new_cgroup_ns: bool,
+    /// The init runs in a user namespace (no mknod; overlayfs needs `userxattr`).
+    pub user_ns: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +57,9 @@ pub enum InitReport {
         /// The init's own CPU time, which the cgroup counts too and the result leaves out.
         init_user_us: u64,
         init_system_us: u64,
+        /// CPU and peak RSS of everything the init reaped (`RUSAGE_CHILDREN`): the usage
+        /// figures when there is no cgroup.
+        children: crate::result::ResourceUsage,
     },
     SpawnFailed {
         not_found: bool,

@@ -103,10 +103,18 @@ pub struct Protections {
     pub read_only: Vec<String>,
     pub copy_on_write: Vec<String>,
     pub writable: Vec<String>,
+    /// Protections that were asked for but not in force (`--allow-degraded`); empty normally.
+    pub degraded: Vec<String>,
 }
 
 impl Protections {
-    pub(crate) fn new(spec: &SandboxSpec, cgroup_version: &str, swap_disabled: bool) -> Self {
+    pub(crate) fn new(
+        spec: &SandboxSpec,
+        cgroup_version: &str,
+        swap_disabled: bool,
+        user_namespace: bool,
+        degraded: Option<&str>,
+    ) -> Self {
         let namespaces = &spec.namespaces;
         let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
         let (filesystem, read_only, copy_on_write, writable) =
@@ -136,10 +144,26 @@ impl Protections {
                     ("isolated", read_only, paths(copy_on_write), paths(writable))
                 }
             };
+        let mut names: Vec<String> = namespaces.names().into_iter().map(str::to_owned).collect();
+        if user_namespace {
+            names.insert(0, "user".to_owned());
+        }
         Protections {
-            namespaces: namespaces.names().into_iter().map(str::to_owned).collect(),
+            namespaces: names,
             cgroup_version: cgroup_version.to_owned(),
-            limits: spec.limits,
+            // Without cgroups no cap is in force, whatever was asked.
+            limits: if degraded.is_some() {
+                Limits::default()
+            } else {
+                spec.limits
+            },
+            degraded: degraded
+                .map(|reason| {
+                    vec![format!(
+                        "no cgroup, so no memory, pids or cpu cap: {reason}"
+                    )]
+                })
+                .unwrap_or_default(),
             swap_disabled,
             tmp_size_bytes: spec.tmp_size_bytes,
             filesystem: filesystem.to_owned(),

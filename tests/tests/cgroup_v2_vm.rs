@@ -60,7 +60,7 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     )
     .unwrap();
     let out = Command::new(&script)
-        .args(["--timeout", "900"])
+        .args(["--timeout", "900", "--add", "/usr/bin/setpriv:/opt/setpriv"])
         .arg(&dir)
         .args(["sh", "./v2-checks.sh"])
         .output()
@@ -178,4 +178,11 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     assert_eq!(usage(&parent, "pids_peak"), 16, "{parent}");
     assert_eq!(read(&dir, "parent-leftovers.txt").trim(), "");
     assert_eq!(read(&dir, "survivors-at-end.txt").trim(), "");
+
+    // Rootless: a user namespace, and the caps of the delegated subtree.
+    let rootless = json(&dir, "rootless");
+    assert_eq!(rc("rootless"), 137, "{}", out_of("rootless"));
+    assert!(usage(&rootless, "oom_kills") >= 1, "{rootless}");
+    assert_eq!(rootless["result"]["protections"]["namespaces"][0], "user");
+    assert_eq!(read(&dir, "rootless-leftovers.txt").trim(), "");
 }

@@ -48,4 +48,18 @@ find /sys/fs/cgroup/sandbox-parent -name 'cargo-sandbox*' > parent-leftovers.txt
 for p in /proc/[0-9]*; do
   grep -q "vm[t]oken" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"
 done > survivors-at-end.txt
+
+# Rootless on pure v2: root delegates a subtree to uid 1000 and starts the runner in a leaf of
+# it (as `systemd-run --user --scope -p Delegate=yes` would); the runner maps itself to root in a
+# user namespace and caps its sandboxes with the delegated controllers.
+mkdir -p /sys/fs/cgroup/user-sbx/runner
+chown -R 1000:1000 /sys/fs/cgroup/user-sbx
+cat /proc/sys/kernel/unprivileged_userns_clone > rootless-userns.txt 2>/dev/null
+sh -c 'echo $$ > /sys/fs/cgroup/user-sbx/runner/cgroup.procs;
+       exec /opt/setpriv --reuid 1000 --regid 1000 --clear-groups env -i PATH=/bin:/usr/bin HOME=/tmp \
+         ./cargo-sandbox exec --json-file /tmp/rootless.json --cgroup-parent /sys/fs/cgroup/user-sbx \
+         --memory 64M -- ./sandbox-probe hog' > rootless.out 2>&1
+echo $? > rootless.rc
+cp /tmp/rootless.json rootless.json 2>/dev/null
+find /sys/fs/cgroup/user-sbx -name 'cargo-sandbox*' > rootless-leftovers.txt
 echo done > finished.txt

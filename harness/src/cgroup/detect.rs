@@ -75,6 +75,45 @@ fn layout_from(mountinfo: &str, cgroup: &str) -> Result<Layout, SandboxError> {
     }
 }
 
+/// The layout for explicit parent directories: which hierarchy (from mountinfo) each lies in.
+pub fn layout_of_parents(parents: &[PathBuf]) -> Option<Layout> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mounts: Vec<Mount> = mountinfo.lines().filter_map(parse_mount).collect();
+    // The deepest mount point containing the directory is the one it lies in.
+    let mount_of = |dir: &PathBuf| {
+        mounts
+            .iter()
+            .filter(|m| {
+                (m.fstype == "cgroup" || m.fstype == "cgroup2") && dir.starts_with(&m.point)
+            })
+            .max_by_key(|m| m.point.components().count())
+    };
+    if let [only] = parents {
+        if mount_of(only)?.fstype == "cgroup2" {
+            return Some(Layout::V2 {
+                own: only.clone(),
+                explicit: true,
+            });
+        }
+    }
+    let for_controller = |controller: &str| {
+        parents
+            .iter()
+            .find(|p| {
+                mount_of(p).is_some_and(|m| {
+                    m.fstype == "cgroup" && m.super_options.iter().any(|o| o == controller)
+                })
+            })
+            .cloned()
+    };
+    Some(Layout::V1 {
+        memory: for_controller("memory")?,
+        pids: for_controller("pids")?,
+        cpuacct: for_controller("cpuacct")?,
+        cpu: for_controller("cpu"),
+    })
+}
+
 /// The directory of cgroup `path` inside mount `m`, when the mount shows it.
 fn own_dir(m: &Mount, path: &str) -> Option<PathBuf> {
     let rel = if m.root == "/" {

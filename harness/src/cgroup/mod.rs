@@ -28,28 +28,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use detect::detect;
 
-/// Where sandboxes go when the user names the parent cgroup (`--cgroup-parent`): cgroup v2 only,
-/// since v1 would need one parent per controller.
-pub fn explicit_parent(parent: &std::path::Path) -> Result<Layout, SandboxError> {
-    let version = detect()?;
-    if let Layout::V1 { .. } = version {
-        return Err(SandboxError::NoCgroups(format!(
-            "--cgroup-parent {} applies to cgroup v2 only; this machine uses cgroup v1 for \
-             memory and pids, where sandboxes always go under the runner's own cgroups",
-            parent.display()
-        )));
+/// Where sandboxes go when the user names their parent cgroups (`--cgroup-parent`, repeatable):
+/// on cgroup v2 one directory; on v1 one directory per controller (memory, pids, cpuacct, and
+/// cpu for quotas), each recognised by the hierarchy it lies in. Nothing is checked beyond
+/// existence here: creating the run directory proves the permissions.
+pub fn explicit_parents(parents: &[PathBuf]) -> Result<Layout, SandboxError> {
+    let bad = |message: String| Err(SandboxError::NoCgroups(message));
+    for parent in parents {
+        if !parent.join("cgroup.procs").is_file() {
+            return bad(format!(
+                "--cgroup-parent {} is not a cgroup directory (no cgroup.procs in it)",
+                parent.display()
+            ));
+        }
     }
-    if !parent.join("cgroup.controllers").is_file() {
-        return Err(SandboxError::NoCgroups(format!(
-            "--cgroup-parent {} is not a cgroup v2 directory (no cgroup.controllers in it); \
-             create it with `mkdir` under the cgroup2 mount, e.g. /sys/fs/cgroup/sandbox",
-            parent.display()
-        )));
+    match detect::layout_of_parents(parents) {
+        Some(layout) => Ok(layout),
+        None => bad(format!(
+            "--cgroup-parent {}: give one cgroup v2 directory, or on cgroup v1 one directory in each \
+             of the memory, pids and cpuacct hierarchies (and cpu for --cpus)",
+            parents.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )),
     }
-    Ok(Layout::V2 {
-        own: parent.to_owned(),
-        explicit: true,
-    })
 }
 
 /// Where this process's own cgroups are.

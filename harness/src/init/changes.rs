@@ -101,20 +101,25 @@ fn walk(layers: &Layers, rel: &Path, found: &mut Found) {
     }
 }
 
-/// overlayfs marks a directory that replaced a lower one with `trusted.overlay.opaque = y`.
+/// overlayfs marks a directory that replaced a lower one with `trusted.overlay.opaque = y`
+/// (`user.overlay.opaque` when mounted in a user namespace).
 fn is_opaque(dir: &Path) -> bool {
     let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return false;
     };
-    let mut value = [0u8; 1];
-    // SAFETY: both buffers outlive the call; the size passed is the buffer's.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    n == 1 && value[0] == b'y'
+    [c"trusted.overlay.opaque", c"user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut value = [0u8; 1];
+            // SAFETY: both buffers outlive the call; the size passed is the buffer's.
+            let n = unsafe {
+                libc::getxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            n == 1 && value[0] == b'y'
+        })
 }

@@ -48,24 +48,24 @@ fn main() -> i32 {
     drop(config_pipe);
     let report = match serde_json::from_slice::<InitConfig>(&text) {
         Ok(config) => run(&config),
-        Err(e) => setup_failed("reading the config", e),
+        Err(e) => *setup_failed("reading the config", e),
     };
     let encoded = serde_json::to_vec(&report).unwrap_or_default();
     let _ = report_pipe.write_all(&encoded);
     0
 }
 
-fn setup_failed(stage: &str, e: impl std::fmt::Display) -> InitReport {
-    InitReport::SetupFailed {
+fn setup_failed(stage: &str, e: impl std::fmt::Display) -> Box<InitReport> {
+    Box::new(InitReport::SetupFailed {
         stage: stage.to_owned(),
         message: e.to_string(),
-    }
+    })
 }
 
 fn run(config: &InitConfig) -> InitReport {
     let overlays = match set_up(config) {
         Ok(overlays) => overlays,
-        Err(report) => return report,
+        Err(report) => return *report,
     };
     let mut command = std::process::Command::new(&config.argv[0]);
     command
@@ -95,7 +95,15 @@ fn run(config: &InitConfig) -> InitReport {
     let network = crate::netstat::read_no_route_counters(std::path::Path::new("/proc/self/net"));
     let (files_written, files_written_total) = changes::list(&overlays);
     let own = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
+    let reaped = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
     let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    let children = crate::result::ResourceUsage {
+        cpu_user_us: reaped.map_or(0, |r| micros(r.user_time())),
+        cpu_system_us: reaped.map_or(0, |r| micros(r.system_time())),
+        // ru_maxrss is the largest single process, in KiB: a lower bound of the sandbox's peak.
+        memory_peak_bytes: reaped.map(|r| r.max_rss() as u64 * 1024),
+        ..Default::default()
+    };
     InitReport::Finished {
         exit,
         wall_us,
@@ -106,10 +114,11 @@ fn run(config: &InitConfig) -> InitReport {
         files_written_total,
         init_user_us: own.map_or(0, |r| micros(r.user_time())),
         init_system_us: own.map_or(0, |r| micros(r.system_time())),
+        children,
     }
 }
 
-fn set_up(config: &InitConfig) -> Result<mounts::Overlays, InitReport> {
+fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
     if config.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
@@ -140,7 +149,7 @@ fn set_up(config: &InitConfig) -> Result<mounts::Overlays, InitReport> {
                 .filter(|p| p.is_absolute()),
         );
         reachable.extend(config.reachable.iter().cloned());
-        overlays = mounts::set_up(*tmp_size_bytes, filesystem, &reachable)
+        overlays = mounts::set_up(*tmp_size_bytes, filesystem, &reachable, config.user_ns)
             .map_err(|(stage, e)| setup_failed(stage, e))?;
     }
     for dir in &config.make_dirs {

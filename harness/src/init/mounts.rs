@@ -44,8 +44,10 @@ pub fn set_up(
     tmp_size_bytes: u64,
     filesystem: &Filesystem,
     reachable: &[PathBuf],
+    user_ns: bool,
 ) -> Result<Overlays, Failure> {
     let none: Option<&str> = None;
+    let host_devices = user_ns.then(HostDevices::open);
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| ("making / private", e))?;
 
@@ -65,7 +67,7 @@ pub fn set_up(
                 .map_err(|e| ("opening a copy-on-write directory", io_errno(e)))?;
             read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
             if !lowers.is_empty() {
-                result = stage_overlays(lowers, tmp_size_bytes)?;
+                result = stage_overlays(lowers, tmp_size_bytes, user_ns)?;
             }
         }
     }
@@ -99,7 +101,7 @@ pub fn set_up(
     .map_err(|e| ("binding /proc/sys", e))?;
     read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
 
-    set_up_dev(tmp_size_bytes).map_err(|e| ("building /dev", e))?;
+    set_up_dev(tmp_size_bytes, host_devices.as_ref()).map_err(|e| ("building /dev", e))?;
     tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
     for (path, file) in hidden {
         rebind(path, &file).map_err(|e| ("keeping a host path under /tmp reachable", e))?;
@@ -166,7 +168,11 @@ fn rebind(path: &Path, file: &File) -> nix::Result<()> {
 }
 
 /// Mounts the staging tmpfs and an overlay on each copy-on-write directory.
-fn stage_overlays(lowers: Vec<(PathBuf, File)>, size: u64) -> Result<Overlays, Failure> {
+fn stage_overlays(
+    lowers: Vec<(PathBuf, File)>,
+    size: u64,
+    user_ns: bool,
+) -> Result<Overlays, Failure> {
     tmpfs(STAGING, size).map_err(|e| ("mounting the overlay staging tmpfs", e))?;
     let staging =
         File::open(STAGING).map_err(|e| ("opening the overlay staging tmpfs", io_errno(e)))?;
@@ -177,12 +183,16 @@ fn stage_overlays(lowers: Vec<(PathBuf, File)>, size: u64) -> Result<Overlays, F
         for dir in [&upper, &work] {
             std::fs::create_dir_all(dir).map_err(|e| ("creating overlay layers", io_errno(e)))?;
         }
-        let options = format!(
+        let mut options = format!(
             "lowerdir={},upperdir={},workdir={}",
             escape(&path),
             escape(&upper),
             escape(&work)
         );
+        if user_ns {
+            // trusted.* xattrs need privilege in the initial user namespace.
+            options.push_str(",userxattr");
+        }
         mount(
             Some("overlay"),
             path.as_path(),
@@ -230,7 +240,40 @@ fn io_errno(e: std::io::Error) -> nix::Error {
     nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-fn set_up_dev(shm_size_bytes: u64) -> nix::Result<()> {
+/// The device nodes the sandbox's `/dev` offers.
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The host's device nodes, opened (`O_PATH`, so nothing is really opened) before anything hides
+/// `/dev`: in a user namespace mknod is not allowed, so they are bound in instead.
+pub struct HostDevices(Vec<(&'static str, std::os::fd::OwnedFd)>);
+
+impl HostDevices {
+    fn open() -> HostDevices {
+        use std::os::fd::FromRawFd;
+        let mut devices = Vec::new();
+        for (name, _, _) in DEVICES {
+            let Ok(path) = std::ffi::CString::new(format!("/dev/{name}")) else {
+                continue;
+            };
+            // SAFETY: plain open(2) with a NUL-terminated path; the descriptor is owned below.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if fd >= 0 {
+                // SAFETY: a fresh descriptor nothing else owns.
+                devices.push((name, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        HostDevices(devices)
+    }
+}
+
+fn set_up_dev(shm_size_bytes: u64, bind_from: Option<&HostDevices>) -> nix::Result<()> {
     mount(
         Some("tmpfs"),
         "/dev",
@@ -240,20 +283,32 @@ fn set_up_dev(shm_size_bytes: u64) -> nix::Result<()> {
     )?;
     let old_umask = nix::sys::stat::umask(Mode::empty());
     let rw = Mode::from_bits_truncate(0o666);
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        mknod(
-            Path::new("/dev").join(name).as_path(),
-            SFlag::S_IFCHR,
-            rw,
-            makedev(major, minor),
-        )?;
+    match bind_from {
+        None => {
+            for (name, major, minor) in DEVICES {
+                mknod(
+                    Path::new("/dev").join(name).as_path(),
+                    SFlag::S_IFCHR,
+                    rw,
+                    makedev(major, minor),
+                )?;
+            }
+        }
+        Some(HostDevices(devices)) => {
+            use std::os::fd::AsRawFd;
+            for (name, fd) in devices {
+                let target = Path::new("/dev").join(name);
+                std::fs::File::create(&target).map_err(io_errno)?;
+                let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                mount(
+                    Some(source.as_str()),
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+            }
+        }
     }
     nix::unistd::mkdir("/dev/pts", Mode::from_bits_truncate(0o755))?;
     mount(
