@@ -105,8 +105,17 @@ pub struct ConfigArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The report to show (from `--report-json`).
-    #[arg(value_name = "REPORT", required_unless_present = "diff")]
+    #[arg(value_name = "REPORT", required_unless_present_any = ["diff", "merge"])]
     pub report: Option<PathBuf>,
+
+    /// Merge the reports of `--partition` shards into one (same schema; the same outcome digest
+    /// as an unsharded run of the same tests). Needs -o.
+    #[arg(long, num_args = 1.., value_name = "REPORT", conflicts_with_all = ["report", "diff"], requires = "output")]
+    pub merge: Option<Vec<PathBuf>>,
+
+    /// Where --merge writes the merged report.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 
     /// Compare two reports: outcome changes, and peak memory or CPU growth beyond --threshold.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "report")]
@@ -228,6 +237,11 @@ pub struct TestArgs {
     /// Run tests in an order shuffled from the seed.
     #[arg(long)]
     pub shuffle: bool,
+
+    /// Run one shard of the selected tests: `hash:K/N` (stable per test) or `slice:K/N`; the
+    /// others are reported as skipped-by-partition. Merge shard reports with `report --merge`.
+    #[arg(long, value_name = "KIND:K/N")]
+    pub partition: Option<crate::list::Partition>,
 
     /// Write the run's report as JSON to this file (schema: report.schema.json).
     #[arg(long, value_name = "PATH")]

@@ -73,6 +73,55 @@ impl TestFilter {
     }
 }
 
+/// `--partition hash:K/N` or `slice:K/N`: which shard of the selected tests this run takes.
+/// `hash` is stable (a test's shard depends only on its binary id and name); `slice` deals the
+/// tests, in report order, round-robin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    Hash { shard: u64, of: u64 },
+    Slice { shard: u64, of: u64 },
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Partition, String> {
+        let bad = || format!("`{text}` is not a partition (examples: hash:1/3, slice:2/4)");
+        let (kind, fraction) = text.split_once(':').ok_or_else(bad)?;
+        let (shard, of) = fraction.split_once('/').ok_or_else(bad)?;
+        let (shard, of): (u64, u64) = (
+            shard.parse().map_err(|_| bad())?,
+            of.parse().map_err(|_| bad())?,
+        );
+        if of == 0 || shard == 0 || shard > of {
+            return Err(format!(
+                "`{text}`: the shard must be between 1 and the number of shards"
+            ));
+        }
+        match kind {
+            "hash" => Ok(Partition::Hash { shard, of }),
+            "slice" => Ok(Partition::Slice { shard, of }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Partition {
+    /// Whether the `index`-th selected test (in report order) belongs to this shard.
+    pub fn includes(&self, index: usize, binary_id: &str, name: &str) -> bool {
+        match *self {
+            Partition::Slice { shard, of } => index as u64 % of == shard - 1,
+            Partition::Hash { shard, of } => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in binary_id.bytes().chain([0]).chain(name.bytes()) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+                h % of == shard - 1
+            }
+        }
+    }
+}
+
 /// One test of one binary, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedTest {
@@ -132,6 +181,28 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn partitions_cover_every_test_once() {
+        let tests: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("b{}", i % 7), format!("t{i}")))
+            .collect();
+        for kind in ["hash", "slice"] {
+            let shards: Vec<Partition> = (1..=3)
+                .map(|k| format!("{kind}:{k}/3").parse().unwrap())
+                .collect();
+            for (i, (b, n)) in tests.iter().enumerate() {
+                assert_eq!(
+                    shards.iter().filter(|p| p.includes(i, b, n)).count(),
+                    1,
+                    "{kind} {b} {n}"
+                );
+            }
+        }
+        assert!("hash:0/3".parse::<Partition>().is_err());
+        assert!("hash:4/3".parse::<Partition>().is_err());
+        assert!("mod:1/3".parse::<Partition>().is_err());
     }
 
     #[test]

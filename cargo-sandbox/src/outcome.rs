@@ -29,6 +29,8 @@ pub enum Outcome {
     Flaky,
     /// Passed, but changed files in the (copy-on-write) workspace.
     FileLeak,
+    /// Selected, but another shard's (`--partition`).
+    SkippedByPartition,
 }
 
 impl Serialize for Outcome {
@@ -54,6 +56,7 @@ impl FromStr for Outcome {
             "sandbox-error" => Outcome::SandboxError,
             "flaky" => Outcome::Flaky,
             "file-leak" => Outcome::FileLeak,
+            "skipped-by-partition" => Outcome::SkippedByPartition,
             other => match other.strip_prefix("signal:") {
                 Some(name) => Outcome::Signal(name.to_owned()),
                 None => return Err(format!("unknown outcome `{other}`")),
@@ -107,12 +110,13 @@ impl Outcome {
             Outcome::SandboxError => "sandbox-error".into(),
             Outcome::Flaky => "flaky".into(),
             Outcome::FileLeak => "file-leak".into(),
+            Outcome::SkippedByPartition => "skipped-by-partition".into(),
         }
     }
 
     pub fn is_failure(&self, policies: Policies) -> bool {
         match self {
-            Outcome::Passed | Outcome::Ignored => false,
+            Outcome::Passed | Outcome::Ignored | Outcome::SkippedByPartition => false,
             Outcome::Leaked => policies.leaks == Policy::Fail,
             Outcome::Network => policies.network == Policy::Fail,
             Outcome::Flaky => policies.flaky == Policy::Fail,
@@ -169,6 +173,7 @@ mod tests {
             Outcome::SandboxError,
             Outcome::Flaky,
             Outcome::FileLeak,
+            Outcome::SkippedByPartition,
         ] {
             assert_eq!(o.word().parse::<Outcome>(), Ok(o));
         }

@@ -15,6 +15,27 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
             Err(exit::USAGE)
         }
     };
+    if let (Some(paths), Some(output)) = (&args.merge, &args.output) {
+        let mut documents = Vec::new();
+        for path in paths {
+            match read(path) {
+                Ok(document) => documents.push(document),
+                Err(code) => return Ok(code),
+            }
+        }
+        let Some(merged) = Document::merge(documents) else {
+            return Ok(exit::USAGE);
+        };
+        crate::report::json::write(output, &(serde_json::to_string_pretty(&merged)? + "\n"))?;
+        say!(
+            "merged {} reports into {}: {} tests, outcome digest {}",
+            paths.len(),
+            output.display(),
+            merged.tests.len(),
+            merged.outcome_digest
+        );
+        return Ok(0);
+    }
     if let Some(paths) = &args.diff {
         let (old, new) = match (read(&paths[0]), read(&paths[1])) {
             (Ok(old), Ok(new)) => (old, new),

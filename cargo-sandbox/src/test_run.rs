@@ -116,6 +116,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut jobs = Vec::new();
     let mut ignored = Vec::new();
     let mut binaries_with_tests = 0;
+    // Position of each selected test in report order, for `--partition slice`.
+    let mut position = 0usize;
     for (ctx, listing) in contexts.iter().zip(listings) {
         let tests = match listing {
             Ok(tests) => tests,
@@ -124,8 +126,24 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 continue;
             }
         };
-        let selected = list::select(&tests, &filter);
-        let whole_binary = selected.len() == tests.len();
+        let mut selected = list::select(&tests, &filter);
+        let mut whole_binary = selected.len() == tests.len();
+        if let Some(partition) = args.partition {
+            let before = selected.len();
+            selected.retain(|(name, _, _)| {
+                position += 1;
+                let mine = partition.includes(position - 1, &ctx.binary.id, name);
+                if !mine {
+                    let id = TestId {
+                        binary_id: ctx.binary.id.clone(),
+                        name: name.clone(),
+                    };
+                    ignored.push(TestRecord::not_run(id, Outcome::SkippedByPartition, false));
+                }
+                mine
+            });
+            whole_binary &= selected.len() == before;
+        }
         let package = package_of(ctx);
         let mut binary_groups: Vec<(Arc<Resolved>, Vec<SelectedTest>)> = Vec::new();
         for (name, is_ignored, plan) in &selected {
@@ -213,7 +231,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     emit(&Event::RunStarted {
         tests: to_run,
         binaries: binaries_with_tests,
-        ignored: ignored.len(),
+        ignored: ignored
+            .iter()
+            .filter(|r| r.outcome == Outcome::Ignored)
+            .count(),
         seed: run_seed,
         profile: profile.clone(),
     });

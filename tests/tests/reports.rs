@@ -328,3 +328,75 @@ fn report_diff_flags_outcome_changes_and_growth() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a cargo-sandbox JSON report"));
 }
+
+#[test]
+fn shards_cover_every_test_once_and_merge_to_the_unsharded_digest() {
+    let Some(whole) = shared() else { return };
+    let mut shard_reports = Vec::new();
+    for k in 1..=3 {
+        let path = whole.dir.join(format!("shard-{k}.json"));
+        let out = Command::new(cargo_sandbox())
+            .args(["sandbox", "test", "--manifest-path"])
+            .arg(fixtures_manifest())
+            .args(FIXTURE_CAPS)
+            .args([
+                "--seed",
+                "1",
+                "--partition",
+                &format!("hash:{k}/3"),
+                "--report-json",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            path.exists(),
+            "shard {k}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        shard_reports.push(path);
+    }
+    let ran_in = |name: &str, binary: &str| -> usize {
+        shard_reports
+            .iter()
+            .filter(|p| {
+                let report: Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                report["tests"].as_array().unwrap().iter().any(|t| {
+                    t["name"] == name
+                        && t["binary_id"] == binary
+                        && t["outcome"] != "skipped-by-partition"
+                })
+            })
+            .count()
+    };
+    for test in whole.report()["tests"].as_array().unwrap() {
+        let (binary, name) = (
+            test["binary_id"].as_str().unwrap(),
+            test["name"].as_str().unwrap(),
+        );
+        assert_eq!(
+            ran_in(name, binary),
+            1,
+            "{binary} {name} runs in exactly one shard"
+        );
+    }
+    let merged_path = whole.dir.join("merged.json");
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "report", "--merge"])
+        .args(&shard_reports)
+        .arg("-o")
+        .arg(&merged_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
+    assert_eq!(merged["outcome_digest"], whole.report()["outcome_digest"]);
+    assert_eq!(merged["totals"], whole.report()["totals"]);
+}

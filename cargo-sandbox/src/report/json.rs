@@ -67,6 +67,45 @@ impl Document {
         }
     }
 
+    /// One report from the reports of `--partition` shards: each test's record from the shard
+    /// that ran it (a test no shard ran stays as the first report has it).
+    pub fn merge(documents: Vec<Document>) -> Option<Document> {
+        let mut by_id: BTreeMap<crate::event::TestId, TestRecord> = BTreeMap::new();
+        let mut duration_ms: f64 = 0.0;
+        let mut cancelled = false;
+        let mut binaries = BTreeMap::new();
+        let mut first: Option<Document> = None;
+        for document in documents {
+            duration_ms = duration_ms.max(document.duration_ms);
+            cancelled |= document.cancelled;
+            binaries.extend(document.fingerprint.binaries.clone());
+            for record in &document.tests {
+                let ran_here = record.outcome != crate::outcome::Outcome::SkippedByPartition;
+                match by_id.get(&record.id) {
+                    Some(kept)
+                        if kept.outcome != crate::outcome::Outcome::SkippedByPartition
+                            || !ran_here => {}
+                    _ => {
+                        by_id.insert(record.id.clone(), record.clone());
+                    }
+                }
+            }
+            first.get_or_insert(document);
+        }
+        let first = first?;
+        let run = RunSummary {
+            records: by_id.into_values().collect(),
+            duration_ms,
+            cancelled,
+            fingerprint: Fingerprint {
+                binaries,
+                ..first.fingerprint.clone()
+            },
+            ..first.into_run()
+        };
+        Some(Document::from_run(&run))
+    }
+
     pub fn read(path: &Path) -> anyhow::Result<Document> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -150,7 +150,7 @@ pub fn sorted(mut records: Vec<TestRecord>) -> Vec<TestRecord> {
 pub fn ran(records: &[TestRecord]) -> usize {
     records
         .iter()
-        .filter(|r| r.outcome != Outcome::Ignored)
+        .filter(|r| !matches!(r.outcome, Outcome::Ignored | Outcome::SkippedByPartition))
         .count()
 }
 

@@ -72,6 +72,7 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
         Outcome::SandboxError => "ERROR".to_owned(),
         Outcome::Flaky => "FLAKY".to_owned(),
         Outcome::FileLeak => "FILE-LEAK".to_owned(),
+        Outcome::SkippedByPartition => "SKIP".to_owned(),
     };
     let padded = format!("{word:>12}");
     match (outcome, failure) {
@@ -136,6 +137,9 @@ impl Terminal {
             }
             Event::TestStarted(id) => self.bar.set_message(id.to_string()),
             Event::TestFinished(record) => {
+                if record.outcome == Outcome::SkippedByPartition {
+                    return;
+                }
                 if record.outcome != Outcome::Ignored {
                     self.bar.inc(1);
                 }
@@ -244,6 +248,10 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         "flaky",
         "file-leak",
     ];
+    let skipped = totals
+        .get("skipped-by-partition")
+        .map(|n| format!("; {n} in other shards"))
+        .unwrap_or_default();
     let mut parts: Vec<String> = order
         .iter()
         .filter_map(|w| totals.get(*w).map(|n| format!("{n} {w}")))
@@ -267,7 +275,7 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         p.green("Summary")
     };
     format!(
-        "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}",
+        "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}{skipped}",
         head,
         duration_ms / 1000.0,
         if ran == 1 { "" } else { "s" },
