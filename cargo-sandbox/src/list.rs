@@ -127,6 +127,8 @@ impl Partition {
 pub struct ListedTest {
     pub name: String,
     pub ignored: bool,
+    /// Limits the test declares itself (sandbox-harness trials).
+    pub declared: Option<harness::TrialLimits>,
 }
 
 /// Parses `--list --format terse` output: `name: test` lines (benchmarks are left out).
@@ -138,6 +140,20 @@ pub fn parse_terse(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// Limits a `sandbox-harness` binary declares for its trials (`cargo-sandbox-limits` lines,
+/// printed when the listing asks for them).
+pub fn parse_declared_limits(output: &str) -> Vec<(String, harness::TrialLimits)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            (parts.next()? == harness::front::LIMITS_LINE).then_some(())?;
+            let name = parts.next()?.to_owned();
+            Some((name, serde_json::from_str(parts.next()?).ok()?))
+        })
+        .collect()
+}
+
 /// Combines the full listing with the `--ignored` listing.
 pub fn combine(all: Vec<String>, ignored: &[String]) -> Vec<ListedTest> {
     let mut tests: Vec<ListedTest> = all
@@ -145,6 +161,7 @@ pub fn combine(all: Vec<String>, ignored: &[String]) -> Vec<ListedTest> {
         .map(|name| ListedTest {
             ignored: ignored.contains(&name),
             name,
+            declared: None,
         })
         .collect();
     tests.sort_by(|a, b| a.name.cmp(&b.name));

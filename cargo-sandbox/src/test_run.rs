@@ -2,7 +2,7 @@
 
 use crate::build::{self, BuildFailed};
 use crate::cli::TestArgs;
-use crate::config::{Config, Isolation, Resolved};
+use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
@@ -66,8 +66,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let cli = args.layer();
-    let resolve = |package: &str, binary: &str, test: &str| -> Resolved {
+    // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
+    // the overrides and the command line.
+    let resolve = |package: &str, binary: &str, test: &str, declared: Option<&Layer>| -> Resolved {
         let mut layers = config.layers_for(&profile, package, binary, test);
+        if let Some(declared) = declared {
+            let first_override = layers
+                .iter()
+                .position(|(_, origin)| origin.contains(".overrides["))
+                .unwrap_or(layers.len());
+            layers.insert(
+                first_override,
+                (declared, "declared by the test".to_owned()),
+            );
+        }
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
     };
@@ -105,7 +117,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
 
     // Listing runs each binary's code, so it happens in sandboxes too; fingerprints meanwhile.
     let listings = schedule::parallel_map(&contexts, workers, |ctx| {
-        let settings = resolve(&package_of(ctx), &ctx.binary.id, "");
+        let settings = resolve(&package_of(ctx), &ctx.binary.id, "", None);
         list_binary(&engine, ctx, &settings, &host_env, run_seed)
     });
     if cancel.is_cancelled() {
@@ -155,7 +167,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 ignored.push(TestRecord::not_run(id, Outcome::Ignored, false));
                 continue;
             }
-            let settings = resolve(&package, &ctx.binary.id, name);
+            let declared = tests
+                .iter()
+                .find(|t| &t.name == name)
+                .and_then(|t| t.declared)
+                .map(Layer::declared);
+            let settings = resolve(&package, &ctx.binary.id, name, declared.as_ref());
             let test = SelectedTest {
                 name: name.clone(),
                 ignored: *is_ignored,
@@ -214,7 +231,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         job.order = order;
     }
 
-    let base_settings = resolve("", "", "");
+    let base_settings = resolve("", "", "", None);
     let fingerprint = Fingerprint::new(engine.cgroup_version(), &contexts, workers);
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
@@ -328,7 +345,10 @@ fn list_binary(
         .into_iter()
         .chain(extra.iter().map(|s| s.to_string()))
         .collect();
-        let spec = schedule::spec(&settings, argv, ctx, host_env, seed);
+        let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
+        // sandbox-harness binaries then print the limits their trials declare.
+        spec.env
+            .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));
         let started = Instant::now();
         let id = TestId {
             binary_id: ctx.binary.id.clone(),
@@ -352,7 +372,13 @@ fn list_binary(
             })),
         }
     };
-    let all = list::parse_terse(&run(&[])?);
+    let listing = run(&[])?;
     let ignored = list::parse_terse(&run(&["--ignored"])?);
-    Ok(list::combine(all, &ignored))
+    let mut tests = list::combine(list::parse_terse(&listing), &ignored);
+    for (name, limits) in list::parse_declared_limits(&listing) {
+        if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
+            test.declared = Some(limits);
+        }
+    }
+    Ok(tests)
 }

@@ -5,12 +5,12 @@
 //!
 //! `cargo bench -p sandbox-harness --bench overhead [-- ROUNDS]` (root; default 500 rounds).
 
-use harness::{Engine, EngineOptions, Filesystem, Limits, Output, SandboxSpec};
+use sandbox_harness::{Engine, EngineOptions, Filesystem, Limits, Output, SandboxSpec};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-    harness::init::run_if_requested();
+    sandbox_harness::init::run_if_requested();
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -86,7 +86,7 @@ fn main() {
 
 fn run(engine: &Engine, spec: &SandboxSpec) {
     let result = engine.run(spec, None).expect("sandbox run");
-    assert_eq!(result.exit, harness::Exit::Code(0));
+    assert_eq!(result.exit, sandbox_harness::Exit::Code(0));
 }
 
 fn time(f: impl FnOnce()) -> Duration {

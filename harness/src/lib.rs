@@ -24,8 +24,11 @@ mod capture;
 pub mod cgroup;
 mod clone;
 mod error;
+pub mod front;
 pub mod init;
 mod launch;
+#[cfg(feature = "libtest")]
+pub mod libtest;
 mod netstat;
 mod protocol;
 mod result;
@@ -36,7 +39,10 @@ mod userns;
 pub use cancel::Cancel;
 pub use capture::CapturedOutput;
 pub use error::SandboxError;
+pub use front::TrialLimits;
 pub use launch::{Engine, EngineOptions};
+#[cfg(feature = "libtest")]
+pub use libtest::{Harness, Trial};
 pub use result::{
     Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections, ResourceUsage,
     SandboxResult,

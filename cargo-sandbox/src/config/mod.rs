@@ -132,6 +132,21 @@ pub struct EnvLayer {
     pub inherit: Option<bool>,
 }
 
+impl Layer {
+    /// The limits a test declares itself, as a layer.
+    pub fn declared(limits: harness::TrialLimits) -> Layer {
+        Layer {
+            memory: limits.memory_bytes.map(|b| Memory(Cap::Max(b))),
+            pids: limits.pids.map(|n| Pids(Cap::Max(n))),
+            cpus: limits.cpu_millis.map(Cpus),
+            timeout: limits
+                .timeout_ms
+                .map(|ms| Timeout(Cap::Max(Duration::from_millis(ms)))),
+            ..Layer::default()
+        }
+    }
+}
+
 /// A test's settings, every key decided.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Resolved {

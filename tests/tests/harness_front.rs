@@ -1,0 +1,108 @@
+//! The sandbox-harness test front (`fixtures/harness-front`): the same trials, with the limits
+//! they declare, enforced under plain `cargo test`, `cargo nextest run` and `cargo sandbox test`.
+
+use e2e::*;
+use std::process::Command;
+
+fn cargo_in_fixtures(args: &[&str]) -> (Option<i32>, String) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root().join("fixtures"))
+        .output()
+        .expect("cargo");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn assert_limits_enforced(runner: &str, text: &str) {
+    for expected in [
+        "OOM: killed by the memory cap (64.0 MiB)",
+        "FORK BOMB contained: the pids cap (16) refused",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{runner}: `{expected}` in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn plain_cargo_test_runs_each_trial_in_its_own_sandbox() {
+    if !privileged() {
+        return;
+    }
+    let (code, text) = cargo_in_fixtures(&["test", "-p", "harness-front"]);
+    assert_eq!(code, Some(101), "two trials fail:\n{text}");
+    assert!(
+        text.contains("test passes            ... ok") || text.contains("test passes ... ok"),
+        "{text}"
+    );
+    assert_limits_enforced("cargo test", &text);
+}
+
+#[test]
+fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
+    if !privileged() {
+        return;
+    }
+    let (code, text) =
+        cargo_in_fixtures(&["nextest", "run", "-p", "harness-front", "--no-fail-fast"]);
+    assert!(
+        !text.contains("no such command"),
+        "cargo-nextest is needed for this test (`cargo install cargo-nextest`):\n{text}"
+    );
+    assert_eq!(code, Some(100), "{text}");
+    assert_limits_enforced("cargo nextest", &text);
+}
+
+#[test]
+fn cargo_sandbox_test_applies_the_declared_limits_itself() {
+    if !privileged() {
+        return;
+    }
+    let run = sandbox_test(&fixtures_manifest(), &["-p", "harness-front"]);
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let limits = |name: &str| {
+        let test = run.report["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone();
+        (
+            test["outcome"].as_str().unwrap().to_owned(),
+            test["spec"]["limits"].clone(),
+            test["spec"]["timeout"].clone(),
+        )
+    };
+    let (outcome, hog, timeout) = limits("hog_is_oom_killed");
+    assert_eq!(
+        (outcome.as_str(), hog["memory_bytes"].as_u64()),
+        ("oom", Some(64 << 20))
+    );
+    assert_eq!(timeout, 30_000, "the harness's default timeout");
+    let (outcome, bomb, _) = limits("bomb_is_contained");
+    assert_eq!(
+        (
+            outcome.as_str(),
+            bomb["pids"].as_u64(),
+            bomb["memory_bytes"].as_u64()
+        ),
+        ("fork-bomb", Some(16), Some(256 << 20))
+    );
+    // The command line still wins over what a test declares.
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &["-p", "harness-front", "--memory", "512M", "passes"],
+    );
+    assert_eq!(
+        run.report["tests"][0]["spec"]["limits"]["memory_bytes"],
+        512u64 << 20
+    );
+}
