@@ -424,6 +424,11 @@ pub struct LimitArgs {
     /// A host path that stays writable under `--fs isolated` (repeatable).
     #[arg(long, value_name = "PATH")]
     pub writable: Vec<PathBuf>,
+
+    /// Give the command its full capabilities back (no reduced capability set, no
+    /// no_new_privs, no seccomp deny-list); reports mark it.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 impl LimitArgs {
@@ -442,6 +447,7 @@ impl LimitArgs {
                     writable: self.writable.clone(),
                 })
             }),
+            privileged: self.privileged.then_some(true),
             ..Layer::default()
         }
     }

@@ -26,6 +26,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         (&args.limits.layer(), "command line".to_owned()),
     ]);
     spec.limits = settings.limits();
+    spec.privileged = settings.privileged;
     spec.timeout = settings.timeout.value();
     spec.grace = settings.grace;
     spec.tmp_size_bytes = settings.tmp_size;

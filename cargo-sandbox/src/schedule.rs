@@ -91,6 +91,7 @@ pub fn workspace_filesystem(
 /// Puts the settings' caps, network mode and I/O choices on a spec.
 pub fn apply(settings: &Resolved, spec: &mut SandboxSpec) {
     spec.limits = settings.limits();
+    spec.privileged = settings.privileged;
     spec.timeout = settings.timeout.value();
     spec.grace = settings.grace;
     spec.tmp_size_bytes = settings.tmp_size;

@@ -112,8 +112,9 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
 pub fn protections(p: &Protections) -> String {
     let l = &p.limits;
     format!(
-        "{} namespaces; memory {}{}, pids {}, cpu {}; /tmp {}; filesystem {}; read-only {}{}; cgroup {}",
+        "{} namespaces; capabilities {}; memory {}{}, pids {}, cpu {}; /tmp {}; filesystem {}; read-only {}{}; cgroup {}",
         p.namespaces.join(","),
+        p.capabilities,
         l.memory_bytes.map_or("uncapped".into(), format_bytes),
         if p.swap_disabled { " (no swap)" } else { "" },
         l.pids.map_or("uncapped".into(), |n| n.to_string()),

@@ -222,6 +222,7 @@ impl Engine {
             reachable: spec.reachable.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,
             user_ns: self.rootless,
+            privileged: spec.privileged,
         };
         let encoded =
             serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;

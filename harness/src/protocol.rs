@@ -36,6 +36,8 @@ pub struct InitConfig {
     pub new_cgroup_ns: bool,
     /// The init runs in a user namespace (no mknod; overlayfs needs `userxattr`).
     pub user_ns: bool,
+    /// Leave the command all capabilities, without no_new_privs or seccomp.
+    pub privileged: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

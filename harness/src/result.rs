@@ -105,6 +105,8 @@ pub struct Protections {
     pub writable: Vec<String>,
     /// Protections that were asked for but not in force (`--allow-degraded`); empty normally.
     pub degraded: Vec<String>,
+    /// `reduced` (capabilities, no_new_privs, seccomp deny-list) or `privileged`.
+    pub capabilities: String,
 }
 
 impl Protections {
@@ -170,6 +172,12 @@ impl Protections {
             read_only,
             copy_on_write,
             writable,
+            capabilities: if spec.privileged {
+                "privileged"
+            } else {
+                "reduced"
+            }
+            .to_owned(),
         }
     }
 }

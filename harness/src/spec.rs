@@ -29,6 +29,10 @@ pub struct SandboxSpec {
     /// program path always are.
     #[serde(default)]
     pub reachable: Vec<PathBuf>,
+    /// Give the command its full capabilities back (no reduced set, no no_new_privs, no seccomp
+    /// filter): for suites that test namespace or mount code themselves.
+    #[serde(default)]
+    pub privileged: bool,
     /// The host filesystem as the command sees it.
     #[serde(default)]
     pub filesystem: Filesystem,
@@ -59,6 +63,7 @@ impl SandboxSpec {
             loopback: true,
             make_dirs: Vec::new(),
             reachable: Vec::new(),
+            privileged: false,
             filesystem: Filesystem::Host,
             tmp_size_bytes: 256 << 20,
             hostname: "localhost".to_owned(),

@@ -251,7 +251,10 @@ fn exit_codes_follow_the_command_and_timeout_conventions() {
         "{}",
         missing.stderr
     );
-    let not_exec = exec(&[], &["/etc/hostname"]);
+    let plain_file = bin_dir().join(token("not-executable"));
+    std::fs::write(&plain_file, "data\n").unwrap();
+    let not_exec = exec(&[], &[plain_file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&plain_file);
     assert_eq!(not_exec.code, 126, "{}", not_exec.stderr);
     let bad_flag = exec(&["--memory", "lots"], &["true"]);
     assert_eq!(bad_flag.code, 125);

@@ -111,6 +111,9 @@ pub struct Layer {
     pub env: Option<EnvLayer>,
     pub fs: Option<FsLayer>,
     pub file_leaks: Option<FileLeakPolicy>,
+    /// Full capabilities, no no_new_privs, no seccomp filter (for suites that test namespace
+    /// or mount code themselves).
+    pub privileged: Option<bool>,
     // Only in overrides: which tests it applies to.
     pub package: Option<toml::Spanned<file::Pattern>>,
     pub binary: Option<toml::Spanned<file::Pattern>>,
@@ -167,6 +170,7 @@ pub struct Resolved {
     pub fs: FsMode,
     pub writable: Vec<std::path::PathBuf>,
     pub file_leaks: FileLeakPolicy,
+    pub privileged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -197,6 +201,7 @@ impl Default for Resolved {
             fs: FsMode::Isolated,
             writable: Vec::new(),
             file_leaks: FileLeakPolicy::Warn,
+            privileged: false,
         }
     }
 }
@@ -237,6 +242,7 @@ impl Resolved {
             take!("retries", retries, |v: &u32| *v);
             take!("repeat", repeat, |v: &u32| (*v).max(1));
             take!("file-leaks", file_leaks, |v: &FileLeakPolicy| *v);
+            take!("privileged", privileged, |v: &bool| *v);
             if let Some(fs) = &layer.fs {
                 let (mode, writable) = match fs {
                     FsLayer::Mode(mode) => (Some(*mode), &[][..]),

@@ -8,6 +8,7 @@
 
 mod census;
 mod changes;
+mod confine;
 mod mounts;
 mod net;
 
@@ -74,6 +75,15 @@ fn run(config: &InitConfig) -> InitReport {
         .envs(config.env.iter().cloned());
     // The first argument is the name the user gave, not the path found in PATH.
     command.arg0(&config.argv[0]);
+    if !config.privileged {
+        let confinement = match confine::prepare() {
+            Ok(confinement) => confinement,
+            Err(e) => return *setup_failed("preparing the capability and seccomp confinement", e),
+        };
+        // SAFETY: this process is single-threaded (it is the sandbox's init), and `apply` only
+        // makes prctl/seccomp calls on data built above.
+        unsafe { command.pre_exec(move || confinement.apply()) };
+    }
     let started = Instant::now();
     let child = match command.spawn() {
         Ok(child) => child,
