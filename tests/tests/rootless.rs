@@ -50,10 +50,21 @@ impl Delegation {
         let mut dirs = Vec::new();
         let mut runner_leaf = None;
         if v2_only {
-            let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-            let dir = PathBuf::from("/sys/fs/cgroup")
-                .join(path.trim_start_matches('/'))
-                .join(&name);
+            // Under the empty cgroup this run was given for sandboxes, when there is one (the
+            // test's own cgroup holds processes, so it cannot delegate controllers); else under
+            // the test's own cgroup.
+            let base = match std::env::var_os("CARGO_SANDBOX_CGROUP_PARENT") {
+                Some(parent) => {
+                    let parent = PathBuf::from(parent);
+                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                    parent
+                }
+                None => {
+                    let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+                    PathBuf::from("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+                }
+            };
+            let dir = base.join(&name);
             let leaf = dir.join("runner");
             std::fs::create_dir_all(&leaf).unwrap();
             dirs.extend([leaf.clone(), dir]);
