@@ -60,10 +60,19 @@ struct CloneArgs {
 }
 
 const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Clones a child in the namespaces of `ns_flags` (CLONE_NEW*) that executes `init`.
 /// Returns its PID (in the runner's namespace) and a pidfd for it.
-pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i32, OwnedFd)> {
+/// With `into_cgroup` (a cgroup v2 directory descriptor) the child starts in that cgroup
+/// (`CLONE_INTO_CGROUP`, Linux 5.7+), which spares a migration; the returned flag says whether
+/// that happened (older kernels fall back to a plain clone, and the caller moves the child).
+pub fn spawn(
+    init: &InitCommand,
+    fds: &ChildFds,
+    ns_flags: u64,
+    into_cgroup: Option<RawFd>,
+) -> io::Result<(i32, OwnedFd, bool)> {
     let mut pidfd: RawFd = -1;
     let mut empty_mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set it is given.
@@ -71,12 +80,18 @@ pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i
     // SAFETY: initialised just above.
     let empty_mask = unsafe { empty_mask.assume_init() };
 
-    let args = CloneArgs {
+    let mut args = CloneArgs {
         flags: ns_flags | CLONE_PIDFD,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    let mut placed = false;
+    if let Some(fd) = into_cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+        placed = true;
+    }
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this address
     // space and returns here with 0. `args` outlives the call.
     let mut ret = unsafe {
@@ -86,7 +101,22 @@ pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i
             std::mem::size_of::<CloneArgs>(),
         )
     };
+    if ret == -1 && placed && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // A kernel without CLONE_INTO_CGROUP: clone plainly, the caller moves the child.
+        args.flags &= !CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        placed = false;
+        // SAFETY: as above.
+        ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+    }
     if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        placed = false;
         // Kernels before 5.3, or seccomp profiles that hide clone3: classic clone, fork-like
         // (no new stack), with the pidfd written to the parent_tid argument.
         // SAFETY: as above; the argument order (flags, stack, parent_tid, ...) is the same on
@@ -109,7 +139,7 @@ pub fn spawn(init: &InitCommand, fds: &ChildFds, ns_flags: u64) -> io::Result<(i
         pid => {
             // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok((pid as i32, pidfd))
+            Ok((pid as i32, pidfd, placed))
         }
     }
 }

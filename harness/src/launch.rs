@@ -178,12 +178,19 @@ impl Engine {
         } else {
             0
         };
-        let (pid, pidfd) = clone::spawn(&self.init, &fds, namespace_flags(spec) | user_ns)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC)
-                | Some(libc::EUSERS) => SandboxError::Namespaces(e),
-                _ => SandboxError::io("starting the sandbox init", e),
-            })?;
+        let into_cgroup = group.and_then(Group::clone_target);
+        let (pid, pidfd, placed) = clone::spawn(
+            &self.init,
+            &fds,
+            namespace_flags(spec) | user_ns,
+            into_cgroup,
+        )
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                SandboxError::Namespaces(e)
+            }
+            _ => SandboxError::io("starting the sandbox init", e),
+        })?;
         drop((config_r, report_w, stdin));
         let output_r = output.map(|(r, w)| {
             drop(w);
@@ -202,7 +209,10 @@ impl Engine {
         } else {
             Ok(())
         }
-        .and_then(|()| group.map_or(Ok(()), |g| g.add_process(pid)));
+        .and_then(|()| match group {
+            Some(g) if !placed => g.add_process(pid),
+            _ => Ok(()),
+        });
         if let Err(e) = prepared {
             watched.kill(Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -56,7 +56,8 @@ impl Delegation {
             let base = match std::env::var_os("CARGO_SANDBOX_CGROUP_PARENT") {
                 Some(parent) => {
                     let parent = PathBuf::from(parent);
-                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                    let _ =
+                        std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
                     parent
                 }
                 None => {

@@ -172,6 +172,14 @@ enum GroupBackend {
 }
 
 impl Group {
+    /// A descriptor to clone straight into (cgroup v2 only).
+    pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
+        match &self.backend {
+            GroupBackend::V1(_) => None,
+            GroupBackend::V2(g) => g.clone_target(),
+        }
+    }
+
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
         match &self.backend {
             GroupBackend::V1(g) => g.add_process(pid),

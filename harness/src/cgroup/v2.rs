@@ -163,12 +163,16 @@ impl RunDir {
     }
 
     pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
-        let group = Group {
+        let mut group = Group {
             dir: self.dir.join(name),
+            fd: None,
         };
         fs::mkdir(&group.dir)?;
         match group.apply(limits) {
-            Ok(()) => Ok(group),
+            Ok(()) => {
+                group.fd = std::fs::File::open(&group.dir).ok();
+                Ok(group)
+            }
             Err(e) => {
                 let _ = group.remove();
                 Err(e)
@@ -240,6 +244,8 @@ fn enable(dir: &Path, controllers: &[String]) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct Group {
     dir: PathBuf,
+    /// Opened once created: the target of `CLONE_INTO_CGROUP`.
+    fd: Option<std::fs::File>,
 }
 
 impl Group {
@@ -259,6 +265,10 @@ impl Group {
             fs::write(&self.dir.join(CPU_MAX), &format!("{quota} {PERIOD_US}"))?;
         }
         Ok(())
+    }
+
+    pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
+        self.fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
