@@ -425,6 +425,11 @@ pub struct LimitArgs {
     #[arg(long, value_name = "PATH")]
     pub writable: Vec<PathBuf>,
 
+    /// Keep each sandbox's copy-on-write changes under this directory for inspection (for
+    /// `test`: DIR/<binary>/<test>/<attempt>/0/upper), instead of discarding them.
+    #[arg(long, value_name = "DIR")]
+    pub keep_writes: Option<PathBuf>,
+
     /// Give the command its full capabilities back (no reduced capability set, no
     /// no_new_privs, no seccomp deny-list); reports mark it.
     #[arg(long)]

@@ -35,6 +35,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             copy_on_write: vec![spec.cwd.clone()],
             scratch: Vec::new(),
             writable: settings.writable.clone(),
+            keep_writes: args.limits.keep_writes.clone(),
         };
     }
     // Interactive and piped input reach the command; tests get /dev/null (see `test`).

@@ -84,6 +84,7 @@ pub fn workspace_filesystem(
             copy_on_write: vec![root.to_owned()],
             scratch: vec![target.join("tmp")],
             writable: settings.writable.clone(),
+            keep_writes: None,
         };
     }
 }
@@ -168,6 +169,8 @@ pub struct Run<'a> {
     pub host_env: &'a [(String, String)],
     pub run_seed: u64,
     pub workers: usize,
+    /// `--keep-writes DIR`: each sandbox keeps its copy-on-write layers in its own directory.
+    pub keep_writes: Option<std::path::PathBuf>,
 }
 
 /// Attempts of one test collected so far.
@@ -283,7 +286,27 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let argv = std::iter::once(job.binary.binary.path.display().to_string())
         .chain(libtest_args(job))
         .collect();
-    let spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
+    let mut spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
+    if let (Some(base), Filesystem::Isolated { keep_writes, .. }) =
+        (&run.keep_writes, &mut spec.filesystem)
+    {
+        let safe = |s: &str| {
+            s.replace(
+                |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'),
+                "_",
+            )
+        };
+        let test = if job.tests.len() == 1 {
+            safe(&job.tests[0].name)
+        } else {
+            "binary".to_owned()
+        };
+        *keep_writes = Some(
+            base.join(safe(&job.binary.binary.id))
+                .join(test)
+                .join(job.attempt.to_string()),
+        );
+    }
     let started = Instant::now();
     let result = run.engine.run(&spec, Some(run.cancel));
     let duration = started.elapsed();

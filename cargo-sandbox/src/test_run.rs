@@ -259,6 +259,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         emit(&Event::TestFinished(Box::new(record.clone())));
     }
     let (sender, receiver) = std::sync::mpsc::channel();
+    let keep_writes = args.limits.keep_writes.clone();
     std::thread::scope(|scope| {
         let (engine, cancel, host_env) = (&engine, &cancel, &host_env);
         // The worker owns the only sender: the loop below ends when the last job is done.
@@ -270,6 +271,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 host_env,
                 run_seed,
                 workers,
+                keep_writes,
             };
             schedule::run_jobs(&run, queue)
         });

@@ -41,6 +41,7 @@ fn main() {
         copy_on_write: vec![isolated.cwd.clone()],
         scratch: vec![scratch.clone()],
         writable: Vec::new(),
+        keep_writes: None,
     };
 
     let mut plain = Vec::with_capacity(rounds);

@@ -133,6 +133,7 @@ impl Protections {
                         copy_on_write,
                         scratch,
                         writable,
+                        ..
                     },
                     true,
                 ) => {

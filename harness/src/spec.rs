@@ -92,6 +92,10 @@ pub enum Filesystem {
         scratch: Vec<PathBuf>,
         /// host paths left writable, because the user asked.
         writable: Vec<PathBuf>,
+        /// Keep the copy-on-write layers here on the host for inspection (`DIR/<i>/upper`,
+        /// one per copy-on-write directory) instead of on a private tmpfs.
+        #[serde(default)]
+        keep_writes: Option<PathBuf>,
     },
 }
 

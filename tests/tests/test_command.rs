@@ -384,3 +384,41 @@ fn a_workspace_under_tmp_is_reachable_and_left_intact() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn keep_writes_keeps_each_sandboxs_changes_for_inspection() {
+    if !privileged() {
+        return;
+    }
+    let keep = bin_dir().join(token("keep-writes"));
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "-p",
+            "files",
+            "writes_manifest_dir",
+            "--keep-writes",
+            keep.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        run.outcomes().values().collect::<Vec<_>>(),
+        ["file-leak"],
+        "{}",
+        run.stderr
+    );
+    let kept = keep.join("files/tests__writes_manifest_dir/0/0/upper/files/written-by-test.txt");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        "leaked\n",
+        "{}",
+        kept.display()
+    );
+    assert!(
+        !workspace_root()
+            .join("fixtures/files/written-by-test.txt")
+            .exists(),
+        "still not on the host tree"
+    );
+    let _ = std::fs::remove_dir_all(&keep);
+}

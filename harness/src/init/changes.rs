@@ -1,5 +1,6 @@
 //! Lists what the command changed in its copy-on-write directories, by walking each overlay's
-//! upper layer (reached through the init's descriptor, under the sandbox's own `/dev`) and
+//! upper layer (reached through the init's descriptor under the sandbox's own `/dev`, or on the
+//! host when writes are kept) and
 //! comparing with the lower layer (the host directory, opened before the overlay hid it):
 //! a file only in the upper layer was created, one in both was modified, a whiteout (a 0:0
 //! character device) is a deletion, and an opaque directory hides everything the host had in it.
@@ -13,21 +14,17 @@ use std::path::{Path, PathBuf};
 
 pub fn list(overlays: &Overlays) -> (Vec<FileWrite>, usize) {
     let mut found = Found::default();
-    if let Some(staging) = &overlays.staging {
-        for o in &overlays.overlays {
-            let upper =
-                PathBuf::from(format!("/proc/self/fd/{}", staging.as_raw_fd())).join(&o.upper);
-            let lower = PathBuf::from(format!("/proc/self/fd/{}", o.lower.as_raw_fd()));
-            walk(
-                &Layers {
-                    upper: &upper,
-                    lower: &lower,
-                    host: &o.path,
-                },
-                Path::new(""),
-                &mut found,
-            );
-        }
+    for o in &overlays.overlays {
+        let lower = PathBuf::from(format!("/proc/self/fd/{}", o.lower.as_raw_fd()));
+        walk(
+            &Layers {
+                upper: &o.upper,
+                lower: &lower,
+                host: &o.path,
+            },
+            Path::new(""),
+            &mut found,
+        );
     }
     (found.listed, found.total)
 }

@@ -24,12 +24,15 @@ type Failure = (&'static str, nix::Error);
 pub struct Overlay {
     pub path: PathBuf,
     pub lower: File,
+    /// Where the upper layer can be read after the command ran (through the staging
+    /// descriptor, or on the host when writes are kept).
     pub upper: PathBuf,
 }
 
 /// What the init needs after the command ran to list its changes.
 pub struct Overlays {
-    /// The staging tmpfs holding the upper layers, opened before `/tmp` covered it.
+    /// The directory holding the upper layers (the staging tmpfs, or the --keep-writes
+    /// directory), opened before anything covered it; kept open so they stay reachable.
     pub staging: Option<File>,
     pub overlays: Vec<Overlay>,
 }
@@ -59,15 +62,39 @@ pub fn set_up(
         Filesystem::Host => {
             read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
         }
-        Filesystem::Isolated { copy_on_write, .. } => {
+        Filesystem::Isolated {
+            copy_on_write,
+            keep_writes,
+            ..
+        } => {
             let lowers = copy_on_write
                 .iter()
                 .map(|path| File::open(path).map(|f| (path.clone(), f)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ("opening a copy-on-write directory", io_errno(e)))?;
-            read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
-            if !lowers.is_empty() {
-                result = stage_overlays(lowers, tmp_size_bytes, user_ns)?;
+            match keep_writes {
+                // Upper layers on the host, to be inspected afterwards: mounted while the host is
+                // still writable, then made writable again after the host turns read-only.
+                Some(keep) if !lowers.is_empty() => {
+                    result = overlays_in(keep, lowers, user_ns)?;
+                    read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+                    for o in &result.overlays {
+                        mount(
+                            none,
+                            o.path.as_path(),
+                            none,
+                            MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
+                            none,
+                        )
+                        .map_err(|e| ("making a copy-on-write overlay writable", e))?;
+                    }
+                }
+                _ => {
+                    read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+                    if !lowers.is_empty() {
+                        result = stage_overlays(lowers, tmp_size_bytes, user_ns)?;
+                    }
+                }
             }
         }
     }
@@ -176,10 +203,46 @@ fn stage_overlays(
     tmpfs(STAGING, size).map_err(|e| ("mounting the overlay staging tmpfs", e))?;
     let staging =
         File::open(STAGING).map_err(|e| ("opening the overlay staging tmpfs", io_errno(e)))?;
+    let through = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&staging)
+    ));
+    let mut result = mount_overlays(Path::new(STAGING), &through, lowers, user_ns)?;
+    result.staging = Some(staging);
+    Ok(result)
+}
+
+/// Overlays whose upper layers stay in `keep` on the host (read back through a descriptor: the
+/// private `/tmp` may hide the path itself).
+fn overlays_in(
+    keep: &Path,
+    lowers: Vec<(PathBuf, File)>,
+    user_ns: bool,
+) -> Result<Overlays, Failure> {
+    std::fs::create_dir_all(keep)
+        .map_err(|e| ("creating the --keep-writes directory", io_errno(e)))?;
+    let dir = File::open(keep).map_err(|e| ("opening the --keep-writes directory", io_errno(e)))?;
+    let through = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ));
+    let mut result = mount_overlays(keep, &through, lowers, user_ns)?;
+    result.staging = Some(dir);
+    Ok(result)
+}
+
+/// Mounts an overlay on each copy-on-write directory with its layers in `layers/<i>/`;
+/// `read_back` is where those layers are reachable once the command has run.
+fn mount_overlays(
+    layers: &Path,
+    read_back: &Path,
+    lowers: Vec<(PathBuf, File)>,
+    user_ns: bool,
+) -> Result<Overlays, Failure> {
     let mut overlays = Vec::new();
     for (i, (path, lower)) in lowers.into_iter().enumerate() {
-        let upper = Path::new(STAGING).join(format!("{i}/upper"));
-        let work = Path::new(STAGING).join(format!("{i}/work"));
+        let upper = layers.join(format!("{i}/upper"));
+        let work = layers.join(format!("{i}/work"));
         for dir in [&upper, &work] {
             std::fs::create_dir_all(dir).map_err(|e| ("creating overlay layers", io_errno(e)))?;
         }
@@ -204,11 +267,11 @@ fn stage_overlays(
         overlays.push(Overlay {
             path,
             lower,
-            upper: PathBuf::from(format!("{i}/upper")),
+            upper: read_back.join(format!("{i}/upper")),
         });
     }
     Ok(Overlays {
-        staging: Some(staging),
+        staging: None,
         overlays,
     })
 }
