@@ -419,3 +419,67 @@ fn isolated_filesystem_keeps_the_host_unchanged_and_reports_changes() {
     assert_eq!(json["result"]["protections"]["filesystem"], "isolated");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ipc_and_uts_namespaces_are_private() {
+    if !privileged() {
+        return;
+    }
+    // A SysV message queue made on the host is invisible inside, and one made inside never
+    // reaches the host.
+    let queues = || {
+        std::process::Command::new("ipcs")
+            .arg("-q")
+            .output()
+            .expect("ipcs (util-linux)")
+            .stdout
+    };
+    let baseline = queues();
+    let made = std::process::Command::new("ipcmk")
+        .arg("-Q")
+        .output()
+        .expect("ipcmk (util-linux)");
+    let host_queue = String::from_utf8_lossy(&made.stdout)
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !host_queue.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = exec(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "ipcs -q | grep -c '^0x' ; ipcmk -Q >/dev/null && ipcs -q | grep -c '^0x'",
+        ],
+    );
+    let _ = std::process::Command::new("ipcrm")
+        .args(["-q", &host_queue])
+        .status();
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        ["0", "1"],
+        "inside: none of the host's queues, then its own"
+    );
+    assert_eq!(
+        queues(),
+        baseline,
+        "the queue made inside did not reach the host"
+    );
+
+    // A hostname change (allowed with --privileged) stays in the sandbox's UTS namespace.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let run = exec(
+        &["--privileged"],
+        &["sh", "-c", "hostname changed-inside && hostname"],
+    );
+    assert_eq!(run.stderr.trim(), "changed-inside");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host
+    );
+}
