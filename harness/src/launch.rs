@@ -233,6 +233,7 @@ impl Engine {
             new_cgroup_ns: spec.namespaces.cgroup,
             user_ns: self.rootless,
             privileged: spec.privileged,
+            cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
         };
         let encoded =
             serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;

@@ -38,6 +38,9 @@ pub struct InitConfig {
     pub user_ns: bool,
     /// Leave the command all capabilities, without no_new_privs or seccomp.
     pub privileged: bool,
+    /// The sandbox's own cgroup directories (one per hierarchy), shown read-only at
+    /// `/sys/fs/cgroup` in place of the host's.
+    pub cgroup_dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -138,6 +138,12 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     assert_eq!(rc("timeout"), 124, "{}", out_of("timeout"));
     assert_eq!(json(&dir, "timeout")["result"]["timed_out"], true);
 
+    assert_eq!(
+        read(&dir, "cgview.out"),
+        "100663296\nread-only\n",
+        "own cgroup, read-only"
+    );
+
     let quota = json(&dir, "quota");
     assert!(
         quota["result"]["wall_time"].as_u64().unwrap() >= 500_000,

@@ -126,3 +126,21 @@ fn commands_run_with_reduced_capabilities_no_new_privs_and_seccomp() {
         privileged.stderr
     );
 }
+
+#[test]
+fn the_sandbox_sees_only_its_own_cgroup_read_only() {
+    if !privileged() {
+        return;
+    }
+    let script =
+        "f=/sys/fs/cgroup/memory/memory.limit_in_bytes; [ -e $f ] || f=/sys/fs/cgroup/memory.max; \
+                  cat $f; (echo max > $f) 2>/dev/null && echo raised || echo read-only";
+    let run = exec(&["--memory", "96M"], &["sh", "-c", script]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        [&(96u64 << 20).to_string(), "read-only"],
+        "{}",
+        run.stderr
+    );
+}

@@ -17,6 +17,8 @@ run daemon -- $P daemon $T
 run net -- $P net
 run timeout --timeout 2s --grace 500ms -- $P ignore-term $T
 run quota --cpus 0.5 -- $P burn 300
+# Only its own cgroup, read-only, at /sys/fs/cgroup.
+./cargo-sandbox exec --memory 96M -- sh -c 'cat /sys/fs/cgroup/memory.max; (echo max > /sys/fs/cgroup/memory.max) 2>/dev/null && echo raised || echo read-only' > cgview.out 2>&1
 
 # Nothing may survive, and no cgroup of ours may remain.
 for p in /proc/[0-9]*; do

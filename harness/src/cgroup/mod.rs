@@ -172,6 +172,14 @@ enum GroupBackend {
 }
 
 impl Group {
+    /// The group's directory in each hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            GroupBackend::V1(g) => g.dirs().cloned().collect(),
+            GroupBackend::V2(g) => vec![g.dir().to_owned()],
+        }
+    }
+
     /// A descriptor to clone straight into (cgroup v2 only).
     pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
         match &self.backend {

@@ -149,7 +149,7 @@ impl Group {
         Ok(())
     }
 
-    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         controller_dirs(&self.memory, &self.pids, &self.cpuacct, &self.cpu)
     }
 

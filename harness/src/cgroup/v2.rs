@@ -267,6 +267,10 @@ impl Group {
         Ok(())
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
         self.fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }

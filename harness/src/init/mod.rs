@@ -159,8 +159,14 @@ fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
                 .filter(|p| p.is_absolute()),
         );
         reachable.extend(config.reachable.iter().cloned());
-        overlays = mounts::set_up(*tmp_size_bytes, filesystem, &reachable, config.user_ns)
-            .map_err(|(stage, e)| setup_failed(stage, e))?;
+        overlays = mounts::set_up(
+            *tmp_size_bytes,
+            filesystem,
+            &reachable,
+            &config.cgroup_dirs,
+            config.user_ns,
+        )
+        .map_err(|(stage, e)| setup_failed(stage, e))?;
     }
     for dir in &config.make_dirs {
         std::fs::create_dir_all(dir)

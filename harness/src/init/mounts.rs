@@ -47,10 +47,16 @@ pub fn set_up(
     tmp_size_bytes: u64,
     filesystem: &Filesystem,
     reachable: &[PathBuf],
+    own_cgroup: &[PathBuf],
     user_ns: bool,
 ) -> Result<Overlays, Failure> {
     let none: Option<&str> = None;
     let host_devices = user_ns.then(HostDevices::open);
+    // Opened before /sys/fs/cgroup is replaced by the sandbox's own view of it.
+    let own_cgroup: Vec<File> = own_cgroup
+        .iter()
+        .filter_map(|dir| File::open(dir).ok())
+        .collect();
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| ("making / private", e))?;
 
@@ -127,6 +133,7 @@ pub fn set_up(
     )
     .map_err(|e| ("binding /proc/sys", e))?;
     read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
+    own_cgroup_view(&own_cgroup).map_err(|e| ("showing the sandbox its own cgroup", e))?;
 
     set_up_dev(tmp_size_bytes, host_devices.as_ref()).map_err(|e| ("building /dev", e))?;
     tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
@@ -164,6 +171,81 @@ pub fn set_up(
         }
     }
     Ok(result)
+}
+
+/// Shows, read-only at `/sys/fs/cgroup`, only the sandbox's own cgroups (`own`, its directory
+/// per hierarchy, opened before anything covers them): bound in place of the host's hierarchies,
+/// so a test can read its own limits and usage but not see, let alone raise, anyone else's.
+/// Hierarchies the sandbox has no cgroup in show as empty directories.
+fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let none: Option<&str> = None;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(io_errno)?;
+    let points: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let point = left.split(' ').nth(4)?;
+            ((fstype == "cgroup" || fstype == "cgroup2") && point.starts_with("/sys/fs/cgroup"))
+                .then(|| point.to_owned())
+        })
+        .collect();
+    // Which hierarchy each of our directories lies in: read through its descriptor.
+    let in_hierarchy = |file: &File| -> Option<String> {
+        let target = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        points
+            .iter()
+            .filter(|p| target.starts_with(p.as_str()))
+            .max_by_key(|p| p.len())
+            .cloned()
+    };
+    let sources: Vec<(String, String)> = own
+        .iter()
+        .filter_map(|f| Some((in_hierarchy(f)?, format!("/proc/self/fd/{}", f.as_raw_fd()))))
+        .collect();
+    let ro = MsFlags::MS_REMOUNT
+        | MsFlags::MS_BIND
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    let bind = |source: &str, point: &str| -> nix::Result<()> {
+        mount(Some(source), point, none, MsFlags::MS_BIND, none)?;
+        mount(none, point, none, ro, none)
+    };
+    if points.iter().any(|p| p == "/sys/fs/cgroup") {
+        // Pure v2: the one hierarchy is mounted right there.
+        if let Some((_, source)) = sources.first() {
+            bind(source, "/sys/fs/cgroup")?;
+        }
+        return Ok(());
+    }
+    let options = "mode=755,size=64k";
+    mount(
+        Some("tmpfs"),
+        "/sys/fs/cgroup",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(options),
+    )?;
+    for point in &points {
+        std::fs::create_dir_all(point).map_err(io_errno)?;
+        if let Some((_, source)) = sources.iter().find(|(h, _)| h == point) {
+            bind(source, point)?;
+        }
+    }
+    mount(
+        none,
+        "/sys/fs/cgroup",
+        none,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        Some(options),
+    )
 }
 
 /// Binds what `file` (opened before `/tmp` was covered) refers to at `path` in the new `/tmp`.
