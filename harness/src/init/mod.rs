@@ -98,7 +98,9 @@ fn run(config: &InitConfig) -> InitReport {
     let exit = reap_until(main_pid);
     let wall_us = started.elapsed().as_micros() as u64;
 
-    let (leaked, leaked_total) = census::take();
+    // Only a /proc of our own shows just the sandbox's processes; without a mount namespace the
+    // host's /proc would list everyone, so there is no census to take.
+    let (leaked, leaked_total) = if config.mounts.is_some() { census::take() } else { (Vec::new(), 0) };
     // PID 1 in its namespace: -1 reaches every other process in it.
     let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
     reap_all();
