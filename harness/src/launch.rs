@@ -128,7 +128,11 @@ impl Engine {
         };
         let started = Instant::now();
         let watched = self.start(spec, group.as_ref())?;
-        let outcome = watch(watched, spec, group.as_ref(), cancel)?;
+        let outcome = watch(watched, spec, group.as_ref(), cancel);
+        if interactive(spec) {
+            reclaim_terminal();
+        }
+        let outcome = outcome?;
         let usage = group.as_ref().map(Group::usage);
         let protections = self.protections(spec);
         // A failed removal is retried when the run directory is dropped, and swept at the next
@@ -233,6 +237,7 @@ impl Engine {
             new_cgroup_ns: spec.namespaces.cgroup,
             user_ns: self.rootless,
             privileged: spec.privileged,
+            foreground_tty: interactive(spec),
             cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
         };
         let encoded =
@@ -244,6 +249,23 @@ impl Engine {
             .write_all(b"\n")
             .and_then(|()| config_w.write_all(&encoded));
         Ok(watched)
+    }
+}
+
+/// Whether the command shares the runner's terminal (and so takes its foreground).
+fn interactive(spec: &SandboxSpec) -> bool {
+    // SAFETY: isatty has no preconditions.
+    spec.stdin == Stdin::Inherit && unsafe { libc::isatty(0) } == 1
+}
+
+/// Gives the terminal's foreground back to the runner's process group once the command is gone.
+fn reclaim_terminal() {
+    // SAFETY: plain calls on fd 0 and this process's own process group; SIGTTOU is ignored only
+    // around tcsetpgrp, as a background group must.
+    unsafe {
+        let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::tcsetpgrp(0, libc::getpgrp());
+        libc::signal(libc::SIGTTOU, previous);
     }
 }
 

@@ -38,6 +38,8 @@ pub struct InitConfig {
     pub user_ns: bool,
     /// Leave the command all capabilities, without no_new_privs or seccomp.
     pub privileged: bool,
+    /// stdin is the runner's terminal: give the command the terminal's foreground.
+    pub foreground_tty: bool,
     /// The sandbox's own cgroup directories (one per hierarchy), shown read-only at
     /// `/sys/fs/cgroup` in place of the host's.
     pub cgroup_dirs: Vec<std::path::PathBuf>,

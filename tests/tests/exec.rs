@@ -483,3 +483,48 @@ fn ipc_and_uts_namespaces_are_private() {
         host
     );
 }
+
+#[test]
+fn interactive_exec_through_a_real_terminal() {
+    if !privileged() {
+        return;
+    }
+    let script = workspace_root().join("tests/pty/interactive.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(cargo_sandbox())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ps: ['sandbox-init', 'bash', 'ps']"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ctrl-c reached the shell") && stdout.contains("exit code: 7"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn piped_stdin_reaches_the_command() {
+    if !privileged() {
+        return;
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new(cargo_sandbox())
+        .args(["exec", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+}

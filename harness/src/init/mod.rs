@@ -75,6 +75,10 @@ fn run(config: &InitConfig) -> InitReport {
         .envs(config.env.iter().cloned());
     // The first argument is the name the user gave, not the path found in PATH.
     command.arg0(&config.argv[0]);
+    if config.foreground_tty {
+        // SAFETY: single-threaded process; setpgid, signal and tcsetpgrp are async-signal-safe.
+        unsafe { command.pre_exec(take_the_terminal) };
+    }
     if !config.privileged {
         let confinement = match confine::prepare() {
             Ok(confinement) => confinement,
@@ -100,7 +104,11 @@ fn run(config: &InitConfig) -> InitReport {
 
     // Only a /proc of our own shows just the sandbox's processes; without a mount namespace the
     // host's /proc would list everyone, so there is no census to take.
-    let (leaked, leaked_total) = if config.mounts.is_some() { census::take() } else { (Vec::new(), 0) };
+    let (leaked, leaked_total) = if config.mounts.is_some() {
+        census::take()
+    } else {
+        (Vec::new(), 0)
+    };
     // PID 1 in its namespace: -1 reaches every other process in it.
     let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
     reap_all();
@@ -189,6 +197,25 @@ fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
     Ok(overlays)
+}
+
+/// Makes the command the terminal's foreground process group (in the child, before exec): the
+/// keyboard's signals (Ctrl-C, Ctrl-Z) reach it and not the runner, and a shell gets job control.
+fn take_the_terminal() -> std::io::Result<()> {
+    // SAFETY: plain syscalls on this process and fd 0, which is the terminal.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // A background process group may only take the terminal with SIGTTOU ignored.
+        let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        let taken = libc::tcsetpgrp(0, libc::getpid());
+        libc::signal(libc::SIGTTOU, previous);
+        if taken != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The runner's timeout sends SIGTERM to PID 1 (which only receives signals it handles); pass
