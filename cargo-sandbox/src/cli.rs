@@ -2,8 +2,8 @@
 //! `sandbox` word so `cargo-sandbox exec ...` works the same when run directly.
 
 use crate::config::{
-    Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer, Memory, NetworkMode,
-    Pids, Policy, Size, Timeout,
+    CpuList, Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer, Memory,
+    NetworkMode, Pids, Policy, Size, Timeout,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -400,6 +400,10 @@ pub struct LimitArgs {
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<Cpus>,
 
+    /// Pin the sandbox to these CPUs (e.g. 0, 0-1, 0,2), for reproducible timing.
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset: Option<CpuList>,
+
     /// Kill the sandbox after this long (e.g. 30s, 2m); `none` for no limit [default: none].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<Timeout>,
@@ -443,6 +447,7 @@ impl LimitArgs {
             memory: self.memory,
             pids: self.pids,
             cpus: self.cpus,
+            cpuset: self.cpuset.clone(),
             timeout: self.timeout,
             grace: self.grace,
             tmp_size: self.tmp_size,

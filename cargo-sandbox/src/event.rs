@@ -40,6 +40,9 @@ pub struct TestRecord {
     pub pids_peak: Option<u64>,
     pub forks_refused: u64,
     pub oom_kills: u64,
+    /// Times the CPU quota stopped the test, and for how long.
+    pub cpu_throttled_count: u64,
+    pub cpu_throttled_ms: f64,
     pub leaked_processes: Vec<LeakedProcess>,
     pub leaked_total: usize,
     /// Packets sent towards addresses the sandbox has no route to.
@@ -86,6 +89,8 @@ impl TestRecord {
             pids_peak: None,
             forks_refused: 0,
             oom_kills: 0,
+            cpu_throttled_count: 0,
+            cpu_throttled_ms: 0.0,
             leaked_processes: Vec::new(),
             leaked_total: 0,
             network_attempts: 0,
@@ -126,6 +131,8 @@ impl TestRecord {
             pids_peak: u.pids_peak,
             forks_refused: u.forks_refused,
             oom_kills: u.oom_kills,
+            cpu_throttled_count: u.cpu_throttled_count,
+            cpu_throttled_ms: u.cpu_throttled_us as f64 / 1000.0,
             leaked_processes: result.leaked_processes.clone(),
             leaked_total: result.leaked_total,
             network_attempts: result.network_attempts.total(),

@@ -27,6 +27,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     ]);
     spec.limits = settings.limits();
     spec.privileged = settings.privileged;
+    spec.cpuset = settings.cpuset.clone();
     spec.timeout = settings.timeout.value();
     spec.grace = settings.grace;
     spec.tmp_size_bytes = settings.tmp_size;

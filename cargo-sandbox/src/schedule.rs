@@ -93,6 +93,7 @@ pub fn workspace_filesystem(
 pub fn apply(settings: &Resolved, spec: &mut SandboxSpec) {
     spec.limits = settings.limits();
     spec.privileged = settings.privileged;
+    spec.cpuset = settings.cpuset.clone();
     spec.timeout = settings.timeout.value();
     spec.grace = settings.grace;
     spec.tmp_size_bytes = settings.tmp_size;

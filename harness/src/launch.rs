@@ -238,6 +238,7 @@ impl Engine {
             user_ns: self.rootless,
             privileged: spec.privileged,
             foreground_tty: interactive(spec),
+            cpuset: spec.cpuset.clone(),
             cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
         };
         let encoded =

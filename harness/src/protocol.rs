@@ -40,6 +40,7 @@ pub struct InitConfig {
     pub privileged: bool,
     /// stdin is the runner's terminal: give the command the terminal's foreground.
     pub foreground_tty: bool,
+    pub cpuset: Option<Vec<u32>>,
     /// The sandbox's own cgroup directories (one per hierarchy), shown read-only at
     /// `/sys/fs/cgroup` in place of the host's.
     pub cgroup_dirs: Vec<std::path::PathBuf>,

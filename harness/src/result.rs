@@ -46,6 +46,11 @@ pub struct ResourceUsage {
     pub pids_peak: Option<u64>,
     /// Forks and clones the pids cap refused.
     pub forks_refused: u64,
+    /// Times the CPU quota stopped the sandbox, and for how long in all (0 without `--cpus`).
+    #[serde(default)]
+    pub cpu_throttled_count: u64,
+    #[serde(default)]
+    pub cpu_throttled_us: u64,
 }
 
 /// A process still alive in the sandbox when the command's main process had exited.

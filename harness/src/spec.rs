@@ -29,6 +29,10 @@ pub struct SandboxSpec {
     /// program path always are.
     #[serde(default)]
     pub reachable: Vec<PathBuf>,
+    /// CPUs the sandbox runs on (the CPU affinity of its init, which every process inherits),
+    /// for reproducible timing. A process may re-pin itself: this pins, it does not enforce.
+    #[serde(default)]
+    pub cpuset: Option<Vec<u32>>,
     /// Give the command its full capabilities back (no reduced set, no no_new_privs, no seccomp
     /// filter): for suites that test namespace or mount code themselves.
     #[serde(default)]
@@ -63,6 +67,7 @@ impl SandboxSpec {
             loopback: true,
             make_dirs: Vec::new(),
             reachable: Vec::new(),
+            cpuset: None,
             privileged: false,
             filesystem: Filesystem::Host,
             tmp_size_bytes: 256 << 20,

@@ -235,6 +235,31 @@ fn cpu_quota_throttles() {
         wall >= 500_000,
         "0.3 s of CPU at half a CPU takes ≥ 0.5 s, took {wall} us"
     );
+    assert!(
+        run.usage("cpu_throttled_count") > 0,
+        "the quota stopped it: {}",
+        run.json
+    );
+    assert!(run.usage("cpu_throttled_us") > 100_000, "{}", run.json);
+}
+
+#[test]
+fn cpuset_pins_the_sandbox() {
+    if !privileged() {
+        return;
+    }
+    let run = exec(
+        &["--cpuset", "0"],
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.split_whitespace().last(),
+        Some("0"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json["spec"]["cpuset"], serde_json::json!([0]));
 }
 
 #[test]

@@ -19,7 +19,7 @@ mod file;
 mod values;
 
 pub use file::Config;
-pub use values::{Cap, Cpus, Grace, Memory, Pids, Size, Timeout};
+pub use values::{Cap, CpuList, Cpus, Grace, Memory, Pids, Size, Timeout};
 
 use harness::Limits;
 use serde::{Deserialize, Serialize};
@@ -98,6 +98,7 @@ pub struct Layer {
     pub memory: Option<Memory>,
     pub pids: Option<Pids>,
     pub cpus: Option<Cpus>,
+    pub cpuset: Option<CpuList>,
     pub timeout: Option<Timeout>,
     pub grace: Option<Grace>,
     pub tmp_size: Option<Size>,
@@ -156,6 +157,7 @@ pub struct Resolved {
     pub memory: Cap<u64>,
     pub pids: Cap<u64>,
     pub cpus: Option<u32>,
+    pub cpuset: Option<Vec<u32>>,
     pub timeout: Cap<Duration>,
     pub grace: Duration,
     pub tmp_size: u64,
@@ -187,6 +189,7 @@ impl Default for Resolved {
             memory: Cap::Max(4 << 30),
             pids: Cap::Max(1024),
             cpus: None,
+            cpuset: None,
             timeout: Cap::None,
             grace: Duration::from_secs(1),
             tmp_size: 256 << 20,
@@ -231,6 +234,7 @@ impl Resolved {
             take!("memory", memory, |v: &Memory| v.0);
             take!("pids", pids, |v: &Pids| v.0);
             take!("cpus", cpus, |v: &Cpus| Some(v.0));
+            take!("cpuset", cpuset, |v: &CpuList| Some(v.0.clone()));
             take!("timeout", timeout, |v: &Timeout| v.0);
             take!("grace", grace, |v: &Grace| v.0);
             take!("tmp-size", tmp_size, |v: &Size| v.0);

@@ -119,6 +119,41 @@ value_type!(/// `grace = "1s"`.
 value_type!(/// `tmp-size = "256M"`.
     Size(u64) = parse_bytes);
 
+/// `cpuset = "0-1,3"`: CPUs as a list of numbers and ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<u32>);
+
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    let bad = || format!("`{text}` is not a CPU list (examples: 0, 0-3, 0,2)");
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b || b >= 4096 {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+impl std::str::FromStr for CpuList {
+    type Err = String;
+    fn from_str(text: &str) -> Result<CpuList, String> {
+        parse_cpu_list(text).map(CpuList)
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_cpu_list(&text_or_number(d)?)
+            .map(CpuList)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +168,7 @@ mod tests {
         assert_eq!(parse_cpus("1.5"), Ok(1500));
         assert!(parse_cpus("0").is_err());
         assert_eq!(parse_timeout("none"), Ok(Cap::None));
+        assert_eq!(parse_cpu_list("0-2,5,1"), Ok(vec![0, 1, 2, 5]));
+        assert!(parse_cpu_list("3-1").is_err());
     }
 }

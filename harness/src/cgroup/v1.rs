@@ -15,6 +15,7 @@ const PIDS_PEAK: &str = "pids.peak";
 const PIDS_EVENTS: &str = "pids.events";
 const CPU_QUOTA: &str = "cpu.cfs_quota_us";
 const CPU_PERIOD: &str = "cpu.cfs_period_us";
+const CPU_STAT: &str = "cpu.stat";
 const CPU_TOTAL_NS: &str = "cpuacct.usage";
 const CPU_USER_NS: &str = "cpuacct.usage_user";
 const CPU_SYS_NS: &str = "cpuacct.usage_sys";
@@ -168,6 +169,17 @@ impl Group {
             oom_kills: fs::read_keyed(&self.memory.join(OOM_CONTROL), "oom_kill").unwrap_or(0),
             pids_peak: fs::read_u64(&self.pids.join(PIDS_PEAK)),
             forks_refused: fs::read_keyed(&self.pids.join(PIDS_EVENTS), "max").unwrap_or(0),
+            cpu_throttled_count: self
+                .cpu
+                .as_ref()
+                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), "nr_throttled"))
+                .unwrap_or(0),
+            cpu_throttled_us: self
+                .cpu
+                .as_ref()
+                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), "throttled_time"))
+                .unwrap_or(0)
+                / 1000,
         }
     }
 

@@ -288,6 +288,8 @@ impl Group {
             oom_kills: fs::read_keyed(&self.dir.join(MEMORY_EVENTS), "oom_kill").unwrap_or(0),
             pids_peak: fs::read_u64(&self.dir.join(PIDS_PEAK)),
             forks_refused: fs::read_keyed(&self.dir.join(PIDS_EVENTS), "max").unwrap_or(0),
+            cpu_throttled_count: fs::read_keyed(&cpu, "nr_throttled").unwrap_or(0),
+            cpu_throttled_us: fs::read_keyed(&cpu, "throttled_usec").unwrap_or(0),
         }
     }
 

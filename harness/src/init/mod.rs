@@ -195,6 +195,15 @@ fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
         nix::unistd::sethostname(hostname).map_err(|e| setup_failed("setting the hostname", e))?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    if let Some(cpus) = &config.cpuset {
+        let mut set = nix::sched::CpuSet::new();
+        for &cpu in cpus {
+            set.set(cpu as usize)
+                .map_err(|e| setup_failed(&format!("pinning to CPU {cpu}"), e))?;
+        }
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .map_err(|e| setup_failed("pinning to the --cpuset CPUs", e))?;
+    }
     forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
     Ok(overlays)
 }
