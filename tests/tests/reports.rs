@@ -87,8 +87,8 @@ fn python(script: &str, arg: &Path) -> String {
 fn redact(text: &str) -> String {
     let root = workspace_root().display().to_string();
     let text = text.replace(&root, "[root]");
-    let hash = Regex::new(r"(hostile|basic|bin_exe|env)-[0-9a-f]{16}").unwrap();
-    hash.replace_all(&text, "$1-[hash]").into_owned()
+    let hash = Regex::new(r"/deps/([A-Za-z0-9_]+)-[0-9a-f]{16}").unwrap();
+    hash.replace_all(&text, "/deps/$1-[hash]").into_owned()
 }
 
 /// Replaces what may differ between runs and machines: timings, sizes, CPU, pids peaks,
