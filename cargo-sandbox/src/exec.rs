@@ -25,12 +25,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         (&exec_default, "exec default".to_owned()),
         (&args.limits.layer(), "command line".to_owned()),
     ]);
-    spec.limits = settings.limits();
-    spec.privileged = settings.privileged;
-    spec.cpuset = settings.cpuset.clone();
-    spec.timeout = settings.timeout.value();
-    spec.grace = settings.grace;
-    spec.tmp_size_bytes = settings.tmp_size;
+    settings.apply_caps(&mut spec);
     if settings.fs == FsMode::Isolated {
         spec.filesystem = Filesystem::Isolated {
             copy_on_write: vec![spec.cwd.clone()],

@@ -4,7 +4,7 @@
 //! stops the queue and kills what runs.
 
 use crate::build::TestBinary;
-use crate::config::{FsMode, Isolation, NetworkMode, Resolved};
+use crate::config::{FsMode, Isolation, Resolved};
 use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
 use crate::outcome::{classify, Outcome};
@@ -91,14 +91,7 @@ pub fn workspace_filesystem(
 
 /// Puts the settings' caps, network mode and I/O choices on a spec.
 pub fn apply(settings: &Resolved, spec: &mut SandboxSpec) {
-    spec.limits = settings.limits();
-    spec.privileged = settings.privileged;
-    spec.cpuset = settings.cpuset.clone();
-    spec.timeout = settings.timeout.value();
-    spec.grace = settings.grace;
-    spec.tmp_size_bytes = settings.tmp_size;
-    spec.namespaces.net = settings.network != NetworkMode::Host;
-    spec.loopback = settings.network == NetworkMode::Loopback;
+    settings.apply_caps(spec);
     if !settings.env.inherit {
         spec.make_dirs.push(env::SANDBOX_HOME.into());
     }

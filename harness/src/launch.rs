@@ -127,9 +127,10 @@ impl Engine {
             None => None,
         };
         let started = Instant::now();
-        let watched = self.start(spec, group.as_ref())?;
+        let interactive = interactive(spec);
+        let watched = self.start(spec, group.as_ref(), interactive)?;
         let outcome = watch(watched, spec, group.as_ref(), cancel);
-        if interactive(spec) {
+        if interactive {
             reclaim_terminal();
         }
         let outcome = outcome?;
@@ -143,7 +144,12 @@ impl Engine {
         outcome.into_result(&spec.argv[0], usage, protections, started)
     }
 
-    fn start(&self, spec: &SandboxSpec, group: Option<&Group>) -> Result<Watched, SandboxError> {
+    fn start(
+        &self,
+        spec: &SandboxSpec,
+        group: Option<&Group>,
+        interactive: bool,
+    ) -> Result<Watched, SandboxError> {
         let io = |what: &str| {
             let what = what.to_owned();
             move |e: std::io::Error| SandboxError::io(what, e)
@@ -237,7 +243,7 @@ impl Engine {
             new_cgroup_ns: spec.namespaces.cgroup,
             user_ns: self.rootless,
             privileged: spec.privileged,
-            foreground_tty: interactive(spec),
+            foreground_tty: interactive,
             cpuset: spec.cpuset.clone(),
             cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
         };

@@ -288,6 +288,19 @@ impl Resolved {
         }
     }
 
+    /// Puts these settings' caps, confinement and network mode on a spec: the one place a
+    /// sandbox's protections come from settings, for `test` and `exec` alike.
+    pub fn apply_caps(&self, spec: &mut harness::SandboxSpec) {
+        spec.limits = self.limits();
+        spec.privileged = self.privileged;
+        spec.cpuset = self.cpuset.clone();
+        spec.timeout = self.timeout.value();
+        spec.grace = self.grace;
+        spec.tmp_size_bytes = self.tmp_size;
+        spec.namespaces.net = self.network != NetworkMode::Host;
+        spec.loopback = self.network == NetworkMode::Loopback;
+    }
+
     pub fn policies(&self) -> crate::outcome::Policies {
         crate::outcome::Policies {
             leaks: self.leaks,
