@@ -2,8 +2,8 @@
 //! `sandbox` word so `cargo-sandbox exec ...` works the same when run directly.
 
 use crate::config::{
-    CpuList, Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer, Memory,
-    NetworkMode, Pids, Policy, Size, Timeout,
+    Bandwidth, CpuList, Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer,
+    Memory, NetworkMode, Pids, Policy, Size, Timeout,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -372,6 +372,20 @@ pub struct EngineArgs {
     /// instead of failing; every report then says which protections were not in force.
     #[arg(long)]
     pub allow_degraded: bool,
+
+    /// Run as root on the host, yet give each sandbox a user namespace whose root is host user
+    /// UID (and group GID): a file a test creates in a writable directory is owned by that user
+    /// [default when given without a value: 65534:65534, nobody]. Without root this is always
+    /// in force, as the runner's own user.
+    #[arg(
+        long,
+        value_name = "UID[:GID]",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "65534:65534",
+        env = "CARGO_SANDBOX_USERNS"
+    )]
+    pub userns: Option<harness::RootMapping>,
 }
 
 impl EngineArgs {
@@ -380,6 +394,7 @@ impl EngineArgs {
             init_exe: None,
             cgroup_parents: self.cgroup_parent.clone(),
             allow_degraded: self.allow_degraded,
+            user_namespace: self.userns,
         }
     }
 }
@@ -403,6 +418,11 @@ pub struct LimitArgs {
     /// Pin the sandbox to these CPUs (e.g. 0, 0-1, 0,2), for reproducible timing.
     #[arg(long, value_name = "CPUS")]
     pub cpuset: Option<CpuList>,
+
+    /// Cap on the bytes per second written to each block device (e.g. 10M); `none` lifts it
+    /// [default: none].
+    #[arg(long, value_name = "BYTES")]
+    pub io_write_bps: Option<Bandwidth>,
 
     /// Kill the sandbox after this long (e.g. 30s, 2m); `none` for no limit [default: none].
     #[arg(long, value_name = "DURATION")]
@@ -448,6 +468,7 @@ impl LimitArgs {
             pids: self.pids,
             cpus: self.cpus,
             cpuset: self.cpuset.clone(),
+            io_write_bps: self.io_write_bps,
             timeout: self.timeout,
             grace: self.grace,
             tmp_size: self.tmp_size,

@@ -71,16 +71,20 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             pids,
             cpuacct,
             cpu,
+            blkio,
+            devices,
         }) => {
             println!("  version v1 (legacy or hybrid layout); this process's cgroups:");
-            for (name, dir) in [
-                ("memory", Some(memory)),
-                ("pids", Some(pids)),
-                ("cpuacct", Some(cpuacct)),
-                ("cpu", cpu),
+            for (name, dir, needed_for) in [
+                ("memory", Some(memory), ""),
+                ("pids", Some(pids), ""),
+                ("cpuacct", Some(cpuacct), ""),
+                ("cpu", cpu, "--cpus"),
+                ("blkio", blkio, "IO figures and --io-write-bps"),
+                ("devices", devices, "the device allowlist"),
             ] {
                 let Some(dir) = dir else {
-                    println!("    {name:<8} not mounted (only needed for --cpus)");
+                    println!("    {name:<8} not mounted (only needed for {needed_for})");
                     continue;
                 };
                 let writable = nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok();

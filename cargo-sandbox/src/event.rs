@@ -40,6 +40,13 @@ pub struct TestRecord {
     pub pids_peak: Option<u64>,
     pub forks_refused: u64,
     pub oom_kills: u64,
+    /// Names of the processes the OOM killer chose (empty when unknown).
+    pub oom_victims: Vec<String>,
+    /// Peak swap use, where the machine has swap.
+    pub memory_swap_peak_bytes: Option<u64>,
+    /// Bytes read from and written to block devices (`None` without the blkio/io controller).
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
     /// Times the CPU quota stopped the test, and for how long.
     pub cpu_throttled_count: u64,
     pub cpu_throttled_ms: f64,
@@ -89,6 +96,10 @@ impl TestRecord {
             pids_peak: None,
             forks_refused: 0,
             oom_kills: 0,
+            oom_victims: Vec::new(),
+            memory_swap_peak_bytes: None,
+            io_read_bytes: None,
+            io_write_bytes: None,
             cpu_throttled_count: 0,
             cpu_throttled_ms: 0.0,
             leaked_processes: Vec::new(),
@@ -131,6 +142,10 @@ impl TestRecord {
             pids_peak: u.pids_peak,
             forks_refused: u.forks_refused,
             oom_kills: u.oom_kills,
+            oom_victims: result.oom_victims.clone(),
+            memory_swap_peak_bytes: u.memory_swap_peak_bytes,
+            io_read_bytes: u.io_read_bytes,
+            io_write_bytes: u.io_write_bytes,
             cpu_throttled_count: u.cpu_throttled_count,
             cpu_throttled_ms: u.cpu_throttled_us as f64 / 1000.0,
             leaked_processes: result.leaked_processes.clone(),

@@ -31,6 +31,7 @@ fn main() {
         memory_bytes: Some(256 << 20),
         pids: Some(64),
         cpu_millis: Some(1000),
+        io_write_bps: None,
     };
     // What `cargo sandbox test` runs by default: caps, a read-only host, the workspace
     // copy-on-write, a scratch directory.

@@ -1,6 +1,7 @@
 //! Starting the sandbox's init in new namespaces: the only code that runs between clone and exec
 //! in the (multi-threaded) runner. Everything it touches is prepared beforehand; the child makes
-//! raw syscalls only (prctl, sigprocmask, read, dup2, execve, _exit), all async-signal-safe.
+//! raw syscalls only (prctl, sigprocmask, read, setres[ug]id, setgroups, dup2, execve, _exit), all
+//! async-signal-safe.
 
 use std::ffi::CString;
 use std::io;
@@ -135,7 +136,14 @@ pub fn spawn(
     match ret {
         -1 => Err(io::Error::last_os_error()),
         // SAFETY: we are the child: only async-signal-safe syscalls until execve or _exit.
-        0 => unsafe { child(init, fds, &empty_mask) },
+        0 => unsafe {
+            child(
+                init,
+                fds,
+                &empty_mask,
+                ns_flags & libc::CLONE_NEWUSER as u64 != 0,
+            )
+        },
         pid => {
             // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -145,7 +153,12 @@ pub fn spawn(
 }
 
 /// The child side. Never returns.
-unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t) -> ! {
+unsafe fn child(
+    init: &InitCommand,
+    fds: &ChildFds,
+    empty_mask: &libc::sigset_t,
+    user_ns: bool,
+) -> ! {
     // Die with the runner (the thread that cloned us): a runner killed with SIGKILL takes its
     // sandboxes along, since PID 1's death kills its whole PID namespace.
     libc::prctl(
@@ -160,6 +173,9 @@ unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t)
     // would drop every capability) and we are in our cgroup (so even exec is accounted).
     let mut go = 0u8;
     if libc::read(fds.config, (&mut go as *mut u8).cast(), 1) != 1 {
+        libc::_exit(125);
+    }
+    if user_ns && !become_root() {
         libc::_exit(125);
     }
     let moves = [
@@ -182,6 +198,23 @@ unsafe fn child(init: &InitCommand, fds: &ChildFds, empty_mask: &libc::sigset_t)
         init.envp_ptrs.as_ptr(),
     );
     libc::_exit(127)
+}
+
+/// Becomes root of the new user namespace (its map is written by now). A runner that is root on
+/// the host keeps its own ids across clone, which the map shows as unmapped (`nobody`): exec
+/// would then drop every capability. Raw syscalls, not libc's wrappers, which would signal the
+/// runner's other threads (that do not exist here). A root runner's supplementary groups
+/// (host group 0...) are dropped too; an unprivileged runner's cannot be (`setgroups` is
+/// denied in its namespaces) and are its own anyway.
+unsafe fn become_root() -> bool {
+    let ok = |ret: libc::c_long| ret == 0;
+    ok(libc::syscall(libc::SYS_setresgid, 0, 0, 0))
+        && (ok(libc::syscall(
+            libc::SYS_setgroups,
+            0,
+            std::ptr::null::<libc::gid_t>(),
+        )) || *libc::__errno_location() == libc::EPERM)
+        && ok(libc::syscall(libc::SYS_setresuid, 0, 0, 0))
 }
 
 /// Moves `fd` above the range the child rearranges (0..=4), keeping it close-on-exec.

@@ -9,6 +9,7 @@ use crate::error::SandboxError;
 use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
+use crate::userns::RootMapping;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use std::ffi::CString;
@@ -33,6 +34,9 @@ pub struct EngineOptions {
     /// When no cgroup can be used, run without caps (and say so in every result) instead of
     /// failing.
     pub allow_degraded: bool,
+    /// Give every sandbox a user namespace whose root is this host user (`--userns`). Implied,
+    /// as the runner's own user, when the runner is not root.
+    pub user_namespace: Option<RootMapping>,
 }
 
 /// Runs sandboxes. One per runner process: it owns the run's cgroup directory, which it sweeps
@@ -47,6 +51,8 @@ pub struct Engine {
     degraded: Option<String>,
     /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
     rootless: bool,
+    /// Who root inside is on the host, when sandboxes get a user namespace.
+    user_namespace: Option<RootMapping>,
     init: InitCommand,
 }
 
@@ -59,6 +65,18 @@ impl std::fmt::Debug for InitCommand {
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, SandboxError> {
         let rootless = !nix::unistd::geteuid().is_root();
+        let user_namespace = match options.user_namespace {
+            Some(asked) if rootless && asked != RootMapping::runner() => {
+                return Err(SandboxError::BadSpec(format!(
+                    "without root, root in the sandbox can only be the runner's own user \
+                     (uid {}), not uid {}: drop --userns or run as root",
+                    RootMapping::runner().uid,
+                    asked.uid
+                )))
+            }
+            _ if rootless => Some(RootMapping::runner()),
+            asked => asked,
+        };
         if rootless {
             crate::userns::check_available()?;
         }
@@ -83,6 +101,7 @@ impl Engine {
             cgroups,
             degraded,
             rootless,
+            user_namespace,
             init: InitCommand::new(path, argv),
         })
     }
@@ -105,7 +124,10 @@ impl Engine {
             self.cgroups
                 .as_ref()
                 .is_some_and(|c| c.swap_disabled(&spec.limits)),
-            self.rootless,
+            self.user_namespace,
+            self.cgroups
+                .as_ref()
+                .is_some_and(RunGroup::enforces_devices),
             self.degraded.as_deref(),
         )
     }
@@ -135,13 +157,19 @@ impl Engine {
         }
         let outcome = outcome?;
         let usage = group.as_ref().map(Group::usage);
+        let oom_victims = match (&group, usage) {
+            (Some(group), Some(usage)) if usage.oom_kills > 0 => group.oom_victims(),
+            _ => Vec::new(),
+        };
         let protections = self.protections(spec);
         // A failed removal is retried when the run directory is dropped, and swept at the next
         // start if even that fails: it never hides the result.
         if let Some(group) = group {
             let _ = group.remove();
         }
-        outcome.into_result(&spec.argv[0], usage, protections, started)
+        let mut result = outcome.into_result(&spec.argv[0], usage, protections, started)?;
+        result.oom_victims = oom_victims;
+        Ok(result)
     }
 
     fn start(
@@ -183,7 +211,7 @@ impl Engine {
             config: config_r.as_raw_fd(),
             report: report_w.as_raw_fd(),
         };
-        let user_ns = if self.rootless {
+        let user_ns = if self.user_namespace.is_some() {
             libc::CLONE_NEWUSER as u64
         } else {
             0
@@ -214,10 +242,9 @@ impl Engine {
         };
 
         // The init waits for its config: map its user and put it in its cgroup first.
-        let prepared = if self.rootless {
-            crate::userns::map_runner_to_root(pid)
-        } else {
-            Ok(())
+        let prepared = match self.user_namespace {
+            Some(to) => crate::userns::map_root(pid, to),
+            None => Ok(()),
         }
         .and_then(|()| match group {
             Some(g) if !placed => g.add_process(pid),
@@ -241,7 +268,7 @@ impl Engine {
             make_dirs: spec.make_dirs.clone(),
             reachable: spec.reachable.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,
-            user_ns: self.rootless,
+            user_ns: self.user_namespace.is_some(),
             privileged: spec.privileged,
             foreground_tty: interactive,
             cpuset: spec.cpuset.clone(),
@@ -535,6 +562,7 @@ impl Outcome {
             cancelled: self.cancelled,
             wall_time,
             usage: usage.unwrap_or_default(),
+            oom_victims: Vec::new(),
             leaked_processes: Vec::new(),
             leaked_total: 0,
             files_written: Vec::new(),

@@ -23,6 +23,7 @@ mod cancel;
 mod capture;
 pub mod cgroup;
 mod clone;
+mod devices;
 mod error;
 pub mod front;
 pub mod init;
@@ -30,6 +31,7 @@ mod launch;
 #[cfg(feature = "libtest")]
 pub mod libtest;
 mod netstat;
+mod oom;
 mod protocol;
 mod result;
 mod spec;
@@ -48,3 +50,4 @@ pub use result::{
     SandboxResult,
 };
 pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, Stdin};
+pub use userns::RootMapping;

@@ -198,6 +198,7 @@ fn run_in_sandbox(
         memory_bytes: limits.memory_bytes,
         pids: limits.pids,
         cpu_millis: limits.cpu_millis,
+        io_write_bps: None,
     };
     spec.timeout = limits.timeout_ms.map(Duration::from_millis);
     spec.stdin = Stdin::Null;

@@ -2,6 +2,7 @@
 
 use crate::capture::CapturedOutput;
 use crate::spec::{Filesystem, Limits, SandboxSpec};
+use crate::userns::RootMapping;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -51,6 +52,17 @@ pub struct ResourceUsage {
     pub cpu_throttled_count: u64,
     #[serde(default)]
     pub cpu_throttled_us: u64,
+    /// Peak swap use, only where the machine has swap (v2 `memory.swap.peak`, Linux 6.5+; on
+    /// v1 the memory+swap peak less the memory peak, a lower bound).
+    #[serde(default)]
+    pub memory_swap_peak_bytes: Option<u64>,
+    /// Bytes read from and written to block devices (`None` without the blkio/io controller).
+    /// Page-cache writes count when written back, which cgroup v1 charges to the flusher, not
+    /// the sandbox: there only direct and synchronous IO shows.
+    #[serde(default)]
+    pub io_read_bytes: Option<u64>,
+    #[serde(default)]
+    pub io_write_bytes: Option<u64>,
 }
 
 /// A process still alive in the sandbox when the command's main process had exited.
@@ -112,6 +124,15 @@ pub struct Protections {
     pub degraded: Vec<String>,
     /// `reduced` (capabilities, no_new_privs, seccomp deny-list) or `privileged`.
     pub capabilities: String,
+    /// Which device nodes the command may create and open: `allowlist` (the minimal /dev's
+    /// character devices and terminals, enforced by the cgroup), `user-namespace` (no device
+    /// node works on the sandbox's mounts), `no-mknod` (only the minimal /dev exists and
+    /// CAP_MKNOD is dropped) or `unrestricted` (privileged without a device controller).
+    #[serde(default)]
+    pub devices: String,
+    /// With a user namespace: the host uid that root inside really is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_is_host_uid: Option<u32>,
 }
 
 impl Protections {
@@ -119,9 +140,19 @@ impl Protections {
         spec: &SandboxSpec,
         cgroup_version: &str,
         swap_disabled: bool,
-        user_namespace: bool,
+        user_namespace: Option<RootMapping>,
+        devices_enforced: bool,
         degraded: Option<&str>,
     ) -> Self {
+        let devices = if devices_enforced {
+            "allowlist"
+        } else if user_namespace.is_some() {
+            "user-namespace"
+        } else if !spec.privileged {
+            "no-mknod"
+        } else {
+            "unrestricted"
+        };
         let namespaces = &spec.namespaces;
         let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
         let (filesystem, read_only, copy_on_write, writable) =
@@ -153,7 +184,7 @@ impl Protections {
                 }
             };
         let mut names: Vec<String> = namespaces.names().into_iter().map(str::to_owned).collect();
-        if user_namespace {
+        if user_namespace.is_some() {
             names.insert(0, "user".to_owned());
         }
         Protections {
@@ -184,6 +215,8 @@ impl Protections {
                 "reduced"
             }
             .to_owned(),
+            devices: devices.to_owned(),
+            root_is_host_uid: user_namespace.map(|m| m.uid),
         }
     }
 }
@@ -200,6 +233,10 @@ pub struct SandboxResult {
     #[serde(with = "micros")]
     pub wall_time: Duration,
     pub usage: ResourceUsage,
+    /// Names of the processes the OOM killer chose (from the kernel log; empty when there was
+    /// no OOM kill or the log is not readable here).
+    #[serde(default)]
+    pub oom_victims: Vec<String>,
     /// Processes that outlived the main process; all of them were killed.
     pub leaked_processes: Vec<LeakedProcess>,
     /// How many leaked, when more than the list could hold.

@@ -113,6 +113,10 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// CPU quota in thousandths of a CPU (`1.5` CPUs = 1500).
     pub cpu_millis: Option<u32>,
+    /// Write bandwidth cap in bytes per second, on each block device (cgroup v1 `blkio`, v2
+    /// `io`).
+    #[serde(default)]
+    pub io_write_bps: Option<u64>,
 }
 
 /// Which namespaces the sandbox gets. All are on by default; a caller turning one off must say so

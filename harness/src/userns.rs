@@ -33,16 +33,57 @@ pub fn check_available() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Maps the runner's user and group to root in the namespace of `pid` (just cloned, waiting for
-/// its config). `setgroups` must be denied before an unprivileged process may write `gid_map`.
-pub fn map_runner_to_root(pid: i32) -> Result<(), SandboxError> {
-    let uid = nix::unistd::geteuid();
-    let gid = nix::unistd::getegid();
+/// The host user and group that root inside a sandbox's user namespace really is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootMapping {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RootMapping {
+    /// `nobody:nogroup`: what `--userns` maps root to unless told otherwise.
+    pub const NOBODY: RootMapping = RootMapping {
+        uid: 65534,
+        gid: 65534,
+    };
+
+    /// The runner's own user and group: the only mapping an unprivileged runner may write.
+    pub fn runner() -> RootMapping {
+        RootMapping {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+}
+
+impl std::str::FromStr for RootMapping {
+    type Err = String;
+
+    /// `UID` or `UID:GID` (the group defaults to the same number).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("`{text}` is not UID or UID:GID (numbers)"))
+        };
+        let (uid, gid) = match text.split_once(':') {
+            Some((uid, gid)) => (number(uid)?, number(gid)?),
+            None => (number(text)?, number(text)?),
+        };
+        Ok(RootMapping { uid, gid })
+    }
+}
+
+/// Maps root in the user namespace of `pid` (just cloned, waiting for its config) to `to` on the
+/// host. An unprivileged runner must deny `setgroups` before it may write `gid_map`; a root
+/// runner need not, so its sandboxes may still drop supplementary groups.
+pub fn map_root(pid: i32, to: RootMapping) -> Result<(), SandboxError> {
     let write = |file: &str, text: String| {
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text).map_err(|e| SandboxError::io(format!("writing {path}"), e))
     };
-    write("setgroups", "deny".to_owned())?;
-    write("uid_map", format!("0 {uid} 1"))?;
-    write("gid_map", format!("0 {gid} 1"))
+    if !nix::unistd::geteuid().is_root() {
+        write("setgroups", "deny".to_owned())?;
+    }
+    write("uid_map", format!("0 {} 1", to.uid))?;
+    write("gid_map", format!("0 {} 1", to.gid))
 }

@@ -61,6 +61,7 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     .unwrap();
     let out = Command::new(&script)
         .args(["--timeout", "900", "--add", "/usr/bin/setpriv:/opt/setpriv"])
+        .args(["--controllers", "+cpu +memory +pids +io"])
         .arg(&dir)
         .args(["sh", "./v2-checks.sh"])
         .output()
@@ -100,6 +101,11 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     assert!(usage(&hog, "oom_kills") >= 1, "{hog}");
     let peak = usage(&hog, "memory_peak_bytes");
     assert!((60 * MIB..=68 * MIB).contains(&peak), "hog peak {peak}");
+
+    assert_eq!(
+        hog["result"]["oom_victims"],
+        serde_json::json!(["sandbox-probe"])
+    );
 
     let touch = json(&dir, "touch");
     let peak = usage(&touch, "memory_peak_bytes");
@@ -161,6 +167,25 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
         "cgroups left behind"
     );
 
+    // The device allowlist as a BPF program.
+    assert_eq!(read(&dir, "devices.out"), "disk-refused\nnull-works\n");
+    assert_eq!(
+        json(&dir, "devices")["result"]["protections"]["devices"],
+        "allowlist"
+    );
+    // The io controller: figures present (no disk here, so 0), the cap accepted.
+    let io = json(&dir, "io");
+    assert_eq!(rc("io"), 0, "{}", out_of("io"));
+    assert_eq!(usage(&io, "io_write_bytes"), 0, "{io}");
+    assert_eq!(usage(&io, "io_read_bytes"), 0, "{io}");
+    // --userns: uid 0 inside, nobody on the host.
+    assert_eq!(out_of("userns"), "0\n");
+    assert_eq!(read(&dir, "userns-owner.txt"), "65534:65534\n");
+    assert_eq!(
+        json(&dir, "userns")["result"]["protections"]["root_is_host_uid"],
+        65534
+    );
+
     let nested = json(&dir, "nested");
     assert_eq!(rc("nested"), 137, "{}", out_of("nested"));
     assert!(usage(&nested, "oom_kills") >= 1, "{nested}");
@@ -170,6 +195,13 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
         "the runner's cgroup is restored"
     );
     assert_eq!(read(&dir, "nested-leftovers.txt").trim(), "");
+    // Without `io` delegated, an IO cap is refused, not dropped.
+    assert_eq!(rc("nested-io"), 125, "{}", out_of("nested-io"));
+    assert!(
+        out_of("nested-io").contains("--io-write-bps"),
+        "{}",
+        out_of("nested-io")
+    );
 
     assert_eq!(rc("shared"), 125, "{}", out_of("shared"));
     assert!(

@@ -119,6 +119,20 @@ fn memory_hog_is_oom_killed() {
         (60 * MIB..=68 * MIB).contains(&peak),
         "peak {peak} ≈ 64 MiB"
     );
+    assert_eq!(
+        run.result()["oom_victims"],
+        serde_json::json!(["sandbox-probe"])
+    );
+
+    // The victim named is the process the kernel chose, here not the main one.
+    let script = format!("{probe} hog; echo shell-survived");
+    let run = exec(&["--memory", "64M"], &["sh", "-c", &script]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("shell-survived"), "{}", run.stderr);
+    assert_eq!(
+        run.result()["oom_victims"],
+        serde_json::json!(["sandbox-probe"])
+    );
 }
 
 #[test]
@@ -552,4 +566,147 @@ fn piped_stdin_reaches_the_command() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+}
+
+#[test]
+fn userns_makes_root_inside_an_unprivileged_user_outside() {
+    if !privileged() {
+        return;
+    }
+    // A directory only `nobody` may write: root inside must really be nobody to write there.
+    let dir = std::path::Path::new("/var/tmp").join(token("userns"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let path = dir.display().to_string();
+    let script = format!(
+        "id -u; cat /proc/self/uid_map | tr -s ' '; touch {path}/made-inside && echo wrote; \
+         ls /root >/dev/null 2>&1 || echo root-home-denied"
+    );
+    let run = exec(
+        &["--userns", "--fs", "isolated", "--writable", &path],
+        &["sh", "-c", &script],
+    );
+    let made = std::fs::metadata(dir.join("made-inside"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        ["0", " 0 65534 1", "wrote", "root-home-denied"],
+        "root inside, nobody outside"
+    );
+    let made = made.expect("the file reached the host");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (65534, 65534),
+        "owned by nobody on the host"
+    );
+    assert_eq!(run.result()["protections"]["namespaces"][0], "user");
+    assert_eq!(run.result()["protections"]["root_is_host_uid"], 65534);
+
+    // An explicit id, and the same flag refused as a bad value.
+    let run = exec(
+        &["--userns=4242:4343"],
+        &["cat", "/proc/self/uid_map", "/proc/self/gid_map"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let maps: Vec<Vec<&str>> = run
+        .stderr
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(maps, [["0", "4242", "1"], ["0", "4343", "1"]]);
+    let bad = exec(&["--userns=root"], &["true"]);
+    assert_eq!(bad.code, 125, "{}", bad.stderr);
+    assert!(bad.stderr.contains("UID or UID:GID"), "{}", bad.stderr);
+}
+
+/// The first disk of this machine, as `MAJ:MIN`.
+fn first_disk() -> String {
+    let mut disks: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("size")).is_ok_and(|s| s.trim() != "0"))
+        .map(|e| {
+            std::fs::read_to_string(e.path().join("dev"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    disks.sort();
+    disks.into_iter().next().expect("a block device")
+}
+
+#[test]
+fn device_allowlist_refuses_block_devices_even_when_privileged() {
+    if !privileged() {
+        return;
+    }
+    let (major, minor) = first_disk()
+        .split_once(':')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .unwrap();
+    // A fresh tmpfs without nodev, so only the device policy stands between the command and
+    // the disk; a character device of the allowlist works there.
+    let script = format!(
+        "mkdir /tmp/d && mount -t tmpfs t /tmp/d || exit 3; \
+         mknod /tmp/d/disk b {major} {minor} 2>&1 | grep -q 'not permitted' && echo disk-refused; \
+         mknod /tmp/d/null c 1 3 && echo x > /tmp/d/null && echo null-works"
+    );
+    let run = exec(&["--privileged"], &["sh", "-c", &script]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        ["disk-refused", "null-works"],
+        "block device {major}:{minor}"
+    );
+    assert_eq!(run.result()["protections"]["devices"], "allowlist");
+
+    // Without --privileged there is no CAP_MKNOD at all.
+    let run = exec(
+        &[],
+        &["sh", "-c", &format!("mknod /tmp/disk b {major} {minor}")],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("not permitted"), "{}", run.stderr);
+}
+
+#[test]
+fn block_io_is_measured_and_write_bandwidth_capped() {
+    if !privileged() {
+        return;
+    }
+    let dir = std::path::Path::new("/var/tmp").join(token("io"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.display().to_string();
+    // Direct IO reaches the disk inside the sandbox's own time (buffered writes would be
+    // written back later, by the kernel's flusher).
+    let script = format!(
+        "dd if=/dev/zero of={path}/f bs=1M count=4 oflag=direct status=none && \
+         dd if={path}/f of=/dev/null bs=1M iflag=direct status=none"
+    );
+    let writable = ["--fs", "isolated", "--writable", path.as_str()];
+    let free = exec(&writable, &["sh", "-c", &script]);
+    let capped = exec(
+        &[&writable[..], &["--io-write-bps", "2M"]].concat(),
+        &["sh", "-c", &script],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    for run in [&free, &capped] {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.usage("io_write_bytes") >= 4 * MIB, "{}", run.json);
+        assert!(run.usage("io_read_bytes") >= 4 * MIB, "{}", run.json);
+    }
+    let wall = |run: &Exec| run.result()["wall_time"].as_u64().unwrap();
+    assert!(wall(&free) < 1_000_000, "uncapped: {} us", wall(&free));
+    assert!(
+        wall(&capped) >= 1_400_000,
+        "4 MiB at 2 MiB/s took {} us",
+        wall(&capped)
+    );
+    assert_eq!(
+        capped.result()["protections"]["limits"]["io_write_bps"],
+        2 * MIB
+    );
 }

@@ -20,6 +20,20 @@ run quota --cpus 0.5 -- $P burn 300
 # Only its own cgroup, read-only, at /sys/fs/cgroup.
 ./cargo-sandbox exec --memory 96M -- sh -c 'cat /sys/fs/cgroup/memory.max; (echo max > /sys/fs/cgroup/memory.max) 2>/dev/null && echo raised || echo read-only' > cgview.out 2>&1
 
+# The device allowlist (a BPF program): even privileged, on a tmpfs without nodev, no block
+# device node; a character device of the list works.
+./cargo-sandbox exec --json-file devices.json --privileged -- sh -c '
+  mkdir /tmp/d && mount -t tmpfs t /tmp/d || exit 3
+  mknod /tmp/d/disk b 8 0 2>/dev/null && echo disk-made || echo disk-refused
+  mknod /tmp/d/null c 1 3 && echo x > /tmp/d/null && echo null-works' > devices.out 2>&1
+# IO accounting with the io controller (this VM has no disk: the figures exist, and are 0).
+run io --io-write-bps 1M -- true
+# --userns: root inside is nobody outside (the host filesystem: this kernel has no overlayfs).
+mkdir -p /var/uns && chown 65534:65534 /var/uns
+./cargo-sandbox exec --json-file userns.json --userns -- \
+  sh -c 'id -u; touch /var/uns/made-inside' > userns.out 2>&1
+stat -c '%u:%g' /var/uns/made-inside > userns-owner.txt 2>&1
+
 # Nothing may survive, and no cgroup of ours may remain.
 for p in /proc/[0-9]*; do
   grep -q "vm[t]oken" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"
@@ -34,6 +48,9 @@ sh -c 'echo $$ > /sys/fs/cgroup/ci.slice/runner/cgroup.procs;
        exec ./cargo-sandbox exec --json-file nested.json --memory 64M --pids 16 -- ./sandbox-probe hog' \
   > nested.out 2>&1
 echo $? > nested.rc
+sh -c 'echo $$ > /sys/fs/cgroup/ci.slice/runner/cgroup.procs;
+       exec ./cargo-sandbox exec --io-write-bps 1M -- true' > nested-io.out 2>&1
+echo $? > nested-io.rc
 cat /sys/fs/cgroup/ci.slice/runner/cgroup.subtree_control > nested-subtree.txt
 find /sys/fs/cgroup/ci.slice -name 'cargo-sandbox*' > nested-leftovers.txt
 

@@ -19,7 +19,7 @@ mod file;
 mod values;
 
 pub use file::Config;
-pub use values::{Cap, CpuList, Cpus, Grace, Memory, Pids, Size, Timeout};
+pub use values::{Bandwidth, Cap, CpuList, Cpus, Grace, Memory, Pids, Size, Timeout};
 
 use harness::Limits;
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,7 @@ pub struct Layer {
     pub pids: Option<Pids>,
     pub cpus: Option<Cpus>,
     pub cpuset: Option<CpuList>,
+    pub io_write_bps: Option<Bandwidth>,
     pub timeout: Option<Timeout>,
     pub grace: Option<Grace>,
     pub tmp_size: Option<Size>,
@@ -158,6 +159,7 @@ pub struct Resolved {
     pub pids: Cap<u64>,
     pub cpus: Option<u32>,
     pub cpuset: Option<Vec<u32>>,
+    pub io_write_bps: Cap<u64>,
     pub timeout: Cap<Duration>,
     pub grace: Duration,
     pub tmp_size: u64,
@@ -190,6 +192,7 @@ impl Default for Resolved {
             pids: Cap::Max(1024),
             cpus: None,
             cpuset: None,
+            io_write_bps: Cap::None,
             timeout: Cap::None,
             grace: Duration::from_secs(1),
             tmp_size: 256 << 20,
@@ -235,6 +238,7 @@ impl Resolved {
             take!("pids", pids, |v: &Pids| v.0);
             take!("cpus", cpus, |v: &Cpus| Some(v.0));
             take!("cpuset", cpuset, |v: &CpuList| Some(v.0.clone()));
+            take!("io-write-bps", io_write_bps, |v: &Bandwidth| v.0);
             take!("timeout", timeout, |v: &Timeout| v.0);
             take!("grace", grace, |v: &Grace| v.0);
             take!("tmp-size", tmp_size, |v: &Size| v.0);
@@ -285,6 +289,7 @@ impl Resolved {
             memory_bytes: self.memory.value(),
             pids: self.pids.value(),
             cpu_millis: self.cpus,
+            io_write_bps: self.io_write_bps.value(),
         }
     }
 

@@ -56,6 +56,20 @@ pub fn parse_cpus(text: &str) -> Result<u32, String> {
     }
 }
 
+/// Bytes per second (`10M`, `10M/s`, `1048576`), or `none`.
+pub fn parse_bandwidth(text: &str) -> Result<Cap<u64>, String> {
+    if text == "none" {
+        return Ok(Cap::None);
+    }
+    match parse_bytes(text.trim_end_matches("/s")) {
+        Ok(bps) if bps >= 4096 => Ok(Cap::Max(bps)),
+        _ => Err(format!(
+            "`{text}` is not a bandwidth of at least 4K per second (examples: 10M, 512K/s), \
+             nor `none`"
+        )),
+    }
+}
+
 /// A duration, or `none` for no limit.
 pub fn parse_timeout(text: &str) -> Result<Cap<Duration>, String> {
     if text == "none" {
@@ -112,6 +126,8 @@ value_type!(/// `pids = 256` | `"none"`.
     Pids(Cap<u64>) = parse_pids);
 value_type!(/// `cpus = 1.5`.
     Cpus(u32) = parse_cpus);
+value_type!(/// `io-write-bps = "10M"` | `"none"`.
+    Bandwidth(Cap<u64>) = parse_bandwidth);
 value_type!(/// `timeout = "60s"` | `"none"`.
     Timeout(Cap<Duration>) = parse_timeout);
 value_type!(/// `grace = "1s"`.
@@ -168,6 +184,9 @@ mod tests {
         assert_eq!(parse_cpus("1.5"), Ok(1500));
         assert!(parse_cpus("0").is_err());
         assert_eq!(parse_timeout("none"), Ok(Cap::None));
+        assert_eq!(parse_bandwidth("8M/s"), Ok(Cap::Max(8 << 20)));
+        assert_eq!(parse_bandwidth("none"), Ok(Cap::None));
+        assert!(parse_bandwidth("12").is_err());
         assert_eq!(parse_cpu_list("0-2,5,1"), Ok(vec![0, 1, 2, 5]));
         assert!(parse_cpu_list("3-1").is_err());
     }

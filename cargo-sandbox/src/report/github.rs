@@ -109,7 +109,14 @@ pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
 fn describe(r: &TestRecord) -> String {
     match &r.outcome {
         Outcome::TimedOut => "timed out and was killed".to_owned(),
-        Outcome::Oom => format!("killed by the memory cap ({} OOM kill(s))", r.oom_kills),
+        Outcome::Oom if r.oom_victims.is_empty() => {
+            format!("killed by the memory cap ({} OOM kill(s))", r.oom_kills)
+        }
+        Outcome::Oom => format!(
+            "killed by the memory cap ({} OOM kill(s): {})",
+            r.oom_kills,
+            r.oom_victims.join(", ")
+        ),
         Outcome::ForkBomb => format!(
             "fork bomb contained: the pid cap refused {} fork(s)",
             r.forks_refused

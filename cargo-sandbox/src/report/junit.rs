@@ -76,6 +76,11 @@ fn test_case(r: &TestRecord) -> TestCase {
         property("pids_peak", opt(r.pids_peak));
         property("forks_refused", r.forks_refused.to_string());
         property("oom_kills", r.oom_kills.to_string());
+        if !r.oom_victims.is_empty() {
+            property("oom_victims", r.oom_victims.join(","));
+        }
+        property("io_read_bytes", opt(r.io_read_bytes));
+        property("io_write_bytes", opt(r.io_write_bytes));
         property("leaked_processes", r.leaked_total.to_string());
         property("network_attempts", r.network_attempts.to_string());
         property("files_written", r.files_written_total.to_string());

@@ -51,6 +51,8 @@ fn layout_from(mountinfo: &str, cgroup: &str) -> Result<Layout, SandboxError> {
             pids,
             cpuacct,
             cpu: v1_dir("cpu"),
+            blkio: v1_dir("blkio"),
+            devices: v1_dir("devices"),
         });
     }
 
@@ -111,6 +113,8 @@ pub fn layout_of_parents(parents: &[PathBuf]) -> Option<Layout> {
         pids: for_controller("pids")?,
         cpuacct: for_controller("cpuacct")?,
         cpu: for_controller("cpu"),
+        blkio: for_controller("blkio"),
+        devices: for_controller("devices"),
     })
 }
 

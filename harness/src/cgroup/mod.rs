@@ -14,6 +14,7 @@
 //! The name identifies the owner exactly, so a run directory whose owner is gone (a runner
 //! killed with SIGKILL) is recognised and removed at the next start.
 
+mod blockio;
 mod detect;
 mod fs;
 mod sweep;
@@ -61,6 +62,10 @@ pub enum Layout {
         pids: PathBuf,
         cpuacct: PathBuf,
         cpu: Option<PathBuf>,
+        /// IO accounting and caps, where mounted.
+        blkio: Option<PathBuf>,
+        /// The device allowlist, where mounted.
+        devices: Option<PathBuf>,
     },
     /// The cgroup in the unified hierarchy that sandboxes go under: the process's own, or one
     /// the user delegated explicitly (`explicit`), which the runner never moves itself into.
@@ -125,6 +130,14 @@ impl RunGroup {
         !self.machine_has_swap || (limits.memory_bytes.is_some() && supported)
     }
 
+    /// Whether sandbox cgroups enforce the device allowlist.
+    pub fn enforces_devices(&self) -> bool {
+        match &self.backend {
+            RunBackend::V1(dirs) => dirs.enforces_devices(),
+            RunBackend::V2(dir) => dir.enforces_devices(),
+        }
+    }
+
     /// Fails when a requested cap has no controller here: a cap is never silently dropped.
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         match &self.backend {
@@ -143,6 +156,7 @@ impl RunGroup {
         Ok(Group {
             backend,
             limits: *limits,
+            machine_has_swap: self.machine_has_swap,
             removed: false,
         })
     }
@@ -162,6 +176,7 @@ impl Drop for RunGroup {
 pub struct Group {
     backend: GroupBackend,
     limits: Limits,
+    machine_has_swap: bool,
     removed: bool,
 }
 
@@ -197,14 +212,22 @@ impl Group {
 
     pub fn usage(&self) -> ResourceUsage {
         let mut usage = match &self.backend {
-            GroupBackend::V1(g) => g.usage(),
-            GroupBackend::V2(g) => g.usage(),
+            GroupBackend::V1(g) => g.usage(self.machine_has_swap),
+            GroupBackend::V2(g) => g.usage(self.machine_has_swap),
         };
         // Without `pids.peak` (older kernels) a refused fork still proves the cap was reached.
         if usage.pids_peak.is_none() && usage.forks_refused > 0 {
             usage.pids_peak = self.limits.pids;
         }
         usage
+    }
+
+    /// The names of the processes the OOM killer chose here (see [`crate::oom`]).
+    pub fn oom_victims(&self) -> Vec<String> {
+        crate::oom::victims(match &self.backend {
+            GroupBackend::V1(g) => g.memory_dir(),
+            GroupBackend::V2(g) => g.dir(),
+        })
     }
 
     /// SIGKILLs everything in the group (`cgroup.kill` where the kernel has it).

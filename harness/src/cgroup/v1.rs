@@ -1,6 +1,8 @@
-//! cgroup v1: one directory per controller (memory, pids, cpuacct; cpu only for a quota).
+//! cgroup v1: one directory per controller. memory, pids and cpuacct always; cpu for a quota;
+//! blkio (IO accounting and `--io-write-bps`) and devices (the device allowlist) where the
+//! hierarchy is mounted and the runner may create cgroups in it.
 
-use super::{fs, sweep, Layout};
+use super::{blockio, fs, sweep, Layout};
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 const MEMORY_PEAK: &str = "memory.max_usage_in_bytes";
+const MEMSW_PEAK: &str = "memory.memsw.max_usage_in_bytes";
 const OOM_CONTROL: &str = "memory.oom_control";
 const PIDS_MAX: &str = "pids.max";
 const PIDS_PEAK: &str = "pids.peak";
@@ -19,15 +22,41 @@ const CPU_STAT: &str = "cpu.stat";
 const CPU_TOTAL_NS: &str = "cpuacct.usage";
 const CPU_USER_NS: &str = "cpuacct.usage_user";
 const CPU_SYS_NS: &str = "cpuacct.usage_sys";
+const IO_SERVICE_BYTES: &str = "blkio.throttle.io_service_bytes";
+const IO_WRITE_BPS: &str = "blkio.throttle.write_bps_device";
+const IO_READ_BPS: &str = "blkio.throttle.read_bps_device";
+/// 4 EiB/s: a rule that never throttles.
+const UNREACHABLE_BPS: u64 = 1 << 62;
+const DEVICES_DENY: &str = "devices.deny";
+const DEVICES_ALLOW: &str = "devices.allow";
 const PERIOD_US: u64 = 100_000;
 
+/// One cgroup's directory in each hierarchy it has.
 #[derive(Debug)]
-pub struct RunDirs {
+struct Dirs {
     memory: PathBuf,
     pids: PathBuf,
     cpuacct: PathBuf,
     cpu: Option<PathBuf>,
+    blkio: Option<PathBuf>,
+    devices: Option<PathBuf>,
 }
+
+impl Dirs {
+    fn iter(&self) -> impl Iterator<Item = &PathBuf> {
+        [Some(&self.memory), Some(&self.pids), Some(&self.cpuacct)]
+            .into_iter()
+            .chain([
+                self.cpu.as_ref(),
+                self.blkio.as_ref(),
+                self.devices.as_ref(),
+            ])
+            .flatten()
+    }
+}
+
+#[derive(Debug)]
+pub struct RunDirs(Dirs);
 
 impl RunDirs {
     pub fn create(layout: &Layout, name: &str) -> Result<RunDirs, SandboxError> {
@@ -36,6 +65,8 @@ impl RunDirs {
             pids,
             cpuacct,
             cpu,
+            blkio,
+            devices,
         } = layout
         else {
             unreachable!("v1 run dirs from a v2 layout")
@@ -55,21 +86,43 @@ impl RunDirs {
         let pids = make(pids)?;
         let cpuacct = make(cpuacct)?;
         let cpu = cpu.as_deref().map(&mut make).transpose()?;
-        Ok(RunDirs {
+        // Optional: without them IO is not measured and the device policy is the minimal /dev
+        // (which reports say); a runner without root cannot write a device allowlist anyway.
+        let mut optional = |own: &Option<PathBuf>| own.as_deref().and_then(|d| make(d).ok());
+        let blkio = optional(blkio);
+        let devices = if nix::unistd::geteuid().is_root() {
+            optional(devices).filter(|dir| {
+                let set = deny_all_but_allowlist(dir);
+                if set.is_err() {
+                    let _ = fs::remove_tree(dir);
+                }
+                set.is_ok()
+            })
+        } else {
+            None
+        };
+        Ok(RunDirs(Dirs {
             memory,
             pids,
             cpuacct,
             cpu,
-        })
+            blkio,
+            devices,
+        }))
     }
 
     /// Whether this kernel can limit swap per cgroup (swap accounting on).
     pub fn swap_limit_supported(&self) -> bool {
-        self.memory.join(MEMSW_LIMIT).exists()
+        self.0.memory.join(MEMSW_LIMIT).exists()
+    }
+
+    /// Whether sandboxes get the device allowlist from the `devices` controller.
+    pub fn enforces_devices(&self) -> bool {
+        self.0.devices.is_some()
     }
 
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
-        if limits.cpu_millis.is_some() && self.cpu.is_none() {
+        if limits.cpu_millis.is_some() && self.0.cpu.is_none() {
             return Err(SandboxError::MissingController {
                 controller: "cpu".to_owned(),
                 remedy: "no cgroup v1 `cpu` hierarchy is mounted; mount one \
@@ -77,25 +130,36 @@ impl RunDirs {
                     .to_owned(),
             });
         }
+        if limits.io_write_bps.is_some() && self.0.blkio.is_none() {
+            return Err(SandboxError::MissingController {
+                controller: "blkio".to_owned(),
+                remedy: "no usable cgroup v1 `blkio` hierarchy (not mounted, or this user may \
+                         not create cgroups in it); mount it (`mount -t cgroup -o blkio cgroup \
+                         /sys/fs/cgroup/blkio`) or drop --io-write-bps"
+                    .to_owned(),
+            });
+        }
         Ok(())
     }
 
     pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
-        let mut group = Group {
-            memory: self.memory.join(name),
-            pids: self.pids.join(name),
-            cpuacct: self.cpuacct.join(name),
-            cpu: None,
-        };
-        // The group removes whatever was made if a later step fails (Drop in the caller).
-        for dir in [&group.memory, &group.pids, &group.cpuacct] {
-            if let Err(e) = fs::mkdir(dir) {
-                group.remove().ok();
-                return Err(e);
-            }
-        }
-        let applied = group.apply(self, limits, name);
-        if let Err(e) = applied {
+        let run = &self.0;
+        let wanted = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.join(name));
+        let group = Group(Dirs {
+            memory: run.memory.join(name),
+            pids: run.pids.join(name),
+            cpuacct: run.cpuacct.join(name),
+            cpu: wanted(&run.cpu).filter(|_| limits.cpu_millis.is_some()),
+            blkio: wanted(&run.blkio),
+            devices: wanted(&run.devices),
+        });
+        // Whatever was made is removed again if a later step fails.
+        let made = group
+            .0
+            .iter()
+            .try_for_each(|dir| fs::mkdir(dir))
+            .and_then(|()| group.apply(limits));
+        if let Err(e) = made {
             group.remove().ok();
             return Err(e);
         }
@@ -103,55 +167,62 @@ impl RunDirs {
     }
 
     pub fn remove(&self) {
-        for dir in controller_dirs(&self.memory, &self.pids, &self.cpuacct, &self.cpu) {
+        for dir in self.0.iter() {
             let _ = fs::remove_tree(dir);
         }
     }
 }
 
-#[derive(Debug)]
-pub struct Group {
-    memory: PathBuf,
-    pids: PathBuf,
-    cpuacct: PathBuf,
-    cpu: Option<PathBuf>,
+/// Sets the device allowlist on the run directory: every sandbox cgroup created below it starts
+/// with a copy (v1 copies a parent's exceptions into a new child), so sandboxes cost nothing.
+fn deny_all_but_allowlist(dir: &Path) -> Result<(), SandboxError> {
+    fs::write(&dir.join(DEVICES_DENY), "a")?;
+    crate::devices::v1_allow_rules()
+        .iter()
+        .try_for_each(|rule| fs::write(&dir.join(DEVICES_ALLOW), rule))
 }
 
+#[derive(Debug)]
+pub struct Group(Dirs);
+
 impl Group {
-    fn apply(&mut self, run: &RunDirs, limits: &Limits, name: &str) -> Result<(), SandboxError> {
+    fn apply(&self, limits: &Limits) -> Result<(), SandboxError> {
+        let dirs = &self.0;
         if let Some(bytes) = limits.memory_bytes {
-            fs::write(&self.memory.join(MEMORY_LIMIT), &bytes.to_string())?;
+            fs::write(&dirs.memory.join(MEMORY_LIMIT), &bytes.to_string())?;
             // memsw = memory means "no swap on top": the cap is real memory.
-            let memsw = self.memory.join(MEMSW_LIMIT);
+            let memsw = dirs.memory.join(MEMSW_LIMIT);
             if memsw.exists() {
                 fs::write(&memsw, &bytes.to_string())?;
             }
         }
         if let Some(max) = limits.pids {
-            fs::write(&self.pids.join(PIDS_MAX), &max.to_string())?;
+            fs::write(&dirs.pids.join(PIDS_MAX), &max.to_string())?;
         }
-        if let Some(millis) = limits.cpu_millis {
-            let cpu_run = run
-                .cpu
-                .as_ref()
-                .ok_or_else(|| SandboxError::MissingController {
-                    controller: "cpu".to_owned(),
-                    remedy: "no cgroup v1 `cpu` hierarchy is mounted".to_owned(),
-                })?;
-            let dir = cpu_run.join(name);
-            fs::mkdir(&dir)?;
-            self.cpu = Some(dir.clone());
-            fs::write(&dir.join(CPU_PERIOD), &PERIOD_US.to_string())?;
+        if let (Some(millis), Some(cpu)) = (limits.cpu_millis, &dirs.cpu) {
+            fs::write(&cpu.join(CPU_PERIOD), &PERIOD_US.to_string())?;
             fs::write(
-                &dir.join(CPU_QUOTA),
+                &cpu.join(CPU_QUOTA),
                 &(u64::from(millis) * PERIOD_US / 1000).to_string(),
             )?;
+        }
+        if let Some(blkio) = &dirs.blkio {
+            // v1 counts only IO that passes a throttling rule: an unreachable rate where no cap
+            // is asked turns the counters on at no cost.
+            let write_bps = limits.io_write_bps.unwrap_or(UNREACHABLE_BPS);
+            for disk in blockio::disks() {
+                fs::write(
+                    &blkio.join(IO_READ_BPS),
+                    &format!("{disk} {UNREACHABLE_BPS}"),
+                )?;
+                fs::write(&blkio.join(IO_WRITE_BPS), &format!("{disk} {write_bps}"))?;
+            }
         }
         Ok(())
     }
 
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        controller_dirs(&self.memory, &self.pids, &self.cpuacct, &self.cpu)
+        self.0.iter()
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
@@ -160,35 +231,49 @@ impl Group {
             .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid))
     }
 
-    pub fn usage(&self) -> ResourceUsage {
+    pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
+        let dirs = &self.0;
         let (cpu_user_us, cpu_system_us) = self.cpu_split_us();
+        let cpu_stat = |key| {
+            dirs.cpu
+                .as_ref()
+                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), key))
+                .unwrap_or(0)
+        };
+        let io = dirs.blkio.as_ref().and_then(|d| {
+            std::fs::read_to_string(d.join(IO_SERVICE_BYTES))
+                .ok()
+                .map(|text| blockio::v1_service_bytes(&text))
+        });
+        let memory_peak_bytes = fs::read_u64(&dirs.memory.join(MEMORY_PEAK));
+        // v1 keeps only the peak of memory + swap together: less the memory peak, that is a
+        // lower bound of the swap peak (exact when both peaked together, as under pressure).
+        let memory_swap_peak_bytes = machine_has_swap
+            .then(|| fs::read_u64(&dirs.memory.join(MEMSW_PEAK)))
+            .flatten()
+            .map(|both| both.saturating_sub(memory_peak_bytes.unwrap_or(0)));
         ResourceUsage {
             cpu_user_us,
             cpu_system_us,
-            memory_peak_bytes: fs::read_u64(&self.memory.join(MEMORY_PEAK)),
-            oom_kills: fs::read_keyed(&self.memory.join(OOM_CONTROL), "oom_kill").unwrap_or(0),
-            pids_peak: fs::read_u64(&self.pids.join(PIDS_PEAK)),
-            forks_refused: fs::read_keyed(&self.pids.join(PIDS_EVENTS), "max").unwrap_or(0),
-            cpu_throttled_count: self
-                .cpu
-                .as_ref()
-                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), "nr_throttled"))
-                .unwrap_or(0),
-            cpu_throttled_us: self
-                .cpu
-                .as_ref()
-                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), "throttled_time"))
-                .unwrap_or(0)
-                / 1000,
+            memory_peak_bytes,
+            memory_swap_peak_bytes,
+            oom_kills: fs::read_keyed(&dirs.memory.join(OOM_CONTROL), "oom_kill").unwrap_or(0),
+            pids_peak: fs::read_u64(&dirs.pids.join(PIDS_PEAK)),
+            forks_refused: fs::read_keyed(&dirs.pids.join(PIDS_EVENTS), "max").unwrap_or(0),
+            cpu_throttled_count: cpu_stat("nr_throttled"),
+            cpu_throttled_us: cpu_stat("throttled_time") / 1000,
+            io_read_bytes: io.map(|(read, _)| read),
+            io_write_bytes: io.map(|(_, written)| written),
         }
     }
 
     /// `cpuacct.usage` is exact (scheduler runtime) but the user/system split files are
     /// tick-sampled (4 ms steps here): split the exact total by the sampled ratio.
     fn cpu_split_us(&self) -> (u64, u64) {
-        let total = fs::read_u64(&self.cpuacct.join(CPU_TOTAL_NS)).unwrap_or(0);
-        let user = fs::read_u64(&self.cpuacct.join(CPU_USER_NS)).unwrap_or(0);
-        let system = fs::read_u64(&self.cpuacct.join(CPU_SYS_NS)).unwrap_or(0);
+        let cpuacct = &self.0.cpuacct;
+        let total = fs::read_u64(&cpuacct.join(CPU_TOTAL_NS)).unwrap_or(0);
+        let user = fs::read_u64(&cpuacct.join(CPU_USER_NS)).unwrap_or(0);
+        let system = fs::read_u64(&cpuacct.join(CPU_SYS_NS)).unwrap_or(0);
         let user_share = if user + system == 0 {
             total
         } else {
@@ -197,8 +282,12 @@ impl Group {
         (user_share / 1000, (total - user_share) / 1000)
     }
 
+    pub fn memory_dir(&self) -> &Path {
+        &self.0.memory
+    }
+
     pub fn kill(&self) {
-        fs::kill_procs(&self.pids);
+        fs::kill_procs(&self.0.pids);
     }
 
     pub fn remove(&self) -> Result<(), SandboxError> {
@@ -210,16 +299,4 @@ impl Group {
         }
         first_error.map_or(Ok(()), Err)
     }
-}
-
-/// The directories of one cgroup across its controllers (cpu only when it has one).
-fn controller_dirs<'a>(
-    memory: &'a PathBuf,
-    pids: &'a PathBuf,
-    cpuacct: &'a PathBuf,
-    cpu: &'a Option<PathBuf>,
-) -> impl Iterator<Item = &'a PathBuf> {
-    [Some(memory), Some(pids), Some(cpuacct), cpu.as_ref()]
-        .into_iter()
-        .flatten()
 }

@@ -5,7 +5,8 @@
 //! allows when the runner's cgroup holds no processes of its own (the "no internal processes"
 //! rule) or is the root; otherwise the error names the remedy.
 
-use super::{fs, sweep};
+use super::{blockio, fs, sweep};
+use crate::devices::DeviceProgram;
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -22,6 +23,9 @@ const PIDS_PEAK: &str = "pids.peak";
 const PIDS_EVENTS: &str = "pids.events";
 const CPU_MAX: &str = "cpu.max";
 const CPU_STAT: &str = "cpu.stat";
+const SWAP_PEAK: &str = "memory.swap.peak";
+const IO_MAX: &str = "io.max";
+const IO_STAT: &str = "io.stat";
 const KILL: &str = "cgroup.kill";
 const PERIOD_US: u64 = 100_000;
 
@@ -29,6 +33,10 @@ const PERIOD_US: u64 = 100_000;
 pub struct RunDir {
     dir: PathBuf,
     has_cpu: bool,
+    /// `io` is delegated: IO is measured and `--io-write-bps` possible.
+    has_io: bool,
+    /// The device allowlist, attached to every sandbox's cgroup (root runners only).
+    devices: Option<DeviceProgram>,
     /// Set when the runner had to move itself out of its own cgroup to delegate it.
     moved: Option<MovedRunner>,
 }
@@ -71,9 +79,11 @@ impl RunDir {
             }
         }
         let has_cpu = available.iter().any(|c| c == "cpu");
+        let has_io = available.iter().any(|c| c == "io");
         let wanted: Vec<&str> = ["memory", "pids"]
             .into_iter()
             .chain(has_cpu.then_some("cpu"))
+            .chain(has_io.then_some("io"))
             .collect();
         sweep::sweep_stale(own);
         let dir = own.join(name);
@@ -81,6 +91,13 @@ impl RunDir {
         let mut run = RunDir {
             dir,
             has_cpu,
+            has_io,
+            // Loading needs CAP_SYS_ADMIN (or CAP_BPF); without it (no root) the sandbox runs
+            // in a user namespace, where the kernel refuses device nodes anyway.
+            devices: nix::unistd::geteuid()
+                .is_root()
+                .then(DeviceProgram::load)
+                .and_then(Result::ok),
             moved: None,
         };
         let missing = missing_in(own, &wanted);
@@ -148,7 +165,23 @@ impl RunDir {
         self.dir.join(SWAP_MAX).exists()
     }
 
+    /// Whether sandboxes get the device allowlist (a BPF cgroup device program).
+    pub fn enforces_devices(&self) -> bool {
+        self.devices.is_some()
+    }
+
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
+        if limits.io_write_bps.is_some() && !self.has_io {
+            return Err(SandboxError::MissingController {
+                controller: "io".to_owned(),
+                remedy: format!(
+                    "cgroup v2 does not offer `io` under {}; enable it in the parent's \
+                     cgroup.subtree_control (`echo +io > .../cgroup.subtree_control`) or drop \
+                     --io-write-bps",
+                    self.dir.display()
+                ),
+            });
+        }
         if limits.cpu_millis.is_some() && !self.has_cpu {
             return Err(SandboxError::MissingController {
                 controller: "cpu".to_owned(),
@@ -168,11 +201,9 @@ impl RunDir {
             fd: None,
         };
         fs::mkdir(&group.dir)?;
-        match group.apply(limits) {
-            Ok(()) => {
-                group.fd = std::fs::File::open(&group.dir).ok();
-                Ok(group)
-            }
+        group.fd = std::fs::File::open(&group.dir).ok();
+        match group.apply(limits, self.devices.as_ref()) {
+            Ok(()) => Ok(group),
             Err(e) => {
                 let _ = group.remove();
                 Err(e)
@@ -249,7 +280,24 @@ pub struct Group {
 }
 
 impl Group {
-    fn apply(&self, limits: &Limits) -> Result<(), SandboxError> {
+    fn apply(&self, limits: &Limits, devices: Option<&DeviceProgram>) -> Result<(), SandboxError> {
+        if let Some(program) = devices {
+            let fd = self.clone_target().ok_or_else(|| SandboxError::Cgroup {
+                action: "open",
+                path: self.dir.clone(),
+                source: std::io::Error::from_raw_os_error(libc::EBADF),
+            })?;
+            program.attach(fd).map_err(|source| SandboxError::Cgroup {
+                action: "attach the device allowlist (BPF) to",
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        if let Some(bps) = limits.io_write_bps {
+            for disk in blockio::disks() {
+                fs::write(&self.dir.join(IO_MAX), &format!("{disk} wbps={bps}"))?;
+            }
+        }
         if let Some(bytes) = limits.memory_bytes {
             fs::write(&self.dir.join(MEMORY_MAX), &bytes.to_string())?;
             let swap = self.dir.join(SWAP_MAX);
@@ -279,9 +327,18 @@ impl Group {
         fs::write(&self.dir.join("cgroup.procs"), &pid.to_string())
     }
 
-    pub fn usage(&self) -> ResourceUsage {
+    pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
         let cpu = self.dir.join(CPU_STAT);
+        let io = std::fs::read_to_string(self.dir.join(IO_STAT))
+            .ok()
+            .map(|text| blockio::v2_io_stat(&text));
         ResourceUsage {
+            // `memory.swap.peak` exists from Linux 6.5.
+            memory_swap_peak_bytes: machine_has_swap
+                .then(|| fs::read_u64(&self.dir.join(SWAP_PEAK)))
+                .flatten(),
+            io_read_bytes: io.map(|(read, _)| read),
+            io_write_bytes: io.map(|(_, written)| written),
             cpu_user_us: fs::read_keyed(&cpu, "user_usec").unwrap_or(0),
             cpu_system_us: fs::read_keyed(&cpu, "system_usec").unwrap_or(0),
             memory_peak_bytes: fs::read_u64(&self.dir.join(MEMORY_PEAK)),

@@ -385,15 +385,8 @@ fn io_errno(e: std::io::Error) -> nix::Error {
     nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// The device nodes the sandbox's `/dev` offers.
-const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+/// The device nodes the sandbox's `/dev` offers (the device policy allows exactly these).
+const DEVICES: [(&str, u32, u32); 6] = crate::devices::NODES;
 
 /// The host's device nodes, opened (`O_PATH`, so nothing is really opened) before anything hides
 /// `/dev`: in a user namespace mknod is not allowed, so they are bound in instead.
@@ -435,7 +428,7 @@ fn set_up_dev(shm_size_bytes: u64, bind_from: Option<&HostDevices>) -> nix::Resu
                     Path::new("/dev").join(name).as_path(),
                     SFlag::S_IFCHR,
                     rw,
-                    makedev(major, minor),
+                    makedev(major.into(), minor.into()),
                 )?;
             }
         }
