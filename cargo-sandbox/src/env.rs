@@ -211,6 +211,12 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// Asks rustc for its sysroot in the background (while cargo builds), so the first test need
+/// not wait for it.
+pub fn prefetch_sysroot() {
+    std::thread::spawn(sysroot_lib);
+}
+
 /// The Rust sysroot's library directory, for `-C prefer-dynamic` builds. Asked once per run.
 fn sysroot_lib() -> Option<PathBuf> {
     static SYSROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();

@@ -84,6 +84,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         Resolved::from_layers(layers).0
     };
     let palette = terminal::Palette::new(args.cargo.color);
+    env::prefetch_sysroot();
     let built = match build::build(&args.cargo) {
         Ok(built) => built,
         Err(e) => {
@@ -115,7 +116,13 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         .collect();
     let package_of = |ctx: &BinaryContext| built.packages[&ctx.binary.package_id].name.to_string();
 
-    // Listing runs each binary's code, so it happens in sandboxes too; fingerprints meanwhile.
+    // The JSON report's fingerprint hashes every test binary: in the background, while the
+    // tests run (one thread, so it takes little from them).
+    let fingerprint = args.report_json.is_some().then(|| {
+        let (cgroup_version, contexts) = (engine.cgroup_version(), contexts.clone());
+        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
+    });
+    // Listing runs each binary's code, so it happens in sandboxes too.
     let listings = schedule::parallel_map(&contexts, workers, |ctx| {
         let settings = resolve(&package_of(ctx), &ctx.binary.id, "", None);
         list_binary(&engine, ctx, &settings, &host_env, run_seed)
@@ -232,7 +239,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     }
 
     let base_settings = resolve("", "", "", None);
-    let fingerprint = Fingerprint::new(engine.cgroup_version(), &contexts, workers);
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
     if let Some(path) = &args.report_json {
@@ -295,7 +301,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let run = RunSummary {
         seed: run_seed,
         profile,
-        fingerprint,
+        fingerprint: fingerprint
+            .and_then(|f| f.join().ok())
+            .unwrap_or_default(),
         ..RunSummary::new(
             records,
             started.elapsed().as_secs_f64() * 1000.0,

@@ -6,6 +6,7 @@ use crate::capture::Capture;
 use crate::cgroup::{self, Group, RunGroup};
 use crate::clone::{self, ChildFds, InitCommand};
 use crate::error::SandboxError;
+use crate::janitor::{Exiting, Janitor};
 use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
@@ -54,6 +55,15 @@ pub struct Engine {
     /// Who root inside is on the host, when sandboxes get a user namespace.
     user_namespace: Option<RootMapping>,
     init: InitCommand,
+    /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
+    janitor: Janitor,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Every sandbox's cgroup is gone before the run directory is removed.
+        self.janitor.drain();
+    }
 }
 
 impl std::fmt::Debug for InitCommand {
@@ -103,6 +113,7 @@ impl Engine {
             rootless,
             user_namespace,
             init: InitCommand::new(path, argv),
+            janitor: Janitor::new(),
         })
     }
 
@@ -155,17 +166,26 @@ impl Engine {
         if interactive {
             reclaim_terminal();
         }
-        let outcome = outcome?;
+        let (outcome, still_exiting) = outcome?;
         let usage = group.as_ref().map(Group::usage);
         let oom_victims = match (&group, usage) {
             (Some(group), Some(usage)) if usage.oom_kills > 0 => group.oom_victims(),
             _ => Vec::new(),
         };
         let protections = self.protections(spec);
-        // A failed removal is retried when the run directory is dropped, and swept at the next
-        // start if even that fails: it never hides the result.
-        if let Some(group) = group {
-            let _ = group.remove();
+        match still_exiting {
+            Some(w) => self.janitor.hand_over(Exiting {
+                pid: w.pid,
+                pidfd: w.pidfd,
+                group,
+            }),
+            // A failed removal is retried when the run directory is dropped, and swept at the
+            // next start if even that fails: it never hides the result.
+            None => {
+                if let Some(group) = group {
+                    let _ = group.remove();
+                }
+            }
         }
         let mut result = outcome.into_result(&spec.argv[0], usage, protections, started)?;
         result.oom_victims = oom_victims;
@@ -377,7 +397,7 @@ fn watch(
     spec: &SandboxSpec,
     group: Option<&Group>,
     cancel: Option<&Cancel>,
-) -> Result<Outcome, SandboxError> {
+) -> Result<(Outcome, Option<Watched>), SandboxError> {
     let mut phase = Phase::Running {
         deadline: spec.timeout.map(|t| Instant::now() + t),
     };
@@ -403,6 +423,17 @@ fn watch(
         let exited = outcome.init_status.is_some();
         if exited && !report_open && !output_open {
             break;
+        }
+        // The init reported and closed its output: all that is left is its exit, which the
+        // janitor waits for.
+        if !exited && !report_open && !output_open && matches!(phase, Phase::Running { .. }) {
+            if let Ok(report @ InitReport::Finished { .. }) =
+                serde_json::from_slice::<InitReport>(&report_bytes)
+            {
+                outcome.report = Some(report);
+                outcome.output = capture.map(Capture::finish);
+                return Ok((outcome, Some(w)));
+            }
         }
         let now = Instant::now();
         if drain_until.is_some_and(|d| now >= d) {
@@ -444,50 +475,37 @@ fn watch(
             None => PollTimeout::NONE,
         };
 
+        // Only what is still open is polled: poll reports hang-ups whatever was asked, so a
+        // finished descriptor left in the set would turn this loop into a spin.
         let watch_cancel = cancel.filter(|_| !outcome.cancelled);
-        let mut fds = Vec::with_capacity(4);
-        fds.push(PollFd::new(
-            w.pidfd.as_fd(),
-            if exited {
-                PollFlags::empty()
-            } else {
-                PollFlags::POLLIN
-            },
-        ));
-        fds.push(PollFd::new(
-            w.report.as_fd(),
-            if report_open {
-                PollFlags::POLLIN
-            } else {
-                PollFlags::empty()
-            },
-        ));
-        if let Some(out) = &w.output {
-            fds.push(PollFd::new(
-                out.as_fd(),
-                if output_open {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ));
-        }
-        if let Some(c) = watch_cancel {
-            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
-        }
+        let output = w.output.as_ref().filter(|_| output_open);
+        let watched: [(bool, Option<std::os::fd::BorrowedFd>); 4] = [
+            (!exited, Some(w.pidfd.as_fd())),
+            (report_open, Some(w.report.as_fd())),
+            (output.is_some(), output.map(|o| o.as_fd())),
+            (watch_cancel.is_some(), watch_cancel.map(|c| c.fd())),
+        ];
+        let mut fds: Vec<PollFd> = watched
+            .iter()
+            .filter_map(|(on, fd)| fd.filter(|_| *on))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(SandboxError::io("waiting for the sandbox", e.into())),
         }
-        let ready = |fd: &PollFd| {
+        let mut revents = fds.iter().map(|fd| {
             fd.revents().is_some_and(|r| {
                 r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
             })
-        };
-        let pid_ready = !exited && ready(&fds[0]);
-        let report_ready = report_open && ready(&fds[1]);
-        let output_ready = output_open && w.output.is_some() && ready(&fds[2]);
-        let cancel_ready = watch_cancel.is_some() && ready(&fds[fds.len() - 1]);
+        });
+        let mut ready = [false; 4];
+        for (slot, (on, fd)) in ready.iter_mut().zip(&watched) {
+            if *on && fd.is_some() {
+                *slot = revents.next().unwrap_or(false);
+            }
+        }
+        let [pid_ready, report_ready, output_ready, cancel_ready] = ready;
         drop(fds);
 
         if report_ready {
@@ -530,7 +548,7 @@ fn watch(
     }
     outcome.report = serde_json::from_slice(&report_bytes).ok();
     outcome.output = capture.map(Capture::finish);
-    Ok(outcome)
+    Ok((outcome, None))
 }
 
 /// One read; errors count as end of stream (the writer is gone either way).

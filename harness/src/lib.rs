@@ -27,6 +27,7 @@ mod devices;
 mod error;
 pub mod front;
 pub mod init;
+mod janitor;
 mod launch;
 #[cfg(feature = "libtest")]
 pub mod libtest;
