@@ -161,6 +161,18 @@ impl TestRecord {
         }
     }
 
+    /// What the runner keeps of a finished test once the reporters have seen it: no spec, and
+    /// output only when the test did not simply pass (summaries and annotations show it). The
+    /// JSON report has the full record from the event; keeping every record whole would grow
+    /// with the suite.
+    pub fn slim(mut self) -> TestRecord {
+        self.spec = None;
+        if !self.failure && self.outcome == Outcome::Passed {
+            self.output = None;
+        }
+        self
+    }
+
     pub fn output_text(&self) -> String {
         self.output
             .as_ref()

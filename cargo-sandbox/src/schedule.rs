@@ -350,7 +350,14 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                                 _ if binary_outcome == Outcome::Passed => Outcome::Failed,
                                 _ => binary_outcome.clone(),
                             };
-                            record(&t.name, outcome)
+                            let mut r = record(&t.name, outcome);
+                            // The binary's output is shared: each test keeps only its own
+                            // failure section (passing tests print nothing of their own).
+                            r.output = match r.outcome {
+                                Outcome::Passed | Outcome::Ignored => None,
+                                _ => r.output.map(|o| own_section(o, &t.name)),
+                            };
+                            r
                         })
                         .collect()
                 }
@@ -362,6 +369,28 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         r.order = Some(job.order);
     }
     records
+}
+
+/// A test's own part of a whole binary's libtest output (`---- NAME stdout ----` up to the next
+/// section or the failure list); the whole output when it has no such section.
+fn own_section(output: harness::CapturedOutput, name: &str) -> harness::CapturedOutput {
+    let text = output.text();
+    let marker = format!("---- {name} stdout ----\n");
+    let Some(start) = text.find(&marker) else {
+        return output;
+    };
+    let body = &text[start..];
+    let rest = &body[marker.len()..];
+    let end = ["\n---- ", "\nfailures:\n"]
+        .iter()
+        .filter_map(|m| rest.find(m))
+        .min()
+        .map_or(body.len(), |i| marker.len() + i + 1);
+    harness::CapturedOutput {
+        head: body[..end].to_owned(),
+        tail: String::new(),
+        truncated_bytes: 0,
+    }
 }
 
 /// One record from all attempts of a test: when some attempts failed and others did not, the
@@ -506,5 +535,31 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Failed);
         let r = combine(vec![attempt(Outcome::Passed, 3)], &settings);
         assert_eq!((r.outcome, r.attempts), (Outcome::Passed, 1));
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::own_section;
+
+    #[test]
+    fn a_failing_test_keeps_only_its_own_section() {
+        let text = "running 3 tests\ntest a ... ok\ntest b ... FAILED\ntest c ... FAILED\n\n\
+                    failures:\n\n---- b stdout ----\nb panicked\n\n---- c stdout ----\nc panicked\n\n\
+                    failures:\n    b\n    c\n";
+        let output = harness::CapturedOutput {
+            head: text.to_owned(),
+            tail: String::new(),
+            truncated_bytes: 0,
+        };
+        assert_eq!(
+            own_section(output.clone(), "b").text(),
+            "---- b stdout ----\nb panicked\n\n"
+        );
+        assert_eq!(
+            own_section(output.clone(), "c").text(),
+            "---- c stdout ----\nc panicked\n\n"
+        );
+        assert_eq!(own_section(output, "zz").text(), text);
     }
 }

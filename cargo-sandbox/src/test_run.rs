@@ -242,7 +242,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
     if let Some(path) = &args.report_json {
-        reporters.push(Box::new(json::JsonReporter { path: path.clone() }));
+        reporters.push(Box::new(json::JsonReporter::new(path.clone())));
     }
     if let Some(path) = &args.junit {
         reporters.push(Box::new(junit::JunitReporter { path: path.clone() }));
@@ -284,7 +284,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         for event in receiver {
             emit(&event);
             if let Event::TestFinished(record) = event {
-                records.push(*record);
+                records.push(record.slim());
             }
         }
     });
@@ -301,9 +301,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let run = RunSummary {
         seed: run_seed,
         profile,
-        fingerprint: fingerprint
-            .and_then(|f| f.join().ok())
-            .unwrap_or_default(),
+        fingerprint: fingerprint.and_then(|f| f.join().ok()).unwrap_or_default(),
         ..RunSummary::new(
             records,
             started.elapsed().as_secs_f64() * 1000.0,

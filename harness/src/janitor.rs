@@ -56,16 +56,8 @@ impl Janitor {
 
     /// Waits until every handed-over sandbox is gone and its cgroup removed.
     pub fn drain(&self) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(thread) = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
     }

@@ -35,6 +35,14 @@ pub struct Document {
 impl Document {
     pub fn from_run(run: &RunSummary) -> Document {
         Document {
+            tests: run.records.iter().cloned().map(redact_secrets).collect(),
+            ..Document::head(run)
+        }
+    }
+
+    /// Everything but the tests.
+    fn head(run: &RunSummary) -> Document {
+        Document {
             schema_version: SCHEMA_VERSION,
             tool_version: run.tool_version.clone(),
             kernel: run.kernel.clone(),
@@ -48,7 +56,7 @@ impl Document {
             cancelled: run.cancelled,
             totals: totals(&run.records),
             outcome_digest: outcome_digest(&run.records),
-            tests: run.records.iter().cloned().map(redact_secrets).collect(),
+            tests: Vec::new(),
         }
     }
 
@@ -171,17 +179,111 @@ pub fn outcome_digest(records: &[TestRecord]) -> String {
         .collect()
 }
 
+/// Writes the report of a run. Each finished test's full record (with its spec and output) is
+/// written to an unnamed spill file as it arrives, and the report is put together from it at
+/// the end: a run's memory does not grow with what its reports hold (the runner keeps only
+/// slim records, see [`TestRecord::slim`]).
 pub struct JsonReporter {
-    pub path: PathBuf,
+    path: PathBuf,
+    spill: Option<Spill>,
+}
+
+struct Spill {
+    file: std::fs::File,
+    end: u64,
+    /// Where each test's pretty-printed record lies in the file.
+    at: std::collections::HashMap<crate::event::TestId, (u64, usize)>,
+}
+
+impl JsonReporter {
+    pub fn new(path: PathBuf) -> JsonReporter {
+        // Next to the report (same filesystem, likely the target directory); without a spill
+        // file the records are serialized from memory at the end.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_owned);
+        let spill = std::fs::create_dir_all(&dir)
+            .and_then(|()| spill_file(&dir))
+            .ok()
+            .map(|file| Spill {
+                file,
+                end: 0,
+                at: std::collections::HashMap::new(),
+            });
+        JsonReporter { path, spill }
+    }
+}
+
+/// A file without a name (`O_TMPFILE`): nothing to clean up, whatever ends the run.
+fn spill_file(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
 }
 
 impl Reporter for JsonReporter {
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
-        write(
-            &self.path,
-            &(serde_json::to_string_pretty(&Document::from_run(run))? + "\n"),
-        )
+    fn event(&mut self, event: &crate::event::Event) {
+        use std::io::Write;
+        let (Some(spill), crate::event::Event::TestFinished(record)) = (&mut self.spill, event)
+        else {
+            return;
+        };
+        let Ok(text) = serde_json::to_vec_pretty(&redact_secrets((**record).clone())) else {
+            return;
+        };
+        if spill.file.write_all(&text).is_ok() {
+            spill.at.insert(record.id.clone(), (spill.end, text.len()));
+            spill.end += text.len() as u64;
+        } else {
+            self.spill = None;
+        }
     }
+
+    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+        let Some(spill) = &mut self.spill else {
+            return write(
+                &self.path,
+                &(serde_json::to_string_pretty(&Document::from_run(run))? + "\n"),
+            );
+        };
+        let head = serde_json::to_string_pretty(&Document::head(run))?;
+        let head = head
+            .strip_suffix("[]\n}")
+            .context("the report's last field is its tests")?;
+        let mut out = std::io::BufWriter::new(create(&self.path)?);
+        use std::io::{Read, Seek, Write};
+        out.write_all(head.as_bytes())?;
+        out.write_all(b"[\n")?;
+        let mut buf = Vec::new();
+        for (i, record) in run.records.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",\n")?;
+            }
+            match spill.at.get(&record.id) {
+                Some(&(offset, len)) => {
+                    buf.resize(len, 0);
+                    spill.file.seek(std::io::SeekFrom::Start(offset))?;
+                    spill.file.read_exact(&mut buf)?;
+                    out.write_all(&buf)?;
+                }
+                None => serde_json::to_writer_pretty(&mut out, &redact_secrets(record.clone()))?,
+            }
+        }
+        out.write_all(b"\n]\n}\n")?;
+        out.flush()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+fn create(path: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes a report file, creating its directory.
