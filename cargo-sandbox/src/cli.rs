@@ -391,12 +391,23 @@ pub struct EngineArgs {
 impl EngineArgs {
     pub fn options(&self) -> harness::EngineOptions {
         harness::EngineOptions {
-            init_exe: None,
+            init_exe: sibling_init(),
             cgroup_parents: self.cgroup_parent.clone(),
             allow_degraded: self.allow_degraded,
             user_namespace: self.userns,
         }
     }
+}
+
+/// `cargo-sandbox-init` next to this binary, when it speaks this runner's protocol: a small
+/// program starts faster than this one, and a sandbox's init starts once per test. Without it
+/// this binary is its own init.
+fn sibling_init() -> Option<PathBuf> {
+    let path = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .join("cargo-sandbox-init");
+    harness::init::speaks_our_protocol(&path).then_some(path)
 }
 
 /// Caps and sandbox knobs shared by every subcommand that runs sandboxes. Unset flags leave the

@@ -710,3 +710,39 @@ fn block_io_is_measured_and_write_bandwidth_capped() {
         2 * MIB
     );
 }
+
+#[test]
+fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
+    if !privileged() {
+        return;
+    }
+    // Installed side by side (as `cargo install` does): the sandbox's PID 1 is the small init.
+    // (--privileged: with reduced capabilities the command may not look at PID 1 at all.)
+    let run = exec(&["--privileged"], &["readlink", "/proc/1/exe"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.trim().ends_with("/cargo-sandbox-init"),
+        "{}",
+        run.stderr
+    );
+    // A stale or foreign program of that name is ignored: cargo-sandbox is its own init.
+    let dir = std::path::Path::new("/var/tmp").join(token("init"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(cargo_sandbox(), dir.join("cargo-sandbox")).unwrap();
+    let fake = dir.join("cargo-sandbox-init");
+    std::fs::write(&fake, "#!/bin/sh\necho some-other-protocol\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(dir.join("cargo-sandbox"))
+        .args(["exec", "--privileged", "--", "readlink", "/proc/1/exe"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .ends_with("/cargo-sandbox"),
+        "{out:?}"
+    );
+}

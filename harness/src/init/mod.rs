@@ -23,6 +23,62 @@ use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::time::Instant;
 
+/// Asks an init program which protocol it speaks; it prints [`PROTOCOL`] and exits.
+pub const PROTOCOL_ARG: &str = "__cargo_sandbox_init_protocol__";
+
+/// What a runner and an init must agree on: the version, and a hash of the files that define
+/// the messages they exchange (so a stale init next to a rebuilt runner is never used).
+pub const PROTOCOL: &str = protocol_text();
+
+const fn protocol_text() -> &'static str {
+    // A hex digit per nibble of the hash, appended to the version at compile time.
+    const HASH: u64 = fnv1a(
+        fnv1a(
+            fnv1a(0xcbf2_9ce4_8422_2325, include_str!("../protocol.rs")),
+            include_str!("../result.rs"),
+        ),
+        include_str!("../spec.rs"),
+    );
+    const TEXT: [u8; 16] = hex(HASH);
+    // SAFETY: `hex` produces ASCII only.
+    unsafe { std::str::from_utf8_unchecked(&TEXT) }
+}
+
+const fn fnv1a(mut hash: u64, text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+const fn hex(value: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        let nibble = ((value >> (60 - 4 * i)) & 0xf) as u8;
+        out[i] = if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        };
+        i += 1;
+    }
+    out
+}
+
+/// Whether `program` is an init that speaks this runner's protocol (asked once per run).
+pub fn speaks_our_protocol(program: &std::path::Path) -> bool {
+    std::process::Command::new(program)
+        .arg(PROTOCOL_ARG)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == PROTOCOL.as_bytes())
+}
+
 /// Call first thing in `main` of any binary that runs sandboxes: when this process was started
 /// as a sandbox's init it runs the init and exits; otherwise it returns at once.
 pub fn run_if_requested() {
