@@ -395,6 +395,7 @@ impl EngineArgs {
             cgroup_parents: self.cgroup_parent.clone(),
             allow_degraded: self.allow_degraded,
             user_namespace: self.userns,
+            prepare_ahead: false,
         }
     }
 }

@@ -96,7 +96,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         }
     };
     let cancel = signals::cancel_on_signals()?;
-    let engine = Engine::new(args.limits.engine.options()).context("cannot set up sandboxes")?;
+    let engine = Engine::new(harness::EngineOptions {
+        prepare_ahead: true,
+        ..args.limits.engine.options()
+    })
+    .context("cannot set up sandboxes")?;
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -15,13 +15,20 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(500);
-    let engine = match Engine::new(EngineOptions::default()) {
+    let engine_with = |prepare_ahead| match Engine::new(EngineOptions {
+        prepare_ahead,
+        ..EngineOptions::default()
+    }) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("overhead: cannot run sandboxes here: {e}");
             std::process::exit(1);
         }
     };
+    // What `cargo sandbox test` uses (network namespaces made ahead), and what one-off
+    // sandboxes (`exec`) get.
+    let engine = engine_with(true);
+    let one_off = engine_with(false);
     let cwd = std::env::current_dir().expect("cwd");
     let env = vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
     let mut bare = SandboxSpec::new(vec!["/bin/true".to_owned()], cwd, env);
@@ -49,6 +56,7 @@ fn main() {
     let mut sandbox = Vec::with_capacity(rounds);
     let mut sandbox_caps = Vec::with_capacity(rounds);
     let mut sandbox_fs = Vec::with_capacity(rounds);
+    let mut one_off_caps = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         plain.push(time(|| {
             let status = Command::new("/bin/true").status().expect("spawn /bin/true");
@@ -57,6 +65,7 @@ fn main() {
         sandbox.push(time(|| run(&engine, &bare)));
         sandbox_caps.push(time(|| run(&engine, &capped)));
         sandbox_fs.push(time(|| run(&engine, &isolated)));
+        one_off_caps.push(time(|| run(&one_off, &capped)));
     }
     let _ = std::fs::remove_dir(&scratch);
 
@@ -74,6 +83,7 @@ fn main() {
         ("sandbox, no caps", &mut sandbox),
         ("sandbox + memory/pids/cpu", &mut sandbox_caps),
         ("+ read-only host, overlay", &mut sandbox_fs),
+        ("caps, nothing made ahead", &mut one_off_caps),
     ] {
         let m = median(samples);
         println!(

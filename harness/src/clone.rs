@@ -41,6 +41,8 @@ pub struct ChildFds {
     pub stderr: Option<RawFd>,
     pub config: RawFd,
     pub report: RawFd,
+    /// A network namespace to join instead of creating one (see [`crate::netpool`]).
+    pub netns: Option<RawFd>,
 }
 
 /// Field layout of `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
@@ -174,6 +176,11 @@ unsafe fn child(
     let mut go = 0u8;
     if libc::read(fds.config, (&mut go as *mut u8).cast(), 1) != 1 {
         libc::_exit(125);
+    }
+    if let Some(netns) = fds.netns {
+        if libc::syscall(libc::SYS_setns, netns, libc::CLONE_NEWNET) != 0 {
+            libc::_exit(125);
+        }
     }
     if user_ns && !become_root() {
         libc::_exit(125);

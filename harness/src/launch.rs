@@ -7,6 +7,7 @@ use crate::cgroup::{self, Group, RunGroup};
 use crate::clone::{self, ChildFds, InitCommand};
 use crate::error::SandboxError;
 use crate::janitor::{Exiting, Janitor};
+use crate::netpool::NetPool;
 use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
@@ -38,6 +39,8 @@ pub struct EngineOptions {
     /// Give every sandbox a user namespace whose root is this host user (`--userns`). Implied,
     /// as the runner's own user, when the runner is not root.
     pub user_namespace: Option<RootMapping>,
+    /// Many sandboxes will run (a test suite): prepare network namespaces ahead of need.
+    pub prepare_ahead: bool,
 }
 
 /// Runs sandboxes. One per runner process: it owns the run's cgroup directory, which it sweeps
@@ -57,6 +60,8 @@ pub struct Engine {
     init: InitCommand,
     /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
     janitor: Janitor,
+    /// Network namespaces made ahead (root runners without a user namespace, when asked).
+    netns: Option<NetPool>,
 }
 
 impl Drop for Engine {
@@ -114,6 +119,7 @@ impl Engine {
             user_namespace,
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
+            netns: (options.prepare_ahead && user_namespace.is_none()).then(NetPool::start),
         })
     }
 
@@ -220,6 +226,11 @@ impl Engine {
             Stdin::Inherit => None,
         };
         let out_w = output.as_ref().map(|(_, w)| w.as_raw_fd());
+        let pooled_net = self
+            .netns
+            .as_ref()
+            .filter(|_| spec.namespaces.net && spec.loopback)
+            .and_then(NetPool::take);
         let fds = ChildFds {
             stdin: stdin.as_ref().map(|f| f.as_raw_fd()),
             stdout: match spec.output {
@@ -230,6 +241,7 @@ impl Engine {
             stderr: out_w,
             config: config_r.as_raw_fd(),
             report: report_w.as_raw_fd(),
+            netns: pooled_net.as_ref().map(AsRawFd::as_raw_fd),
         };
         let user_ns = if self.user_namespace.is_some() {
             libc::CLONE_NEWUSER as u64
@@ -237,19 +249,21 @@ impl Engine {
             0
         };
         let into_cgroup = group.and_then(Group::clone_target);
-        let (pid, pidfd, placed) = clone::spawn(
-            &self.init,
-            &fds,
-            namespace_flags(spec) | user_ns,
-            into_cgroup,
-        )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-                SandboxError::Namespaces(e)
-            }
-            _ => SandboxError::io("starting the sandbox init", e),
-        })?;
-        drop((config_r, report_w, stdin));
+        let mut ns_flags = namespace_flags(spec) | user_ns;
+        if pooled_net.is_some() {
+            ns_flags &= !(libc::CLONE_NEWNET as u64);
+        }
+        let (pid, pidfd, placed) =
+            clone::spawn(&self.init, &fds, ns_flags, into_cgroup).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC)
+                    | Some(libc::EUSERS) => SandboxError::Namespaces(e),
+                    _ => SandboxError::io("starting the sandbox init", e),
+                }
+            })?;
+        // The pooled namespace (if any) lives on in the child alone.
+        let joined_pooled_net = pooled_net.is_some();
+        drop((config_r, report_w, stdin, pooled_net));
         let output_r = output.map(|(r, w)| {
             drop(w);
             r
@@ -284,7 +298,8 @@ impl Engine {
                 tmp_size_bytes: spec.tmp_size_bytes,
                 filesystem: spec.filesystem.clone(),
             }),
-            loopback: spec.namespaces.net && spec.loopback,
+            // A pooled namespace comes with `lo` up.
+            loopback: spec.namespaces.net && spec.loopback && !joined_pooled_net,
             make_dirs: spec.make_dirs.clone(),
             reachable: spec.reachable.clone(),
             new_cgroup_ns: spec.namespaces.cgroup,

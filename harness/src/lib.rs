@@ -31,6 +31,7 @@ mod janitor;
 mod launch;
 #[cfg(feature = "libtest")]
 pub mod libtest;
+mod netpool;
 mod netstat;
 mod oom;
 mod protocol;

@@ -6,10 +6,16 @@ use std::path::Path;
 const PREFIX: &str = "cargo-sandbox.";
 
 /// `cargo-sandbox.<pid>.<start time>`: PID plus start time (clock ticks since boot) names one
-/// process for the machine's lifetime, even when PIDs are reused.
+/// process for the machine's lifetime, even when PIDs are reused. A process's second and later
+/// engines add `.<n>`.
 pub fn run_dir_name() -> String {
+    static ENGINES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let pid = std::process::id() as i32;
-    format!("{PREFIX}{pid}.{}", start_time(pid).unwrap_or(0))
+    let name = format!("{PREFIX}{pid}.{}", start_time(pid).unwrap_or(0));
+    match ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => name,
+        n => format!("{name}.{n}"),
+    }
 }
 
 /// Removes run directories in `parent` whose owning process no longer exists.
@@ -29,7 +35,8 @@ pub fn sweep_stale(parent: &Path) {
 }
 
 fn owner_alive(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once('.') else {
+    let mut parts = owner.split('.');
+    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
         return false;
     };
     match (pid.parse::<i32>(), start.parse::<u64>()) {

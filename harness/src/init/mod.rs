@@ -10,7 +10,7 @@ mod census;
 mod changes;
 mod confine;
 mod mounts;
-mod net;
+pub(crate) mod net;
 
 use crate::protocol::{InitConfig, InitReport, MountConfig, CONFIG_FD, INIT_ARG, REPORT_FD};
 use crate::result::Exit;

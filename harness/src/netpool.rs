@@ -1,0 +1,121 @@
+//! Network namespaces made ahead of need. Creating one (and its `lo`) costs the better part of a
+//! millisecond of kernel work under global locks; a background thread makes a few while tests
+//! run, and each sandbox joins a fresh one with `setns` instead of creating it in `clone`. Each
+//! namespace is used once: a sandbox still never shares a network with anything.
+//!
+//! Only for root runners without a user namespace: joining a namespace owned by the host's user
+//! namespace needs CAP_SYS_ADMIN there, which a sandbox in its own user namespace lacks.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// How many namespaces wait ready: enough for a burst of starts on a few cores.
+const READY: usize = 4;
+
+#[derive(Debug)]
+pub struct NetPool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    ready: Mutex<Vec<OwnedFd>>,
+    wanted: Condvar,
+    stop: AtomicBool,
+}
+
+impl NetPool {
+    pub fn start() -> NetPool {
+        let shared = Arc::new(Shared::default());
+        let filler = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-netns".to_owned())
+            .spawn(move || fill(&filler))
+            .ok();
+        NetPool {
+            shared,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// A fresh namespace with `lo` up, when one is ready (the caller creates its own otherwise).
+    pub fn take(&self) -> Option<OwnedFd> {
+        let taken = self
+            .shared
+            .ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        self.shared.wanted.notify_one();
+        taken
+    }
+}
+
+impl Drop for NetPool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wanted.notify_one();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn fill(shared: &Shared) {
+    let Ok(home) = open("/proc/thread-self/ns/net") else {
+        return;
+    };
+    loop {
+        {
+            let ready = shared.ready.lock().unwrap_or_else(|e| e.into_inner());
+            let ready = shared
+                .wanted
+                .wait_while(ready, |r| {
+                    r.len() >= READY && !shared.stop.load(Ordering::SeqCst)
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            drop(ready);
+        }
+        match make(&home) {
+            Ok(ns) => shared
+                .ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ns),
+            // Sandboxes then create their own, as without a pool.
+            Err(_) => return,
+        }
+    }
+}
+
+/// A new namespace with `lo` up; this thread returns to `home` afterwards.
+fn make(home: &OwnedFd) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: unshare and setns change only this thread's network namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let made = crate::init::net::loopback_up().and_then(|()| open("/proc/thread-self/ns/net"));
+    // SAFETY: as above.
+    if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    made.and_then(crate::clone::high_fd)
+}
+
+fn open(path: &str) -> std::io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(path)?;
+    // SAFETY: plain open(2); the descriptor is owned below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
