@@ -4,9 +4,11 @@
 //! cgroup, which must wait for that exit. Neither changes the result, so a runner hands them to
 //! one background thread and starts the next sandbox at once.
 
-use crate::cgroup::Group;
+use crate::cgroup::{Group, RunGroup};
+use crate::spec::Limits;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,6 +18,8 @@ pub struct Exiting {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub group: Option<Group>,
+    /// Make a spare cgroup with these caps for the next sandbox, once this one is removed.
+    pub refill: Option<(Arc<RunGroup>, Limits)>,
 }
 
 /// How long an init may take to exit after reporting before it is killed.
@@ -84,5 +88,8 @@ fn finish(exiting: Exiting) {
     // start if even that fails.
     if let Some(group) = exiting.group {
         let _ = group.remove();
+    }
+    if let Some((run, limits)) = exiting.refill {
+        run.make_spare(&limits);
     }
 }

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long, after the init is gone, output pipes may take to close before we stop reading.
@@ -50,7 +51,7 @@ pub struct EngineOptions {
 #[derive(Debug)]
 pub struct Engine {
     /// `None` when running degraded, without cgroups.
-    cgroups: Option<RunGroup>,
+    cgroups: Option<Arc<RunGroup>>,
     /// Why cgroups are missing, when they are.
     degraded: Option<String>,
     /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
@@ -60,6 +61,8 @@ pub struct Engine {
     init: InitCommand,
     /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
     janitor: Janitor,
+    /// Many sandboxes will run: cgroups are made ahead (and network namespaces, see `netns`).
+    prepare_ahead: bool,
     /// Network namespaces made ahead (root runners without a user namespace, when asked).
     netns: Option<NetPool>,
 }
@@ -102,7 +105,7 @@ impl Engine {
         }
         .and_then(|layout| RunGroup::create(&layout));
         let (cgroups, degraded) = match cgroups {
-            Ok(cgroups) => (Some(cgroups), None),
+            Ok(cgroups) => (Some(Arc::new(cgroups)), None),
             Err(e) if options.allow_degraded => (None, Some(e.to_string())),
             Err(e) if rootless => return Err(SandboxError::RootlessCgroups(Box::new(e))),
             Err(e) => return Err(e),
@@ -119,13 +122,14 @@ impl Engine {
             user_namespace,
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
+            prepare_ahead: options.prepare_ahead,
             netns: (options.prepare_ahead && user_namespace.is_none()).then(NetPool::start),
         })
     }
 
     /// `v1`, `v2`, or `none` when running degraded.
     pub fn cgroup_version(&self) -> &'static str {
-        self.cgroups.as_ref().map_or("none", RunGroup::version)
+        self.cgroups.as_deref().map_or("none", RunGroup::version)
     }
 
     /// Whether sandboxes get a user namespace (the runner is not root).
@@ -143,7 +147,7 @@ impl Engine {
                 .is_some_and(|c| c.swap_disabled(&spec.limits)),
             self.user_namespace,
             self.cgroups
-                .as_ref()
+                .as_deref()
                 .is_some_and(RunGroup::enforces_devices),
             self.degraded.as_deref(),
         )
@@ -184,6 +188,11 @@ impl Engine {
                 pid: w.pid,
                 pidfd: w.pidfd,
                 group,
+                refill: self
+                    .cgroups
+                    .clone()
+                    .filter(|_| self.prepare_ahead)
+                    .map(|run| (run, spec.limits)),
             }),
             // A failed removal is retried when the run directory is dropped, and swept at the
             // next start if even that fails: it never hides the result.

@@ -88,7 +88,13 @@ pub struct RunGroup {
     backend: RunBackend,
     next: AtomicU64,
     machine_has_swap: bool,
+    /// Groups made ahead (by the janitor, off the critical path), taken by the next sandbox
+    /// with the same caps.
+    spares: std::sync::Mutex<Vec<Group>>,
 }
+
+/// Most groups kept made ahead.
+const MAX_SPARES: usize = 4;
 
 #[derive(Debug)]
 enum RunBackend {
@@ -110,6 +116,7 @@ impl RunGroup {
             backend,
             next: AtomicU64::new(0),
             machine_has_swap: machine_has_swap(),
+            spares: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -146,8 +153,32 @@ impl RunGroup {
         }
     }
 
-    /// Creates one sandbox's cgroup with its caps applied.
+    /// One sandbox's cgroup with its caps applied: a spare made ahead when there is one.
     pub fn new_group(&self, limits: &Limits) -> Result<Group, SandboxError> {
+        let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = spares.iter().position(|g| g.limits == *limits) {
+            return Ok(spares.swap_remove(i));
+        }
+        drop(spares);
+        self.make_group(limits)
+    }
+
+    /// Makes a spare group for the next sandbox with these caps (failures are left to that
+    /// sandbox, which then makes its own and reports why it could not).
+    pub fn make_spare(&self, limits: &Limits) {
+        let full = self.spares.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_SPARES;
+        if full {
+            return;
+        }
+        if let Ok(group) = self.make_group(limits) {
+            self.spares
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(group);
+        }
+    }
+
+    fn make_group(&self, limits: &Limits) -> Result<Group, SandboxError> {
         let name = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
         let backend = match &self.backend {
             RunBackend::V1(dirs) => GroupBackend::V1(dirs.new_group(&name, limits)?),
@@ -164,6 +195,10 @@ impl RunGroup {
 
 impl Drop for RunGroup {
     fn drop(&mut self) {
+        self.spares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         match &self.backend {
             RunBackend::V1(dirs) => dirs.remove(),
             RunBackend::V2(dir) => dir.remove(),
