@@ -127,6 +127,57 @@ fn build_command(args: &CargoArgs) -> Command {
 }
 
 pub fn build(args: &CargoArgs) -> anyhow::Result<Build> {
+    // `cargo metadata --no-deps` neither builds nor resolves dependencies: it runs while cargo
+    // builds, instead of after.
+    let mut metadata = MetadataCommand::new();
+    metadata.cargo_path(cargo()).no_deps();
+    if let Some(path) = &args.manifest_path {
+        metadata.manifest_path(path);
+    }
+    let metadata = std::thread::spawn(move || metadata.exec());
+    let built = build_tests(args);
+    let metadata = metadata
+        .join()
+        .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
+    let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
+    let metadata = metadata.context("running `cargo metadata`")?;
+    let packages: BTreeMap<PackageId, Package> = metadata
+        .packages
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
+    for binary in &mut binaries {
+        let Some(package) = packages.get(&binary.package_id) else {
+            bail!(
+                "cargo built a test of a package `cargo metadata` does not list: {}",
+                binary.package_id
+            );
+        };
+        binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
+    }
+    binaries.sort_by(|a, b| a.id.cmp(&b.id));
+    binaries.dedup_by(|a, b| a.id == b.id);
+    Ok(Build {
+        binaries,
+        packages,
+        bin_exes,
+        build_scripts,
+        target_dir: metadata.target_directory.into(),
+        workspace_root: metadata.workspace_root.into(),
+        deps_dirs,
+    })
+}
+
+/// What `cargo test --no-run` built: test binaries (ids still empty), the packages' binaries,
+/// build script outputs, and the directories holding them.
+type Built = (
+    Vec<TestBinary>,
+    BTreeMap<PackageId, Vec<(String, PathBuf)>>,
+    BTreeMap<PackageId, BuildScriptOutput>,
+    Vec<PathBuf>,
+);
+
+fn build_tests(args: &CargoArgs) -> anyhow::Result<Built> {
     let mut cmd = build_command(args);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -193,38 +244,7 @@ pub fn build(args: &CargoArgs) -> anyhow::Result<Build> {
     if !status.success() {
         return Err(BuildFailed(status.code().unwrap_or(101)).into());
     }
-
-    let mut metadata = MetadataCommand::new();
-    metadata.cargo_path(cargo()).no_deps();
-    if let Some(path) = &args.manifest_path {
-        metadata.manifest_path(path);
-    }
-    let metadata = metadata.exec().context("running `cargo metadata`")?;
-    let packages: BTreeMap<PackageId, Package> = metadata
-        .packages
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect();
-    for binary in &mut binaries {
-        let Some(package) = packages.get(&binary.package_id) else {
-            bail!(
-                "cargo built a test of a package `cargo metadata` does not list: {}",
-                binary.package_id
-            );
-        };
-        binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
-    }
-    binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    binaries.dedup_by(|a, b| a.id == b.id);
-    Ok(Build {
-        binaries,
-        packages,
-        bin_exes,
-        build_scripts,
-        target_dir: metadata.target_directory.into(),
-        workspace_root: metadata.workspace_root.into(),
-        deps_dirs,
-    })
+    Ok((binaries, bin_exes, build_scripts, deps_dirs))
 }
 
 fn binary_kind(kinds: &[TargetKind]) -> BinaryKind {
