@@ -145,17 +145,20 @@ impl RunDirs {
     pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
         let run = &self.0;
         let wanted = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.join(name));
-        let group = Group(Dirs {
-            memory: run.memory.join(name),
-            pids: run.pids.join(name),
-            cpuacct: run.cpuacct.join(name),
-            cpu: wanted(&run.cpu).filter(|_| limits.cpu_millis.is_some()),
-            blkio: wanted(&run.blkio),
-            devices: wanted(&run.devices),
-        });
+        let group = Group {
+            own: Dirs {
+                memory: run.memory.join(name),
+                pids: run.pids.join(name),
+                cpuacct: run.cpuacct.join(name),
+                cpu: wanted(&run.cpu).filter(|_| limits.cpu_millis.is_some()),
+                blkio: wanted(&run.blkio),
+                devices: None,
+            },
+            devices: run.devices.clone(),
+        };
         // Whatever was made is removed again if a later step fails.
         let made = group
-            .0
+            .own
             .iter()
             .try_for_each(|dir| fs::mkdir(dir))
             .and_then(|()| group.apply(limits));
@@ -173,8 +176,8 @@ impl RunDirs {
     }
 }
 
-/// Sets the device allowlist on the run directory: every sandbox cgroup created below it starts
-/// with a copy (v1 copies a parent's exceptions into a new child), so sandboxes cost nothing.
+/// Sets the device allowlist on the run directory, which holds every sandbox of the run (see
+/// [`Group`]).
 fn deny_all_but_allowlist(dir: &Path) -> Result<(), SandboxError> {
     fs::write(&dir.join(DEVICES_DENY), "a")?;
     crate::devices::v1_allow_rules()
@@ -183,11 +186,18 @@ fn deny_all_but_allowlist(dir: &Path) -> Result<(), SandboxError> {
 }
 
 #[derive(Debug)]
-pub struct Group(Dirs);
+pub struct Group {
+    /// This sandbox's own directories, made and removed with it.
+    own: Dirs,
+    /// The run directory in the devices hierarchy, which every sandbox of the run shares: the
+    /// allowlist is the same for all and the controller counts nothing, so a directory per
+    /// sandbox would only cost a mkdir and an rmdir each.
+    devices: Option<PathBuf>,
+}
 
 impl Group {
     fn apply(&self, limits: &Limits) -> Result<(), SandboxError> {
-        let dirs = &self.0;
+        let dirs = &self.own;
         if let Some(bytes) = limits.memory_bytes {
             fs::write(&dirs.memory.join(MEMORY_LIMIT), &bytes.to_string())?;
             // memsw = memory means "no swap on top": the cap is real memory.
@@ -221,8 +231,9 @@ impl Group {
         Ok(())
     }
 
+    /// Every directory the sandbox's processes belong in, its own and the shared one.
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        self.0.iter()
+        self.own.iter().chain(self.devices.as_ref())
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
@@ -232,7 +243,7 @@ impl Group {
     }
 
     pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
-        let dirs = &self.0;
+        let dirs = &self.own;
         let (cpu_user_us, cpu_system_us) = self.cpu_split_us();
         let cpu_stat = |key| {
             dirs.cpu
@@ -270,7 +281,7 @@ impl Group {
     /// `cpuacct.usage` is exact (scheduler runtime) but the user/system split files are
     /// tick-sampled (4 ms steps here): split the exact total by the sampled ratio.
     fn cpu_split_us(&self) -> (u64, u64) {
-        let cpuacct = &self.0.cpuacct;
+        let cpuacct = &self.own.cpuacct;
         let total = fs::read_u64(&cpuacct.join(CPU_TOTAL_NS)).unwrap_or(0);
         let user = fs::read_u64(&cpuacct.join(CPU_USER_NS)).unwrap_or(0);
         let system = fs::read_u64(&cpuacct.join(CPU_SYS_NS)).unwrap_or(0);
@@ -283,16 +294,16 @@ impl Group {
     }
 
     pub fn memory_dir(&self) -> &Path {
-        &self.0.memory
+        &self.own.memory
     }
 
     pub fn kill(&self) {
-        fs::kill_procs(&self.0.pids);
+        fs::kill_procs(&self.own.pids);
     }
 
     pub fn remove(&self) -> Result<(), SandboxError> {
         let mut first_error = None;
-        for dir in self.dirs() {
+        for dir in self.own.iter() {
             if let Err(e) = fs::remove_dir(dir) {
                 first_error.get_or_insert(e);
             }
