@@ -337,6 +337,11 @@ fn random_seed() -> u64 {
 
 /// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
 /// pseudo-test named `<listing>`.
+/// The shell that runs a binary's two listings in one sandbox.
+const SHELL: &str = "/bin/sh";
+/// Printed between them; no test name contains it.
+const LISTING_SEPARATOR: &str = "@@ cargo-sandbox: ignored tests follow @@";
+
 fn list_binary(
     engine: &Engine,
     ctx: &BinaryContext,
@@ -347,16 +352,7 @@ fn list_binary(
     let mut settings = settings.clone();
     settings.timeout =
         crate::config::Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
-    let run = |extra: &[&str]| -> Result<String, Box<TestRecord>> {
-        let argv = [
-            ctx.binary.path.display().to_string(),
-            "--list".into(),
-            "--format".into(),
-            "terse".into(),
-        ]
-        .into_iter()
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
+    let run = |argv: Vec<String>| -> Result<String, Box<TestRecord>> {
         let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
         // sandbox-harness binaries then print the limits their trials declare.
         spec.env
@@ -384,8 +380,39 @@ fn list_binary(
             })),
         }
     };
-    let listing = run(&[])?;
-    let ignored = list::parse_terse(&run(&["--ignored"])?);
+    let binary = ctx.binary.path.display().to_string();
+    let list = |extra: &[&str]| -> Vec<String> {
+        [binary.as_str(), "--list", "--format", "terse"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // Both listings in one sandbox when there is a shell to run them one after the other. When
+    // that fails, each runs on its own, so a failure is reported as the binary's own.
+    let both = Path::new(SHELL)
+        .exists()
+        .then(|| {
+            run(vec![
+                SHELL.to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "\"$0\" --list --format terse && echo '{LISTING_SEPARATOR}' && \
+                     exec \"$0\" --list --format terse --ignored"
+                ),
+                binary.clone(),
+            ])
+            .ok()
+        })
+        .flatten();
+    let (listing, ignored) = match both
+        .as_deref()
+        .and_then(|b| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
+    {
+        Some((all, ignored)) => (format!("{all}\n"), ignored.to_owned()),
+        None => (run(list(&[]))?, run(list(&["--ignored"]))?),
+    };
+    let ignored = list::parse_terse(&ignored);
     let mut tests = list::combine(list::parse_terse(&listing), &ignored);
     for (name, limits) in list::parse_declared_limits(&listing) {
         if let Some(test) = tests.iter_mut().find(|t| t.name == name) {

@@ -422,3 +422,37 @@ fn keep_writes_keeps_each_sandboxs_changes_for_inspection() {
     );
     let _ = std::fs::remove_dir_all(&keep);
 }
+
+#[test]
+fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
+    if !privileged() {
+        return;
+    }
+    // A test binary (harness = false) that aborts whenever it runs, listing included: its
+    // listing runs in a sandbox like everything else, and the report says how it ended.
+    let dir = bin_dir().join("e2e-crashing-lister");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"crasher\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n\
+         [[test]]\nname = \"crashes\"\nharness = false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tests/crashes.rs"),
+        "fn main() { std::process::abort(); }\n",
+    )
+    .unwrap();
+    let run = sandbox_test(&dir.join("Cargo.toml"), &[]);
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let tests = run.report["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{}", run.report);
+    assert_eq!(tests[0]["name"], "<listing>");
+    assert_eq!(tests[0]["outcome"], "signal:SIGABRT", "{}", tests[0]);
+    assert_eq!(
+        tests[0]["error"], "listing the binary's tests failed",
+        "{}",
+        tests[0]
+    );
+}
