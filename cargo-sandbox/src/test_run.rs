@@ -335,13 +335,13 @@ fn random_seed() -> u64 {
     schedule::splitmix64(nanos ^ u64::from(std::process::id()))
 }
 
-/// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
-/// pseudo-test named `<listing>`.
 /// The shell that runs a binary's two listings in one sandbox.
 const SHELL: &str = "/bin/sh";
 /// Printed between them; no test name contains it.
 const LISTING_SEPARATOR: &str = "@@ cargo-sandbox: ignored tests follow @@";
 
+/// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
+/// pseudo-test named `<listing>`.
 fn list_binary(
     engine: &Engine,
     ctx: &BinaryContext,
@@ -352,7 +352,8 @@ fn list_binary(
     let mut settings = settings.clone();
     settings.timeout =
         crate::config::Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
-    let run = |argv: Vec<String>| -> Result<String, Box<TestRecord>> {
+    // The listing's text, and whether all of it was kept.
+    let run = |argv: Vec<String>| -> Result<(String, bool), Box<TestRecord>> {
         let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
         // sandbox-harness binaries then print the limits their trials declare.
         spec.env
@@ -363,9 +364,10 @@ fn list_binary(
             name: "<listing>".to_owned(),
         };
         match engine.run(&spec, None) {
-            Ok(result) if result.exit == Exit::Code(0) => {
-                Ok(result.output.map(|o| o.text()).unwrap_or_default())
-            }
+            Ok(result) if result.exit == Exit::Code(0) => Ok(result
+                .output
+                .map(|o| (o.text(), o.truncated_bytes == 0))
+                .unwrap_or_default()),
             Ok(result) => {
                 let outcome = classify(&result, true, settings.policies());
                 Err(Box::new(TestRecord {
@@ -406,11 +408,12 @@ fn list_binary(
         })
         .flatten();
     let (listing, ignored) = match both
-        .as_deref()
-        .and_then(|b| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
+        .as_ref()
+        .filter(|(_, whole)| *whole)
+        .and_then(|(b, _)| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
     {
         Some((all, ignored)) => (format!("{all}\n"), ignored.to_owned()),
-        None => (run(list(&[]))?, run(list(&["--ignored"]))?),
+        None => (run(list(&[]))?.0, run(list(&["--ignored"]))?.0),
     };
     let ignored = list::parse_terse(&ignored);
     let mut tests = list::combine(list::parse_terse(&listing), &ignored);

@@ -77,6 +77,8 @@ pub fn spawn(
     into_cgroup: Option<RawFd>,
 ) -> io::Result<(i32, OwnedFd, bool)> {
     let mut pidfd: RawFd = -1;
+    // Asked before cloning: the child makes raw syscalls only.
+    let runner_is_root = nix::unistd::geteuid().is_root();
     let mut empty_mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set it is given.
     unsafe { libc::sigemptyset(empty_mask.as_mut_ptr()) };
@@ -144,6 +146,7 @@ pub fn spawn(
                 fds,
                 &empty_mask,
                 ns_flags & libc::CLONE_NEWUSER as u64 != 0,
+                runner_is_root,
             )
         },
         pid => {
@@ -160,6 +163,7 @@ unsafe fn child(
     fds: &ChildFds,
     empty_mask: &libc::sigset_t,
     user_ns: bool,
+    runner_is_root: bool,
 ) -> ! {
     // Die with the runner (the thread that cloned us): a runner killed with SIGKILL takes its
     // sandboxes along, since PID 1's death kills its whole PID namespace.
@@ -182,8 +186,18 @@ unsafe fn child(
             libc::_exit(125);
         }
     }
-    if user_ns && !become_root() {
-        libc::_exit(125);
+    if user_ns {
+        if !become_root(runner_is_root) {
+            libc::_exit(125);
+        }
+        // Changing ids clears the parent-death signal: set it again.
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
     let moves = [
         (fds.stdin, 0),
@@ -213,14 +227,14 @@ unsafe fn child(
 /// runner's other threads (that do not exist here). A root runner's supplementary groups
 /// (host group 0...) are dropped too; an unprivileged runner's cannot be (`setgroups` is
 /// denied in its namespaces) and are its own anyway.
-unsafe fn become_root() -> bool {
+unsafe fn become_root(runner_is_root: bool) -> bool {
     let ok = |ret: libc::c_long| ret == 0;
     ok(libc::syscall(libc::SYS_setresgid, 0, 0, 0))
         && (ok(libc::syscall(
             libc::SYS_setgroups,
             0,
             std::ptr::null::<libc::gid_t>(),
-        )) || *libc::__errno_location() == libc::EPERM)
+        )) || (!runner_is_root && *libc::__errno_location() == libc::EPERM))
         && ok(libc::syscall(libc::SYS_setresuid, 0, 0, 0))
 }
 

@@ -48,6 +48,13 @@ pub enum SandboxError {
     #[error("the sandbox init failed while {stage}: {message}")]
     Init { stage: String, message: String },
 
+    #[error(
+        "the sandbox init died before reporting ({0}); with --userns, root in the sandbox is an \
+         unprivileged host user, who must be able to read and run the init program and the \
+         test binaries (not under /root, for example)"
+    )]
+    InitDiedInUserNamespace(String),
+
     #[error("the sandbox init died before reporting ({0})")]
     InitDied(String),
 

@@ -69,9 +69,12 @@ impl Janitor {
 
 fn finish(exiting: Exiting) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(exiting.pidfd.as_fd(), PollFlags::POLLIN)];
     let limit = PollTimeout::try_from(EXIT_LIMIT.as_millis() as i32).unwrap_or(PollTimeout::MAX);
-    if !matches!(poll(&mut fds, limit), Ok(n) if n > 0) {
+    let exited = || {
+        let mut fds = [PollFd::new(exiting.pidfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, limit), Ok(n) if n > 0)
+    };
+    if !exited() {
         // SAFETY: pidfd_send_signal on our own child's pidfd.
         unsafe {
             libc::syscall(
@@ -82,6 +85,11 @@ fn finish(exiting: Exiting) {
                 0,
             )
         };
+    }
+    // Even SIGKILL waits for a process stuck in the kernel: then it is left, and its cgroup
+    // with it (swept at the next start), rather than hanging the runner's exit.
+    if !exited() {
+        return;
     }
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(exiting.pid), None);
     // A failed removal is retried when the run directory is dropped, and swept at the next

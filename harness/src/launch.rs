@@ -202,7 +202,18 @@ impl Engine {
                 }
             }
         }
-        let mut result = outcome.into_result(&spec.argv[0], usage, protections, started)?;
+        let mut result = outcome
+            .into_result(&spec.argv[0], usage, protections, started)
+            .map_err(|e| match e {
+                // A root runner's --userns: the usual cause is a path the mapped user may not
+                // read.
+                SandboxError::InitDied(status)
+                    if self.user_namespace.is_some() && !self.rootless =>
+                {
+                    SandboxError::InitDiedInUserNamespace(status)
+                }
+                e => e,
+            })?;
         result.oom_victims = oom_victims;
         Ok(result)
     }

@@ -56,7 +56,12 @@ impl NetPool {
 
 impl Drop for NetPool {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
+        // Under the lock the filler checks it with, so the wake-up cannot fall between its
+        // check and its wait.
+        {
+            let _ready = self.shared.ready.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.stop.store(true, Ordering::SeqCst);
+        }
         self.shared.wanted.notify_one();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();

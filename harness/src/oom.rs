@@ -2,7 +2,9 @@
 //! name them; the kernel log does, in one `oom-kill:` line per kill that carries the memory
 //! cgroup's path and the victim's name. Read only after a sandbox had an OOM kill, and only
 //! where the runner may read `/dev/kmsg` (root, or `kernel.dmesg_restrict = 0`): elsewhere the
-//! list stays empty, which reports show as "unknown", never as "none".
+//! list stays empty, which reports show as "unknown", never as "none". The list can be shorter
+//! than the kill count: the kernel rate-limits these lines (10 per 5 s) and prints none for
+//! the rest of a group killed together (`memory.oom.group`).
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -64,11 +66,12 @@ fn victim_in(record: &str, cgroup_suffix: &str) -> Option<String> {
             .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
     };
     let memcg = field("task_memcg")?;
-    memcg
-        .ends_with(cgroup_suffix)
-        .then(|| field("task"))
-        .flatten()
-        .map(str::to_owned)
+    if !memcg.ends_with(cgroup_suffix) {
+        return None;
+    }
+    // The name may itself hold commas: it runs from `task=` to the `,pid=` that follows it.
+    let name = fields.split_once(",task=")?.1;
+    Some(name[..name.rfind(",pid=")?].to_owned())
 }
 
 #[cfg(test)]
@@ -90,5 +93,8 @@ mod tests {
             victim_in("6,1,2,-;Out of memory: Killed process 77", "/s5"),
             None
         );
+        let comma = "6,1,2,-;oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/c/s5,\
+                     task_memcg=/c/s5,task=a,b,pid=9,uid=0";
+        assert_eq!(victim_in(comma, "/s5").as_deref(), Some("a,b"));
     }
 }

@@ -186,6 +186,9 @@ pub fn outcome_digest(records: &[TestRecord]) -> String {
 pub struct JsonReporter {
     path: PathBuf,
     spill: Option<Spill>,
+    /// Why the spill file stopped taking records; the report is then not written (it would
+    /// lack their specs and output).
+    failed: Option<std::io::Error>,
 }
 
 struct Spill {
@@ -211,18 +214,36 @@ impl JsonReporter {
                 end: 0,
                 at: std::collections::HashMap::new(),
             });
-        JsonReporter { path, spill }
+        JsonReporter {
+            path,
+            spill,
+            failed: None,
+        }
     }
 }
 
-/// A file without a name (`O_TMPFILE`): nothing to clean up, whatever ends the run.
+/// A file without a name (`O_TMPFILE`): nothing to clean up, whatever ends the run. Where the
+/// filesystem has no `O_TMPFILE` (NFS, 9p...), a named file removed as soon as it is open.
 fn spill_file(dir: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let unnamed = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_TMPFILE)
-        .open(dir)
+        .open(dir);
+    unnamed.or_else(|_| {
+        let path = dir.join(format!(
+            ".cargo-sandbox-report-{}.spill",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(file)
+    })
 }
 
 impl Reporter for JsonReporter {
@@ -235,15 +256,25 @@ impl Reporter for JsonReporter {
         let Ok(text) = serde_json::to_vec_pretty(&redact_secrets((**record).clone())) else {
             return;
         };
-        if spill.file.write_all(&text).is_ok() {
-            spill.at.insert(record.id.clone(), (spill.end, text.len()));
-            spill.end += text.len() as u64;
-        } else {
-            self.spill = None;
+        if self.failed.is_some() {
+            return;
+        }
+        match spill.file.write_all(&text) {
+            Ok(()) => {
+                spill.at.insert(record.id.clone(), (spill.end, text.len()));
+                spill.end += text.len() as u64;
+            }
+            Err(e) => self.failed = Some(e),
         }
     }
 
     fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+        if let Some(e) = &self.failed {
+            anyhow::bail!(
+                "{} was not written: keeping the tests' records aside for it failed: {e}",
+                self.path.display()
+            );
+        }
         let Some(spill) = &mut self.spill else {
             return write(
                 &self.path,

@@ -166,15 +166,18 @@ impl RunGroup {
     /// Makes a spare group for the next sandbox with these caps (failures are left to that
     /// sandbox, which then makes its own and reports why it could not).
     pub fn make_spare(&self, limits: &Limits) {
-        let full = self.spares.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_SPARES;
-        if full {
+        let spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.iter().filter(|g| g.limits == *limits).count() >= MAX_SPARES {
             return;
         }
+        drop(spares);
         if let Ok(group) = self.make_group(limits) {
-            self.spares
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(group);
+            let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+            // Spares for caps nobody asks for any more make room (the oldest goes).
+            if spares.len() >= MAX_SPARES {
+                spares.remove(0);
+            }
+            spares.push(group);
         }
     }
 

@@ -25,8 +25,9 @@ const CPU_SYS_NS: &str = "cpuacct.usage_sys";
 const IO_SERVICE_BYTES: &str = "blkio.throttle.io_service_bytes";
 const IO_WRITE_BPS: &str = "blkio.throttle.write_bps_device";
 const IO_READ_BPS: &str = "blkio.throttle.read_bps_device";
-/// 4 EiB/s: a rule that never throttles.
-const UNREACHABLE_BPS: u64 = 1 << 62;
+/// 1 TiB/s: a rule that never throttles, small enough that kernels before 6.0 (which multiply it
+/// by elapsed jiffies in 64 bits) do not overflow.
+const UNREACHABLE_BPS: u64 = 1 << 40;
 const DEVICES_DENY: &str = "devices.deny";
 const DEVICES_ALLOW: &str = "devices.allow";
 const PERIOD_US: u64 = 100_000;
@@ -43,8 +44,11 @@ struct Dirs {
 }
 
 impl Dirs {
+    /// Each directory once: one hierarchy may carry several controllers (`cpu,cpuacct` is the
+    /// usual v1 mount), and then they share a directory.
     fn iter(&self) -> impl Iterator<Item = &PathBuf> {
-        [Some(&self.memory), Some(&self.pids), Some(&self.cpuacct)]
+        let mut dirs: Vec<&PathBuf> = Vec::with_capacity(6);
+        for dir in [Some(&self.memory), Some(&self.pids), Some(&self.cpuacct)]
             .into_iter()
             .chain([
                 self.cpu.as_ref(),
@@ -52,6 +56,12 @@ impl Dirs {
                 self.devices.as_ref(),
             ])
             .flatten()
+        {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs.into_iter()
     }
 }
 
@@ -71,25 +81,39 @@ impl RunDirs {
         else {
             unreachable!("v1 run dirs from a v2 layout")
         };
-        let mut made = Vec::new();
-        let mut make = |own: &Path| -> Result<PathBuf, SandboxError> {
-            sweep::sweep_stale(own);
+        let mut made: Vec<PathBuf> = Vec::new();
+        // A required controller's directory failing removes what was made; an optional one's
+        // only goes without (IO not measured, the minimal /dev as device policy: reports say so).
+        // A hierarchy carrying several controllers gets its directory once.
+        let mut make = |own: &Path, required: bool| -> Result<Option<PathBuf>, SandboxError> {
             let dir = own.join(name);
-            if let Err(e) = fs::mkdir(&dir) {
-                made.iter().for_each(|d: &PathBuf| drop(fs::remove_tree(d)));
-                return Err(e);
+            if made.contains(&dir) {
+                return Ok(Some(dir));
             }
-            made.push(dir.clone());
-            Ok(dir)
+            sweep::sweep_stale(own);
+            match fs::mkdir(&dir) {
+                Ok(()) => {
+                    made.push(dir.clone());
+                    Ok(Some(dir))
+                }
+                Err(e) if required => {
+                    made.iter().for_each(|d| drop(fs::remove_tree(d)));
+                    Err(e)
+                }
+                Err(_) => Ok(None),
+            }
         };
-        let memory = make(memory)?;
-        let pids = make(pids)?;
-        let cpuacct = make(cpuacct)?;
-        let cpu = cpu.as_deref().map(&mut make).transpose()?;
-        // Optional: without them IO is not measured and the device policy is the minimal /dev
-        // (which reports say); a runner without root cannot write a device allowlist anyway.
-        let mut optional = |own: &Option<PathBuf>| own.as_deref().and_then(|d| make(d).ok());
+        let mut required = |own: &Path| -> Result<PathBuf, SandboxError> {
+            make(own, true).map(|dir| dir.unwrap_or_default())
+        };
+        let memory = required(memory)?;
+        let pids = required(pids)?;
+        let cpuacct = required(cpuacct)?;
+        let cpu = cpu.as_deref().map(&mut required).transpose()?;
+        let mut optional =
+            |own: &Option<PathBuf>| own.as_deref().and_then(|d| make(d, false).ok().flatten());
         let blkio = optional(blkio);
+        // A runner without root cannot write a device allowlist.
         let devices = if nix::unistd::geteuid().is_root() {
             optional(devices).filter(|dir| {
                 let set = deny_all_but_allowlist(dir);
@@ -219,13 +243,20 @@ impl Group {
         if let Some(blkio) = &dirs.blkio {
             // v1 counts only IO that passes a throttling rule: an unreachable rate where no cap
             // is asked turns the counters on at no cost.
-            let write_bps = limits.io_write_bps.unwrap_or(UNREACHABLE_BPS);
+            // A device that refuses a counting-only rule is not counted; one that refuses the
+            // asked cap fails the sandbox.
             for disk in blockio::disks() {
-                fs::write(
+                let _ = fs::write(
                     &blkio.join(IO_READ_BPS),
                     &format!("{disk} {UNREACHABLE_BPS}"),
-                )?;
-                fs::write(&blkio.join(IO_WRITE_BPS), &format!("{disk} {write_bps}"))?;
+                );
+                match limits.io_write_bps {
+                    Some(bps) => fs::write(&blkio.join(IO_WRITE_BPS), &format!("{disk} {bps}"))?,
+                    None => {
+                        let rule = format!("{disk} {UNREACHABLE_BPS}");
+                        let _ = fs::write(&blkio.join(IO_WRITE_BPS), &rule);
+                    }
+                }
             }
         }
         Ok(())

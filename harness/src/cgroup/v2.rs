@@ -79,10 +79,18 @@ impl RunDir {
             }
         }
         let has_cpu = available.iter().any(|c| c == "cpu");
-        let has_io = available.iter().any(|c| c == "io");
-        let wanted: Vec<&str> = ["memory", "pids"]
+        let required: Vec<&str> = ["memory", "pids"]
             .into_iter()
             .chain(has_cpu.then_some("cpu"))
+            .collect();
+        // `io` only gives figures: used when it is already enabled for our cgroup's children,
+        // or enabled along with the controllers we must enable anyway, never worth a change of
+        // its own to a cgroup we did not create.
+        let has_io = available.iter().any(|c| c == "io")
+            && (missing_in(own, &["io"]).is_empty() || !missing_in(own, &required).is_empty());
+        let wanted: Vec<&str> = required
+            .iter()
+            .copied()
             .chain(has_io.then_some("io"))
             .collect();
         sweep::sweep_stale(own);
@@ -94,10 +102,7 @@ impl RunDir {
             has_io,
             // Loading needs CAP_SYS_ADMIN (or CAP_BPF); without it (no root) the sandbox runs
             // in a user namespace, where the kernel refuses device nodes anyway.
-            devices: nix::unistd::geteuid()
-                .is_root()
-                .then(DeviceProgram::load)
-                .and_then(Result::ok),
+            devices: None,
             moved: None,
         };
         let missing = missing_in(own, &wanted);
@@ -121,6 +126,7 @@ impl RunDir {
                 }
             }
         }
+        run.devices = device_program(&run.dir);
         let here = missing_in(&run.dir, &wanted);
         if let Err(source) = enable(&run.dir, &here) {
             run.remove();
@@ -237,6 +243,22 @@ impl RunDir {
         );
         let _ = fs::remove_tree(&self.dir);
     }
+}
+
+/// The device allowlist program, when it can be loaded (needs CAP_SYS_ADMIN or CAP_BPF: root;
+/// without root the sandbox's user namespace refuses device nodes anyway) and attached: tried
+/// once on a probe cgroup, since an ancestor's exclusive program would refuse every attach.
+fn device_program(run_dir: &Path) -> Option<DeviceProgram> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let program = DeviceProgram::load().ok()?;
+    let probe = run_dir.join("device-probe");
+    fs::mkdir(&probe).ok()?;
+    let attached = std::fs::File::open(&probe)
+        .and_then(|dir| program.attach(std::os::fd::AsRawFd::as_raw_fd(&dir)));
+    let _ = fs::remove_dir(&probe);
+    attached.ok().map(|()| program)
 }
 
 fn not_delegated(own: &Path, missing: &[String]) -> SandboxError {

@@ -26,8 +26,8 @@ use std::time::Instant;
 /// Asks an init program which protocol it speaks; it prints [`PROTOCOL`] and exits.
 pub const PROTOCOL_ARG: &str = "__cargo_sandbox_init_protocol__";
 
-/// What a runner and an init must agree on: the version, and a hash of the files that define
-/// the messages they exchange (so a stale init next to a rebuilt runner is never used).
+/// What a runner and an init must agree on: a hash of the files that define the messages they
+/// exchange (so an init from another build whose messages differ is never used).
 pub const PROTOCOL: &str = protocol_text();
 
 const fn protocol_text() -> &'static str {
