@@ -112,15 +112,22 @@ pub fn render(r: &SandboxResult, timeout: Option<Duration>) -> String {
 pub fn protections(p: &Protections) -> String {
     let l = &p.limits;
     format!(
-        "{} namespaces; capabilities {}; memory {}{}, pids {}, cpu {}; /tmp {}; filesystem {}; read-only {}{}; cgroup {}",
+        "{} namespaces{}; capabilities {}; devices {}; memory {}{}, pids {}, cpu {}{}; /tmp {}; filesystem {}; read-only {}{}; cgroup {}",
         p.namespaces.join(","),
+        p.root_is_host_uid
+            .map_or(String::new(), |uid| format!(" (root is host uid {uid})")),
         p.capabilities,
+        p.devices,
         l.memory_bytes.map_or("uncapped".into(), format_bytes),
         if p.swap_disabled { " (no swap)" } else { "" },
         l.pids.map_or("uncapped".into(), |n| n.to_string()),
         l.cpu_millis.map_or("uncapped".into(), |m| format!(
             "{:.2} CPUs",
             f64::from(m) / 1000.0
+        )),
+        l.io_write_bps.map_or(String::new(), |bps| format!(
+            ", io writes {}/s",
+            format_bytes(bps)
         )),
         format_bytes(p.tmp_size_bytes),
         p.filesystem,
