@@ -342,3 +342,25 @@ impl Group {
         first_error.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hierarchy_carrying_two_controllers_is_one_directory() {
+        // `cpu,cpuacct` mounted together, as most v1 distributions do.
+        let shared = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/run/s0");
+        let dirs = Dirs {
+            memory: PathBuf::from("/sys/fs/cgroup/memory/run/s0"),
+            pids: PathBuf::from("/sys/fs/cgroup/pids/run/s0"),
+            cpuacct: shared.clone(),
+            cpu: Some(shared.clone()),
+            blkio: None,
+            devices: None,
+        };
+        let listed: Vec<&PathBuf> = dirs.iter().collect();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert_eq!(listed.iter().filter(|d| ***d == shared).count(), 1);
+    }
+}
