@@ -157,6 +157,38 @@ pub fn spawn(
     }
 }
 
+/// A fork-like clone3 (no shared memory) into new namespaces, for a *single-threaded* caller
+/// (the zygote): returns the child's PID and a pidfd in the parent, and `(0, None)` in the
+/// child, which may then run any code.
+pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32, Option<OwnedFd>)> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = into_cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: without CLONE_VM this is fork: the child returns here with 0 in its own copy of
+    // this (single-threaded) process.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok((0, None)),
+        // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
+        pid => Ok((pid as i32, Some(unsafe { OwnedFd::from_raw_fd(pidfd) }))),
+    }
+}
+
 /// The child side. Never returns.
 unsafe fn child(
     init: &InitCommand,

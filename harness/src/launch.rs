@@ -12,6 +12,7 @@ use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
 use crate::userns::RootMapping;
+use crate::zygote::Zygote;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use std::ffi::CString;
@@ -65,6 +66,8 @@ pub struct Engine {
     prepare_ahead: bool,
     /// Network namespaces made ahead (root runners without a user namespace, when asked).
     netns: Option<NetPool>,
+    /// Starts inits without an exec each (root runners without a user namespace, when asked).
+    zygote: Option<Zygote>,
 }
 
 impl Drop for Engine {
@@ -123,6 +126,10 @@ impl Engine {
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
             prepare_ahead: options.prepare_ahead,
+            // Without a zygote every sandbox's init is started with clone and exec.
+            zygote: (options.prepare_ahead && user_namespace.is_none())
+                .then(|| Zygote::start(&exe).ok())
+                .flatten(),
             netns: (options.prepare_ahead && user_namespace.is_none()).then(NetPool::start),
         })
     }
@@ -130,6 +137,12 @@ impl Engine {
     /// `v1`, `v2`, or `none` when running degraded.
     pub fn cgroup_version(&self) -> &'static str {
         self.cgroups.as_deref().map_or("none", RunGroup::version)
+    }
+
+    /// Whether sandbox inits are started by a zygote (see [`crate::zygote`]) rather than each
+    /// with clone and exec.
+    pub fn has_zygote(&self) -> bool {
+        self.zygote.is_some()
     }
 
     /// Whether sandboxes get a user namespace (the runner is not root).
@@ -273,14 +286,21 @@ impl Engine {
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
-        let (pid, pidfd, placed) =
-            clone::spawn(&self.init, &fds, ns_flags, into_cgroup).map_err(|e| {
-                match e.raw_os_error() {
-                    Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC)
-                    | Some(libc::EUSERS) => SandboxError::Namespaces(e),
-                    _ => SandboxError::io("starting the sandbox init", e),
-                }
-            })?;
+        let from_zygote = self
+            .zygote
+            .as_ref()
+            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup).ok())
+            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
+        let (pid, pidfd, placed) = match from_zygote {
+            Some(started) => Ok(started),
+            None => clone::spawn(&self.init, &fds, ns_flags, into_cgroup),
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                SandboxError::Namespaces(e)
+            }
+            _ => SandboxError::io("starting the sandbox init", e),
+        })?;
         // The pooled namespace (if any) lives on in the child alone.
         let joined_pooled_net = pooled_net.is_some();
         drop((config_r, report_w, stdin, pooled_net));
@@ -573,11 +593,19 @@ fn watch(
                 nix::unistd::Pid::from_raw(w.pid),
                 Some(nix::sys::wait::WaitPidFlag::WNOHANG),
             );
-            if let Ok(status) = status {
-                if status != nix::sys::wait::WaitStatus::StillAlive {
-                    outcome.init_status = Some(status);
-                    drain_until = Some(Instant::now() + DRAIN_LIMIT);
-                }
+            let status = match status {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => None,
+                Ok(status) => Some(status),
+                // Not our child (a zygote's): the pidfd said it exited, the zygote reaps it.
+                Err(nix::Error::ECHILD) => Some(nix::sys::wait::WaitStatus::Exited(
+                    nix::unistd::Pid::from_raw(w.pid),
+                    -1,
+                )),
+                Err(_) => None,
+            };
+            if let Some(status) = status {
+                outcome.init_status = Some(status);
+                drain_until = Some(Instant::now() + DRAIN_LIMIT);
             }
         }
     }

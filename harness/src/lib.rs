@@ -39,6 +39,7 @@ mod result;
 mod spec;
 pub mod units;
 mod userns;
+mod zygote;
 
 pub use cancel::Cancel;
 pub use capture::CapturedOutput;

@@ -51,7 +51,7 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     let dir = bin_dir().join("v2-vm-test");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for bin in [cargo_sandbox(), probe()] {
+    for bin in [cargo_sandbox(), probe(), bin_dir().join("engine-batch")] {
         std::fs::copy(&bin, dir.join(bin.file_name().unwrap())).unwrap();
     }
     std::fs::copy(
@@ -222,5 +222,12 @@ fn engine_proofs_hold_on_pure_cgroup_v2() {
     assert_eq!(rc("rootless"), 137, "{}", out_of("rootless"));
     assert!(usage(&rootless, "oom_kills") >= 1, "{rootless}");
     assert_eq!(rootless["result"]["protections"]["namespaces"][0], "user");
+
+    // Sandboxes made ahead, as `cargo sandbox test` makes them: inits from a zygote cloned
+    // straight into their cgroups, pooled network namespaces, spare cgroups.
+    assert_eq!(
+        read(&dir, "batch.out"),
+        "zygote true\nfresh 20\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n"
+    );
     assert_eq!(read(&dir, "rootless-leftovers.txt").trim(), "");
 }

@@ -746,3 +746,26 @@ fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
         "{out:?}"
     );
 }
+
+/// What `cargo sandbox test` uses to start sandboxes fast (inits from a zygote, pooled network
+/// namespaces, spare cgroups), through the engine itself: every sandbox still gets PID 1 of its
+/// own and a network nobody used, and caps hold.
+#[test]
+fn sandboxes_made_ahead_keep_every_protection() {
+    if !privileged() {
+        return;
+    }
+    let out = std::process::Command::new(bin_dir().join("engine-batch"))
+        .arg(probe())
+        .output()
+        .expect("engine-batch");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "zygote true\nfresh 20\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n"
+    );
+    assert!(
+        survivors("batchtoken").is_empty(),
+        "the fork bomb left processes"
+    );
+}

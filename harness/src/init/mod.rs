@@ -82,12 +82,15 @@ pub fn speaks_our_protocol(program: &std::path::Path) -> bool {
 /// Call first thing in `main` of any binary that runs sandboxes: when this process was started
 /// as a sandbox's init it runs the init and exits; otherwise it returns at once.
 pub fn run_if_requested() {
-    if std::env::args_os().nth(1).is_some_and(|a| a == INIT_ARG) {
-        std::process::exit(main());
+    match std::env::args_os().nth(1) {
+        Some(a) if a == INIT_ARG => std::process::exit(main()),
+        Some(a) if a == crate::zygote::ZYGOTE_ARG => std::process::exit(crate::zygote::serve()),
+        _ => {}
     }
 }
 
-fn main() -> i32 {
+/// The init, on descriptors 0..=4 as [`crate::clone::ChildFds`] describes them.
+pub(crate) fn main() -> i32 {
     // `ps` inside the sandbox shows PID 1 as what it is.
     let _ = nix::sys::prctl::set_name(c"sandbox-init");
     // SAFETY: the runner put the report pipe on fd 4 and nothing else in this process owns it.

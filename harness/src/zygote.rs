@@ -1,0 +1,262 @@
+//! Starting sandbox inits without an exec each. The init program is started once, as a
+//! single-threaded "zygote" that only waits for requests on a socket; for each sandbox it
+//! clones a child into the new namespaces, and that child — a copy of a single-threaded
+//! process, where any code may run — becomes the sandbox's init by calling it directly. This
+//! spares every sandbox the exec of the init program (loading, relocating, starting it) and
+//! the runner the fork of its own, larger and multi-threaded, address space.
+//!
+//! Used for root runners without a user namespace that run many sandboxes (`cargo sandbox
+//! test`); anything else, or any failure of the zygote, takes the plain clone-and-exec path.
+//!
+//! The zygote dies with the runner (PDEATHSIG), its children with it; it exits when the
+//! runner closes the socket. The kernel reaps its children (SIGCHLD ignored); the runner
+//! watches each through the pidfd the zygote sends back.
+
+use crate::clone::ChildFds;
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+/// The argument that makes the init program a zygote.
+pub const ZYGOTE_ARG: &str = "__cargo_sandbox_zygote__";
+
+/// The zygote's end of the socket.
+const SOCKET_FD: RawFd = 3;
+
+/// Request flags.
+const HAS_CGROUP: u8 = 1;
+const HAS_NETNS: u8 = 2;
+
+#[derive(Debug)]
+pub struct Zygote {
+    socket: Mutex<OwnedFd>,
+    child: Mutex<Child>,
+}
+
+impl Zygote {
+    pub fn start(program: &Path) -> io::Result<Zygote> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let theirs_fd = theirs.as_raw_fd();
+        let mut command = Command::new(program);
+        command
+            .arg(ZYGOTE_ARG)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        // SAFETY: dup2 and prctl are async-signal-safe; nothing else runs before exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if libc::dup2(theirs_fd, SOCKET_FD) < 0
+                    || libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let child = command.spawn()?;
+        drop(theirs);
+        Ok(Zygote {
+            socket: Mutex::new(ours),
+            child: Mutex::new(child),
+        })
+    }
+
+    /// Asks the zygote for a sandbox init in the namespaces of `ns_flags`, with `fds` as its
+    /// descriptors 0..=4 (all given: stdio is never the runner's own here), started in the
+    /// cgroup `into_cgroup` is open on (v2) and joined to the network namespace `fds.netns`.
+    /// Returns its PID and a pidfd.
+    pub fn spawn(
+        &self,
+        fds: &ChildFds,
+        ns_flags: u64,
+        into_cgroup: Option<RawFd>,
+    ) -> io::Result<(i32, OwnedFd)> {
+        let (Some(stdin), Some(stdout), Some(stderr)) = (fds.stdin, fds.stdout, fds.stderr) else {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        };
+        let mut sent = vec![stdin, stdout, stderr, fds.config, fds.report];
+        let mut flags = 0u8;
+        if let Some(fd) = into_cgroup {
+            sent.push(fd);
+            flags |= HAS_CGROUP;
+        }
+        if let Some(fd) = fds.netns {
+            sent.push(fd);
+            flags |= HAS_NETNS;
+        }
+        let mut request = [0u8; 9];
+        request[..8].copy_from_slice(&ns_flags.to_ne_bytes());
+        request[8] = flags;
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = socket.as_raw_fd();
+        sendmsg::<()>(
+            fd,
+            &[IoSlice::new(&request)],
+            &[ControlMessage::ScmRights(&sent)],
+            MsgFlags::empty(),
+            None,
+        )?;
+        let mut answer = [0u8; 4];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut answer)];
+        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let pidfd = msg.cmsgs()?.find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        });
+        let bytes = msg.bytes;
+        drop(socket);
+        let pid = i32::from_ne_bytes(answer);
+        match pidfd {
+            // SAFETY: a descriptor just received, owned by nobody else.
+            Some(pidfd) if bytes == 4 && pid > 0 => {
+                Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+            }
+            _ => Err(io::Error::from_raw_os_error(if pid < 0 {
+                -pid
+            } else {
+                libc::EIO
+            })),
+        }
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        // Closing our end tells the zygote to exit.
+        let socket = self.socket.get_mut().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: shutting down our own socket.
+        unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.wait();
+    }
+}
+
+/// The zygote's loop (in the init program, single-threaded): one sandbox init per request.
+pub fn serve() -> i32 {
+    // SAFETY: plain signal disposition change in a single-threaded process.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    loop {
+        let mut request = [0u8; 9];
+        let mut space = nix::cmsg_space!([RawFd; 8]);
+        let mut iov = [IoSliceMut::new(&mut request)];
+        let Ok(msg) = recvmsg::<()>(
+            SOCKET_FD,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) else {
+            return 1;
+        };
+        if msg.bytes == 0 {
+            return 0;
+        }
+        let received: Vec<OwnedFd> = msg
+            .cmsgs()
+            .map(|cmsgs| {
+                cmsgs
+                    .filter_map(|c| match c {
+                        ControlMessageOwned::ScmRights(fds) => Some(fds),
+                        _ => None,
+                    })
+                    .flatten()
+                    // SAFETY: descriptors just received, owned by nobody else.
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let bytes = msg.bytes;
+        let answer = if bytes == 9 {
+            let ns_flags = u64::from_ne_bytes(request[..8].try_into().unwrap_or_default());
+            start_init(ns_flags, request[8], received)
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
+        };
+        let (pid, pidfd) = match answer {
+            Ok((pid, pidfd)) => (pid, Some(pidfd)),
+            Err(e) => (-e.raw_os_error().unwrap_or(libc::EIO), None),
+        };
+        let rights: Vec<RawFd> = pidfd.iter().map(AsRawFd::as_raw_fd).collect();
+        let cmsgs: Vec<ControlMessage> = if rights.is_empty() {
+            Vec::new()
+        } else {
+            vec![ControlMessage::ScmRights(&rights)]
+        };
+        if sendmsg::<()>(
+            SOCKET_FD,
+            &[IoSlice::new(&pid.to_ne_bytes())],
+            &cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .is_err()
+        {
+            return 1;
+        }
+    }
+}
+
+/// Clones one init. `fds`: stdin, stdout, stderr, config, report, then the cgroup and the
+/// network namespace when `flags` says so.
+fn start_init(ns_flags: u64, flags: u8, fds: Vec<OwnedFd>) -> io::Result<(i32, OwnedFd)> {
+    let expected = 5 + usize::from(flags & HAS_CGROUP != 0) + usize::from(flags & HAS_NETNS != 0);
+    if fds.len() != expected {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let into_cgroup = flags & HAS_CGROUP != 0;
+    // Out of the way of 0..=4, which the child rearranges.
+    let high: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(crate::clone::high_fd)
+        .collect::<io::Result<_>>()?;
+    let target = |i: usize| high[i].as_raw_fd();
+    let (pid, pidfd) = crate::clone::clone_fork(ns_flags, into_cgroup.then(|| target(5)))?;
+    if pid == 0 {
+        // The child: a copy of this single-threaded process, so any code may run.
+        // SAFETY: prctl, signal, setns and dup2 on descriptors this process owns.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+            if flags & HAS_NETNS != 0
+                && libc::setns(target(high.len() - 1), libc::CLONE_NEWNET) != 0
+            {
+                libc::_exit(125);
+            }
+            for (from, to) in (0..5).map(|i| (target(i), i as RawFd)) {
+                if libc::dup2(from, to) < 0 {
+                    libc::_exit(125);
+                }
+            }
+            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+        }
+        std::process::exit(crate::init::main());
+    }
+    Ok((
+        pid,
+        pidfd.ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?,
+    ))
+}
