@@ -306,6 +306,7 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
     if !privileged() {
         return;
     }
+    let marker = token("ctrl-c");
     // Build first so the interrupt lands while tests run.
     assert_eq!(
         sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
@@ -321,14 +322,32 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
             "leaks_",
             "--timeout",
             "60s",
+            "--env",
+            "CTRL_C_MARKER",
         ])
         .env("NO_COLOR", "1")
+        .env("CTRL_C_MARKER", &marker)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    // The test itself, not the binary's listing (which runs the same binary with --list).
-    while !fixture_survivors()
+    // This run's processes (marked in their environment): other tests of this file run the
+    // same fixtures at the same time. Its test itself, not the binary's listing.
+    let ours = || -> Vec<String> {
+        fixture_survivors()
+            .into_iter()
+            .filter(|p| {
+                p.split_whitespace()
+                    .next()
+                    .and_then(|pid| std::fs::read(format!("/proc/{pid}/environ")).ok())
+                    .is_some_and(|env| {
+                        env.split(|b| *b == 0)
+                            .any(|var| var == format!("CTRL_C_MARKER={marker}").as_bytes())
+                    })
+            })
+            .collect()
+    };
+    while !ours()
         .iter()
         .any(|p| p.contains("--exact") && !p.contains("--list"))
     {
@@ -351,10 +370,10 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
     let start = std::time::Instant::now();
-    while !fixture_survivors().is_empty() && start.elapsed() < Duration::from_secs(3) {
+    while !ours().is_empty() && start.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(fixture_survivors(), Vec::<String>::new());
+    assert_eq!(ours(), Vec::<String>::new());
     assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
 }
 
