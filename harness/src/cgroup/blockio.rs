@@ -2,8 +2,14 @@
 //! cgroup v1 `blkio` and v2 `io`.
 
 /// `MAJ:MIN` of every whole block device with a size (partitions share their disk's queue, and
-/// throttling is set per disk). Devices added after the sandbox starts are not capped.
-pub fn disks() -> Vec<String> {
+/// throttling is set per disk). Read once per process, off the per-sandbox path: devices added
+/// during a run are neither capped nor counted.
+pub fn disks() -> &'static [String] {
+    static DISKS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DISKS.get_or_init(read_disks)
+}
+
+fn read_disks() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/block") else {
         return Vec::new();
     };
