@@ -323,30 +323,17 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
             "--timeout",
             "60s",
             "--env",
-            "CTRL_C_MARKER",
+            "RUN_MARKER",
         ])
         .env("NO_COLOR", "1")
-        .env("CTRL_C_MARKER", &marker)
+        .env("RUN_MARKER", &marker)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
     // This run's processes (marked in their environment): other tests of this file run the
     // same fixtures at the same time. Its test itself, not the binary's listing.
-    let ours = || -> Vec<String> {
-        fixture_survivors()
-            .into_iter()
-            .filter(|p| {
-                p.split_whitespace()
-                    .next()
-                    .and_then(|pid| std::fs::read(format!("/proc/{pid}/environ")).ok())
-                    .is_some_and(|env| {
-                        env.split(|b| *b == 0)
-                            .any(|var| var == format!("CTRL_C_MARKER={marker}").as_bytes())
-                    })
-            })
-            .collect()
-    };
+    let ours = || marked_survivors(&marker);
     while !ours()
         .iter()
         .any(|p| p.contains("--exact") && !p.contains("--list"))
@@ -478,4 +465,72 @@ fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
         "{}",
         tests[0]
     );
+}
+
+/// Fixture processes whose environment carries `RUN_MARKER=marker`: one run's own, while other
+/// tests of this file run the same fixtures.
+fn marked_survivors(marker: &str) -> Vec<String> {
+    let wanted = format!("RUN_MARKER={marker}");
+    fixture_survivors()
+        .into_iter()
+        .filter(|p| {
+            p.split_whitespace()
+                .next()
+                .and_then(|pid| std::fs::read(format!("/proc/{pid}/environ")).ok())
+                .is_some_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_test_run_killed_with_sigkill_takes_its_sandboxes_along_and_is_swept_later() {
+    if !privileged() {
+        return;
+    }
+    let marker = token("sigkill-run");
+    assert_eq!(
+        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
+        0
+    );
+    // Test runs start sandboxes through a zygote: it, and every init it started, must die with
+    // the runner.
+    let mut child = std::process::Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(fixtures_manifest())
+        .args([
+            "-p",
+            "hostile",
+            "hang_ignoring_sigterm",
+            "--timeout",
+            "60s",
+            "--env",
+            "RUN_MARKER",
+        ])
+        .env("RUN_MARKER", &marker)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !marked_survivors(&marker)
+        .iter()
+        .any(|p| p.contains("--exact"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the hang never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id();
+    // SAFETY: signalling the runner this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let start = std::time::Instant::now();
+    while !marked_survivors(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(marked_survivors(&marker), Vec::<String>::new());
+    // Its cgroups stay until the next runner starts, which sweeps them.
+    assert_eq!(exec(&[], &["true"]).code, 0);
+    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
 }
