@@ -313,3 +313,31 @@ pub fn fixture_survivors() -> Vec<String> {
         })
         .collect()
 }
+
+/// A one-package workspace at `dir` (emptied first): `name`'s manifest with `manifest_extra`
+/// appended, and `files` (path relative to `dir`, contents). Returns the manifest's path.
+pub fn scratch_crate(
+    dir: &Path,
+    name: &str,
+    manifest_extra: &str,
+    files: &[(&str, &str)],
+) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut all = vec![(
+        "Cargo.toml".to_owned(),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n{manifest_extra}"
+        ),
+    )];
+    all.extend(
+        files
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), (*c).to_owned())),
+    );
+    for (path, contents) in all {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in the crate")).unwrap();
+        std::fs::write(&path, contents).unwrap();
+    }
+    dir.join("Cargo.toml")
+}

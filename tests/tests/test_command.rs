@@ -269,20 +269,16 @@ fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
     if !privileged() {
         return;
     }
-    let dir = bin_dir().join("e2e-broken-crate");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("src/lib.rs"),
-        "#[test]\nfn t() { let x: u32 = \"not a number\"; }\n",
-    )
-    .unwrap();
-    let run = sandbox_test(&dir.join("Cargo.toml"), &[]);
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-broken-crate"),
+        "broken",
+        "",
+        &[(
+            "src/lib.rs",
+            "#[test]\nfn t() { let x: u32 = \"not a number\"; }\n",
+        )],
+    );
+    let run = sandbox_test(&manifest, &[]);
     assert_eq!(run.code, 101, "{}", run.stderr);
     assert!(
         run.stderr.contains("mismatched types"),
@@ -307,43 +303,8 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
         return;
     }
     let marker = token("ctrl-c");
-    // Build first so the interrupt lands while tests run.
-    assert_eq!(
-        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
-        0
-    );
-    let child = std::process::Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
-        .args([
-            "-p",
-            "hostile",
-            "hang_ignoring_sigterm",
-            "leaks_",
-            "--timeout",
-            "60s",
-            "--env",
-            "RUN_MARKER",
-        ])
-        .env("NO_COLOR", "1")
-        .env("RUN_MARKER", &marker)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    // This run's processes (marked in their environment): other tests of this file run the
-    // same fixtures at the same time. Its test itself, not the binary's listing.
+    let (child, start) = start_marked_run(&marker, &["hang_ignoring_sigterm", "leaks_"]);
     let ours = || marked_survivors(&marker);
-    while !ours()
-        .iter()
-        .any(|p| p.contains("--exact") && !p.contains("--list"))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the hang never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling the runner this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -370,19 +331,19 @@ fn a_workspace_under_tmp_is_reachable_and_left_intact() {
         return;
     }
     let dir = std::path::PathBuf::from("/tmp").join(token("tmp-workspace"));
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"in_tmp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("data.txt"), "here\n").unwrap();
-    std::fs::write(
-        dir.join("src/lib.rs"),
-        "#[test]\nfn reads_its_manifest_dir() {\n    let dir = env!(\"CARGO_MANIFEST_DIR\");\n    \
-         assert_eq!(std::fs::read_to_string(format!(\"{dir}/data.txt\")).unwrap(), \"here\\n\");\n}\n",
-    )
-    .unwrap();
+    scratch_crate(
+        &dir,
+        "in_tmp",
+        "",
+        &[
+            ("data.txt", "here\n"),
+            (
+                "src/lib.rs",
+                "#[test]\nfn reads_its_manifest_dir() {\n    let dir = env!(\"CARGO_MANIFEST_DIR\");\n    \
+                 assert_eq!(std::fs::read_to_string(format!(\"{dir}/data.txt\")).unwrap(), \"here\\n\");\n}\n",
+            ),
+        ],
+    );
     for fs in ["isolated", "host"] {
         let run = sandbox_test(&dir.join("Cargo.toml"), &["--fs", fs]);
         assert_eq!(run.code, 0, "--fs {fs}: {}", run.stderr);
@@ -440,21 +401,13 @@ fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
     }
     // A test binary (harness = false) that aborts whenever it runs, listing included: its
     // listing runs in a sandbox like everything else, and the report says how it ended.
-    let dir = bin_dir().join("e2e-crashing-lister");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tests")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"crasher\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n\
-         [[test]]\nname = \"crashes\"\nharness = false\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("tests/crashes.rs"),
-        "fn main() { std::process::abort(); }\n",
-    )
-    .unwrap();
-    let run = sandbox_test(&dir.join("Cargo.toml"), &[]);
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-crashing-lister"),
+        "crasher",
+        "[[test]]\nname = \"crashes\"\nharness = false\n",
+        &[("tests/crashes.rs", "fn main() { std::process::abort(); }\n")],
+    );
+    let run = sandbox_test(&manifest, &[]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let tests = run.report["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 1, "{}", run.report);
@@ -465,6 +418,40 @@ fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
         "{}",
         tests[0]
     );
+}
+
+/// Starts `cargo sandbox test -p hostile FILTERS` with its tests marked by `marker` (see
+/// [`marked_survivors`]), once the fixtures are built, and returns when one of its tests (not a
+/// listing) runs, with the time it was started.
+fn start_marked_run(marker: &str, filters: &[&str]) -> (std::process::Child, std::time::Instant) {
+    // Built first, so the run gets to its tests quickly.
+    assert_eq!(
+        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
+        0
+    );
+    let child = std::process::Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--manifest-path"])
+        .arg(fixtures_manifest())
+        .args(["-p", "hostile"])
+        .args(filters)
+        .args(["--timeout", "60s", "--env", "RUN_MARKER"])
+        .env("NO_COLOR", "1")
+        .env("RUN_MARKER", marker)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !marked_survivors(marker)
+        .iter()
+        .any(|p| p.contains("--exact") && !p.contains("--list"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the hang never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, start)
 }
 
 /// Fixture processes whose environment carries `RUN_MARKER=marker`: one run's own, while other
@@ -488,39 +475,9 @@ fn a_test_run_killed_with_sigkill_takes_its_sandboxes_along_and_is_swept_later()
         return;
     }
     let marker = token("sigkill-run");
-    assert_eq!(
-        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
-        0
-    );
     // Test runs start sandboxes through a zygote: it, and every init it started, must die with
     // the runner.
-    let mut child = std::process::Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
-        .args([
-            "-p",
-            "hostile",
-            "hang_ignoring_sigterm",
-            "--timeout",
-            "60s",
-            "--env",
-            "RUN_MARKER",
-        ])
-        .env("RUN_MARKER", &marker)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while !marked_survivors(&marker)
-        .iter()
-        .any(|p| p.contains("--exact"))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the hang never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, _) = start_marked_run(&marker, &["hang_ignoring_sigterm"]);
     let pid = child.id();
     // SAFETY: signalling the runner this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
