@@ -4,22 +4,24 @@
 use crate::cancel::Cancel;
 use crate::capture::Capture;
 use crate::cgroup::{self, Group, RunGroup};
-use crate::clone::{self, ChildFds, InitCommand};
+use crate::clone::InitCommand;
 use crate::error::SandboxError;
 use crate::janitor::{Exiting, Janitor};
 use crate::netpool::NetPool;
-use crate::protocol::{InitConfig, InitReport, MountConfig, INIT_ARG};
+use crate::protocol::{InitReport, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
 use crate::spec::{Output, SandboxSpec, Stdin};
+use crate::start::{Shape, Starter, Watched};
 use crate::userns::RootMapping;
+use crate::warm::WarmPool;
 use crate::zygote::Zygote;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,29 +53,24 @@ pub struct EngineOptions {
 /// with the thread that cloned it, by `PR_SET_PDEATHSIG`).
 #[derive(Debug)]
 pub struct Engine {
-    /// `None` when running degraded, without cgroups.
-    cgroups: Option<Arc<RunGroup>>,
+    /// What starting an init needs: cgroups, the zygote, the pools.
+    starter: Arc<Starter>,
+    /// Inits started ahead of need (with a zygote only; see [`crate::warm`]).
+    warm: Option<WarmPool>,
     /// Why cgroups are missing, when they are.
     degraded: Option<String>,
     /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
     rootless: bool,
-    /// Who root inside is on the host, when sandboxes get a user namespace.
-    user_namespace: Option<RootMapping>,
-    init: InitCommand,
-    /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
-    janitor: Janitor,
     /// Many sandboxes will run: cgroups are made ahead (and network namespaces, see `netns`).
     prepare_ahead: bool,
-    /// Network namespaces made ahead (root runners without a user namespace, when asked).
-    netns: Option<NetPool>,
-    /// Starts inits without an exec each (root runners without a user namespace, when asked).
-    zygote: Option<Zygote>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Every sandbox's cgroup is gone before the run directory is removed.
-        self.janitor.drain();
+        // Inits started ahead exit unused; every sandbox's cgroup is gone before the run
+        // directory is removed.
+        drop(self.warm.take());
+        self.starter.janitor.drain();
     }
 }
 
@@ -118,31 +115,40 @@ impl Engine {
             .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
         let path = cstring(exe.as_os_str().as_encoded_bytes())?;
         let argv = vec![cstring(b"sandbox-init")?, cstring(INIT_ARG.as_bytes())?];
-        Ok(Engine {
+        let prepare_ahead = options.prepare_ahead && user_namespace.is_none();
+        let starter = Arc::new(Starter {
             cgroups,
-            degraded,
-            rootless,
             user_namespace,
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
-            prepare_ahead: options.prepare_ahead,
             // Without a zygote every sandbox's init is started with clone and exec.
-            zygote: (options.prepare_ahead && user_namespace.is_none())
-                .then(|| Zygote::start(&exe).ok())
-                .flatten(),
-            netns: (options.prepare_ahead && user_namespace.is_none()).then(NetPool::start),
+            zygote: prepare_ahead.then(|| Zygote::start(&exe).ok()).flatten(),
+            netns: prepare_ahead.then(NetPool::start),
+        });
+        Ok(Engine {
+            warm: starter
+                .zygote
+                .is_some()
+                .then(|| WarmPool::start(starter.clone())),
+            starter,
+            degraded,
+            rootless,
+            prepare_ahead: options.prepare_ahead,
         })
     }
 
     /// `v1`, `v2`, or `none` when running degraded.
     pub fn cgroup_version(&self) -> &'static str {
-        self.cgroups.as_deref().map_or("none", RunGroup::version)
+        self.starter
+            .cgroups
+            .as_deref()
+            .map_or("none", RunGroup::version)
     }
 
     /// Whether sandbox inits are started by a zygote (see [`crate::zygote`]) rather than each
     /// with clone and exec.
     pub fn has_zygote(&self) -> bool {
-        self.zygote.is_some()
+        self.starter.zygote.is_some()
     }
 
     /// Whether sandboxes get a user namespace (the runner is not root).
@@ -155,11 +161,13 @@ impl Engine {
         Protections::new(
             spec,
             self.cgroup_version(),
-            self.cgroups
+            self.starter
+                .cgroups
                 .as_ref()
                 .is_some_and(|c| c.swap_disabled(&spec.limits)),
-            self.user_namespace,
-            self.cgroups
+            self.starter.user_namespace,
+            self.starter
+                .cgroups
                 .as_deref()
                 .is_some_and(RunGroup::enforces_devices),
             self.degraded.as_deref(),
@@ -175,16 +183,30 @@ impl Engine {
         if spec.argv.is_empty() {
             return Err(SandboxError::BadSpec("no command given".to_owned()));
         }
-        let group = match &self.cgroups {
-            Some(cgroups) => {
-                cgroups.check_limits(&spec.limits)?;
-                Some(cgroups.new_group(&spec.limits)?)
-            }
-            None => None,
-        };
+        if let Some(cgroups) = &self.starter.cgroups {
+            cgroups.check_limits(&spec.limits)?;
+        }
         let started = Instant::now();
         let interactive = interactive(spec);
-        let watched = self.start(spec, group.as_ref(), interactive)?;
+        let user_ns = self.starter.user_namespace.is_some();
+        let shape = Shape::of(spec, user_ns);
+        // A sandbox that takes the runner's terminal is never started ahead.
+        let warm = self
+            .warm
+            .as_ref()
+            .filter(|_| !interactive && shape.can_start_ahead())
+            .and_then(|pool| pool.take(&shape));
+        let start = match warm {
+            Some(start) => start,
+            None => {
+                let group = match &self.starter.cgroups {
+                    Some(cgroups) => Some(cgroups.new_group(&spec.limits)?),
+                    None => None,
+                };
+                self.starter.start(shape, group, false)?
+            }
+        };
+        let (watched, group) = start.release(spec, interactive)?;
         let outcome = watch(watched, spec, group.as_ref(), cancel);
         if interactive {
             reclaim_terminal();
@@ -197,11 +219,12 @@ impl Engine {
         };
         let protections = self.protections(spec);
         match still_exiting {
-            Some(w) => self.janitor.hand_over(Exiting {
+            Some(w) => self.starter.janitor.hand_over(Exiting {
                 pid: w.pid,
                 pidfd: w.pidfd,
                 group,
                 refill: self
+                    .starter
                     .cgroups
                     .clone()
                     .filter(|_| self.prepare_ahead)
@@ -221,7 +244,7 @@ impl Engine {
                 // A root runner's --userns: the usual cause is a path the mapped user may not
                 // read.
                 SandboxError::InitDied(status)
-                    if self.user_namespace.is_some() && !self.rootless =>
+                    if self.starter.user_namespace.is_some() && !self.rootless =>
                 {
                     SandboxError::InitDiedInUserNamespace(status)
                 }
@@ -229,135 +252,6 @@ impl Engine {
             })?;
         result.oom_victims = oom_victims;
         Ok(result)
-    }
-
-    fn start(
-        &self,
-        spec: &SandboxSpec,
-        group: Option<&Group>,
-        interactive: bool,
-    ) -> Result<Watched, SandboxError> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |e: std::io::Error| SandboxError::io(what, e)
-        };
-        let (config_r, config_w) = pipe().map_err(io("creating the config pipe"))?;
-        let (report_r, report_w) = pipe().map_err(io("creating the report pipe"))?;
-        let output = match spec.output {
-            Output::Capture { .. } => Some(pipe().map_err(io("creating the output pipe"))?),
-            _ => None,
-        };
-        let stdin = match spec.stdin {
-            Stdin::Null => Some(
-                clone::high_fd(
-                    File::open("/dev/null")
-                        .map_err(io("opening /dev/null"))?
-                        .into(),
-                )
-                .map_err(io("moving /dev/null"))?,
-            ),
-            Stdin::Inherit => None,
-        };
-        let out_w = output.as_ref().map(|(_, w)| w.as_raw_fd());
-        let pooled_net = self
-            .netns
-            .as_ref()
-            .filter(|_| spec.namespaces.net && spec.loopback)
-            .and_then(NetPool::take);
-        let fds = ChildFds {
-            stdin: stdin.as_ref().map(|f| f.as_raw_fd()),
-            stdout: match spec.output {
-                Output::Inherit => None,
-                Output::Stderr => Some(2),
-                Output::Capture { .. } => out_w,
-            },
-            stderr: out_w,
-            config: config_r.as_raw_fd(),
-            report: report_w.as_raw_fd(),
-            netns: pooled_net.as_ref().map(AsRawFd::as_raw_fd),
-        };
-        let user_ns = if self.user_namespace.is_some() {
-            libc::CLONE_NEWUSER as u64
-        } else {
-            0
-        };
-        let into_cgroup = group.and_then(Group::clone_target);
-        let mut ns_flags = namespace_flags(spec) | user_ns;
-        if pooled_net.is_some() {
-            ns_flags &= !(libc::CLONE_NEWNET as u64);
-        }
-        let from_zygote = self
-            .zygote
-            .as_ref()
-            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup).ok())
-            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
-        let (pid, pidfd, placed) = match from_zygote {
-            Some(started) => Ok(started),
-            None => clone::spawn(&self.init, &fds, ns_flags, into_cgroup),
-        }
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-                SandboxError::Namespaces(e)
-            }
-            _ => SandboxError::io("starting the sandbox init", e),
-        })?;
-        // The pooled namespace (if any) lives on in the child alone.
-        let joined_pooled_net = pooled_net.is_some();
-        drop((config_r, report_w, stdin, pooled_net));
-        let output_r = output.map(|(r, w)| {
-            drop(w);
-            r
-        });
-        let watched = Watched {
-            pid,
-            pidfd,
-            report: report_r,
-            output: output_r,
-        };
-
-        // The init waits for its config: map its user and put it in its cgroup first.
-        let prepared = match self.user_namespace {
-            Some(to) => crate::userns::map_root(pid, to),
-            None => Ok(()),
-        }
-        .and_then(|()| match group {
-            Some(g) if !placed => g.add_process(pid),
-            _ => Ok(()),
-        });
-        if let Err(e) = prepared {
-            watched.kill(Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            return Err(e);
-        }
-        let config = InitConfig {
-            argv: spec.argv.clone(),
-            env: spec.env.clone(),
-            cwd: spec.cwd.clone(),
-            hostname: spec.namespaces.uts.then(|| spec.hostname.clone()),
-            mounts: spec.namespaces.mount.then_some(MountConfig {
-                tmp_size_bytes: spec.tmp_size_bytes,
-                filesystem: spec.filesystem.clone(),
-            }),
-            // A pooled namespace comes with `lo` up.
-            loopback: spec.namespaces.net && spec.loopback && !joined_pooled_net,
-            make_dirs: spec.make_dirs.clone(),
-            reachable: spec.reachable.clone(),
-            new_cgroup_ns: spec.namespaces.cgroup,
-            user_ns: self.user_namespace.is_some(),
-            privileged: spec.privileged,
-            foreground_tty: interactive,
-            cpuset: spec.cpuset.clone(),
-            cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
-        };
-        let encoded =
-            serde_json::to_vec(&config).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
-        // The leading byte releases the cloned child to exec the init (see `clone`); a failed
-        // write means the init died, and the watch below reports how.
-        let mut config_w = File::from(config_w);
-        let _ = config_w
-            .write_all(b"\n")
-            .and_then(|()| config_w.write_all(&encoded));
-        Ok(watched)
     }
 }
 
@@ -380,54 +274,6 @@ fn reclaim_terminal() {
 
 fn cstring(bytes: &[u8]) -> Result<CString, SandboxError> {
     CString::new(bytes).map_err(|_| SandboxError::BadSpec("a path contains a NUL byte".to_owned()))
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    Ok((clone::high_fd(r)?, clone::high_fd(w)?))
-}
-
-fn namespace_flags(spec: &SandboxSpec) -> u64 {
-    let ns = &spec.namespaces;
-    [
-        (ns.pid, libc::CLONE_NEWPID),
-        (ns.net, libc::CLONE_NEWNET),
-        (ns.mount, libc::CLONE_NEWNS),
-        (ns.uts, libc::CLONE_NEWUTS),
-        (ns.ipc, libc::CLONE_NEWIPC),
-    ]
-    .into_iter()
-    .filter(|(on, _)| *on)
-    .fold(0u64, |acc, (_, flag)| acc | flag as u64)
-}
-
-/// A started init and the pipes we read from it.
-struct Watched {
-    pid: i32,
-    pidfd: OwnedFd,
-    report: OwnedFd,
-    output: Option<OwnedFd>,
-}
-
-impl Watched {
-    fn kill(&self, signal: Signal) {
-        // SAFETY: pidfd_send_signal on our own child's pidfd: no PID-reuse race.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                signal as libc::c_int,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-    }
-
-    fn network_counters(&self) -> NetworkAttempts {
-        crate::netstat::read_no_route_counters(
-            &Path::new("/proc").join(self.pid.to_string()).join("net"),
-        )
-    }
 }
 
 /// What the watch saw.

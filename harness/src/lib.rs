@@ -37,8 +37,10 @@ mod oom;
 mod protocol;
 mod result;
 mod spec;
+mod start;
 pub mod units;
 mod userns;
+mod warm;
 mod zygote;
 
 pub use cancel::Cancel;

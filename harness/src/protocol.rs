@@ -1,6 +1,8 @@
-//! What the runner and the sandbox's init say to each other over two pipes: the runner writes one
-//! [`InitConfig`] to fd 3 and closes it (which is also the "you are in the cgroup, go" signal);
-//! init writes one [`InitReport`] to fd 4 and exits.
+//! What the runner and the sandbox's init say to each other over two pipes. On fd 3 the runner
+//! writes an [`InitSetup`] and a newline once the init is in its cgroup (the init then builds its
+//! sandbox), then an [`InitRun`] and closes the pipe (the init then runs it). The two are
+//! apart so that a sandbox started ahead of need (see `crate::warm`) is built while it waits for
+//! its command. The init writes one [`InitReport`] to fd 4 and exits.
 
 use crate::result::{Exit, FileWrite, LeakedProcess, NetworkAttempts};
 use serde::{Deserialize, Serialize};
@@ -19,34 +21,41 @@ pub const MAX_LEAKS_LISTED: usize = 64;
 /// Most file changes listed per sandbox; beyond it only the count is kept.
 pub const MAX_FILES_LISTED: usize = 256;
 
+/// The sandbox around the command: the same for every sandbox of a shape.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct InitConfig {
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: std::path::PathBuf,
+pub struct InitSetup {
     pub hostname: Option<String>,
     /// Set up `/proc`, `/tmp`, `/dev`, read-only `/sys`: only with a new mount namespace.
     pub mounts: Option<MountConfig>,
     /// Bring `lo` up: only with a new network namespace.
     pub loopback: bool,
-    /// Created after the mounts.
-    pub make_dirs: Vec<std::path::PathBuf>,
-    /// Host paths kept reachable under the private `/tmp`.
+    /// Host paths kept reachable under the private `/tmp` (the command's working directory
+    /// and program are added to them when they come).
     pub reachable: Vec<std::path::PathBuf>,
     pub new_cgroup_ns: bool,
     /// The init runs in a user namespace (no mknod; overlayfs needs `userxattr`).
     pub user_ns: bool,
-    /// Leave the command all capabilities, without no_new_privs or seccomp.
-    pub privileged: bool,
-    /// stdin is the runner's terminal: give the command the terminal's foreground.
-    pub foreground_tty: bool,
-    pub cpuset: Option<Vec<u32>>,
     /// The sandbox's own cgroup directories (one per hierarchy), shown read-only at
     /// `/sys/fs/cgroup` in place of the host's.
     pub cgroup_dirs: Vec<std::path::PathBuf>,
 }
 
+/// The command to run in the sandbox.
 #[derive(Debug, Serialize, Deserialize)]
+pub struct InitRun {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: std::path::PathBuf,
+    /// Created before the command starts.
+    pub make_dirs: Vec<std::path::PathBuf>,
+    /// Leave the command all capabilities, without no_new_privs or seccomp.
+    pub privileged: bool,
+    /// stdin is the runner's terminal: give the command the terminal's foreground.
+    pub foreground_tty: bool,
+    pub cpuset: Option<Vec<u32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MountConfig {
     pub tmp_size_bytes: u64,
     pub filesystem: crate::spec::Filesystem,

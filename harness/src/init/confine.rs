@@ -58,6 +58,29 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_ioperm,
 ];
 
+/// Whether this init confined itself when it started (a zygote's child, before its config):
+/// then its command inherits the confinement and needs nothing between fork and exec.
+pub enum SelfConfined {
+    No,
+    Yes,
+    Failed(String),
+}
+
+static SELF_CONFINED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+
+/// Records that this process confined itself, and how that went.
+pub fn record_self_confinement(applied: io::Result<()>) {
+    let _ = SELF_CONFINED.set(applied.map_err(|e| e.to_string()));
+}
+
+pub fn self_confined() -> SelfConfined {
+    match SELF_CONFINED.get() {
+        None => SelfConfined::No,
+        Some(Ok(())) => SelfConfined::Yes,
+        Some(Err(e)) => SelfConfined::Failed(e.clone()),
+    }
+}
+
 /// Built before the fork (it allocates), applied after it.
 pub struct Confinement {
     filter: BpfProgram,

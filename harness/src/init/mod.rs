@@ -8,17 +8,19 @@
 
 mod census;
 mod changes;
-mod confine;
+pub(crate) mod confine;
 mod mounts;
 pub(crate) mod net;
 
-use crate::protocol::{InitConfig, InitReport, MountConfig, CONFIG_FD, INIT_ARG, REPORT_FD};
+use crate::protocol::{
+    InitReport, InitRun, InitSetup, MountConfig, CONFIG_FD, INIT_ARG, REPORT_FD,
+};
 use crate::result::Exit;
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::time::Instant;
@@ -96,23 +98,40 @@ pub(crate) fn main() -> i32 {
     // SAFETY: the runner put the report pipe on fd 4 and nothing else in this process owns it.
     let mut report_pipe = unsafe { File::from_raw_fd(REPORT_FD) };
     // SAFETY: as above, fd 3 is the config pipe.
-    let mut config_pipe = unsafe { File::from_raw_fd(CONFIG_FD) };
+    let config_pipe = unsafe { File::from_raw_fd(CONFIG_FD) };
     // The command must not inherit the report pipe.
     // SAFETY: plain fcntl on a descriptor we own.
     unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
 
-    let mut text = Vec::new();
-    if config_pipe.read_to_end(&mut text).is_err() || text.is_empty() {
-        return 1; // The runner is gone before it said go.
-    }
-    drop(config_pipe);
-    let report = match serde_json::from_slice::<InitConfig>(&text) {
-        Ok(config) => run(&config),
-        Err(e) => *setup_failed("reading the config", e),
+    let report = match run(&mut std::io::BufReader::new(config_pipe)) {
+        Some(report) => report,
+        None => return 1, // The runner is gone before it said go.
     };
     let encoded = serde_json::to_vec(&report).unwrap_or_default();
     let _ = report_pipe.write_all(&encoded);
     0
+}
+
+/// Reads the set-up (one line; empty lines before it are the runner's "go" bytes), or `None`
+/// when the pipe closes first.
+fn read_setup(config: &mut impl BufRead) -> Option<Result<InitSetup, serde_json::Error>> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match config.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if line.trim_ascii().is_empty() => continue,
+            Ok(_) => return Some(serde_json::from_slice(&line)),
+        }
+    }
+}
+
+/// Reads the command: the rest of the pipe, or `None` when it closes with nothing more (the
+/// sandbox was started ahead and never used).
+fn read_command(config: &mut impl BufRead) -> Option<Result<InitRun, serde_json::Error>> {
+    let mut text = Vec::new();
+    let _ = config.read_to_end(&mut text);
+    (!text.trim_ascii().is_empty()).then(|| serde_json::from_slice(&text))
 }
 
 fn setup_failed(stage: &str, e: impl std::fmt::Display) -> Box<InitReport> {
@@ -122,8 +141,25 @@ fn setup_failed(stage: &str, e: impl std::fmt::Display) -> Box<InitReport> {
     })
 }
 
-fn run(config: &InitConfig) -> InitReport {
-    let overlays = match set_up(config) {
+/// Builds the sandbox, waits for the command, runs it; `None` when the runner left first.
+fn run(config: &mut impl BufRead) -> Option<InitReport> {
+    let setup = match read_setup(config)? {
+        Ok(setup) => setup,
+        Err(e) => return Some(*setup_failed("reading the config", e)),
+    };
+    let built = match set_up(&setup) {
+        Ok(built) => built,
+        Err(report) => return Some(*report),
+    };
+    let command = match read_command(config)? {
+        Ok(command) => command,
+        Err(e) => return Some(*setup_failed("reading the command", e)),
+    };
+    Some(run_command(&setup, built, &command))
+}
+
+fn run_command(setup: &InitSetup, built: Built, config: &InitRun) -> InitReport {
+    let overlays = match enter(setup, built, config) {
         Ok(overlays) => overlays,
         Err(report) => return *report,
     };
@@ -138,14 +174,30 @@ fn run(config: &InitConfig) -> InitReport {
         // SAFETY: single-threaded process; setpgid, signal and tcsetpgrp are async-signal-safe.
         unsafe { command.pre_exec(take_the_terminal) };
     }
-    if !config.privileged {
-        let confinement = match confine::prepare() {
-            Ok(confinement) => confinement,
-            Err(e) => return *setup_failed("preparing the capability and seccomp confinement", e),
-        };
-        // SAFETY: this process is single-threaded (it is the sandbox's init), and `apply` only
-        // makes prctl/seccomp calls on data built above.
-        unsafe { command.pre_exec(move || confinement.apply()) };
+    match (config.privileged, confine::self_confined()) {
+        (false, confine::SelfConfined::No) => {
+            let confinement = match confine::prepare() {
+                Ok(confinement) => confinement,
+                Err(e) => {
+                    return *setup_failed("preparing the capability and seccomp confinement", e)
+                }
+            };
+            // SAFETY: this process is single-threaded (it is the sandbox's init), and `apply`
+            // only makes prctl/seccomp calls on data built above.
+            unsafe { command.pre_exec(move || confinement.apply()) };
+        }
+        (false, confine::SelfConfined::Yes) => {}
+        (false, confine::SelfConfined::Failed(e)) => {
+            return *setup_failed("applying the capability and seccomp confinement", e)
+        }
+        // The runner starts privileged sandboxes' inits unconfined; this is a bug if reached.
+        (true, confine::SelfConfined::Yes | confine::SelfConfined::Failed(_)) => {
+            return *setup_failed(
+                "starting a --privileged command",
+                "the sandbox's init was started confined",
+            )
+        }
+        (true, confine::SelfConfined::No) => {}
     }
     let started = Instant::now();
     let child = match command.spawn() {
@@ -163,7 +215,7 @@ fn run(config: &InitConfig) -> InitReport {
 
     // Only a /proc of our own shows just the sandbox's processes; without a mount namespace the
     // host's /proc would list everyone, so there is no census to take.
-    let (leaked, leaked_total) = if config.mounts.is_some() {
+    let (leaked, leaked_total) = if setup.mounts.is_some() {
         census::take()
     } else {
         (Vec::new(), 0)
@@ -197,63 +249,86 @@ fn run(config: &InitConfig) -> InitReport {
     }
 }
 
-fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
-    if config.new_cgroup_ns {
+/// The sandbox as built before its command came.
+struct Built {
+    overlays: mounts::Overlays,
+    /// Host directories the mounts covered, to reach the command's paths below them.
+    covered: mounts::Covered,
+}
+
+/// Everything that does not depend on the command: cgroup namespace, mounts, `lo`, hostname.
+fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
+    if setup.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
     }
-    // Opened before the mounts so a cwd under /tmp or /dev stays reachable.
-    let cwd = File::open(&config.cwd).map_err(|e| {
-        setup_failed(
-            &format!("opening the working directory {}", config.cwd.display()),
-            e,
-        )
-    })?;
-    let mut overlays = mounts::Overlays {
-        staging: None,
-        overlays: Vec::new(),
+    let mut built = Built {
+        overlays: mounts::Overlays {
+            staging: None,
+            overlays: Vec::new(),
+        },
+        covered: mounts::Covered::default(),
     };
     if let Some(MountConfig {
         tmp_size_bytes,
         filesystem,
-    }) = &config.mounts
+    }) = &setup.mounts
     {
-        // The working directory and the program stay reachable under the private /tmp.
-        let mut reachable = vec![config.cwd.clone()];
-        reachable.extend(
-            config
-                .argv
-                .first()
-                .map(std::path::PathBuf::from)
-                .filter(|p| p.is_absolute()),
-        );
-        reachable.extend(config.reachable.iter().cloned());
-        overlays = mounts::set_up(
+        (built.overlays, built.covered) = mounts::set_up(
             *tmp_size_bytes,
             filesystem,
-            &reachable,
-            &config.cgroup_dirs,
-            config.user_ns,
+            &setup.reachable,
+            &setup.cgroup_dirs,
+            setup.user_ns,
         )
         .map_err(|(stage, e)| setup_failed(stage, e))?;
+    }
+    if setup.loopback {
+        net::loopback_up().map_err(|e| setup_failed("bringing up lo", e))?;
+    }
+    if let Some(hostname) = &setup.hostname {
+        nix::unistd::sethostname(hostname).map_err(|e| setup_failed("setting the hostname", e))?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
+    Ok(built)
+}
+
+/// What depends on the command: its working directory and program reachable, its directories
+/// made, its CPUs.
+fn enter(
+    setup: &InitSetup,
+    mut built: Built,
+    config: &InitRun,
+) -> Result<mounts::Overlays, Box<InitReport>> {
+    if setup.mounts.is_some() {
+        // The working directory and the program stay reachable under the private /tmp.
+        let program = config
+            .argv
+            .first()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute());
+        for path in std::iter::once(&config.cwd).chain(program.as_ref()) {
+            built
+                .covered
+                .keep_reachable(path)
+                .map_err(|e| setup_failed("keeping a host path under /tmp reachable", e))?;
+        }
     }
     for dir in &config.make_dirs {
         std::fs::create_dir_all(dir)
             .map_err(|e| setup_failed(&format!("creating {}", dir.display()), e))?;
     }
-    // By path first, so a cwd inside a copy-on-write directory is the overlay; by the descriptor
-    // opened before the mounts when the path no longer leads there.
+    // By path first, so a cwd inside a copy-on-write directory is the overlay; through the
+    // covered host directory when the path no longer leads there.
     if std::env::set_current_dir(&config.cwd).is_err() {
-        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
-            .map_err(|e| setup_failed("entering the working directory", e))?;
+        built.covered.enter(&config.cwd).map_err(|e| {
+            setup_failed(
+                &format!("entering the working directory {}", config.cwd.display()),
+                e,
+            )
+        })?;
     }
-    if config.loopback {
-        net::loopback_up().map_err(|e| setup_failed("bringing up lo", e))?;
-    }
-    if let Some(hostname) = &config.hostname {
-        nix::unistd::sethostname(hostname).map_err(|e| setup_failed("setting the hostname", e))?;
-    }
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     if let Some(cpus) = &config.cpuset {
         let mut set = nix::sched::CpuSet::new();
         for &cpu in cpus {
@@ -263,8 +338,7 @@ fn set_up(config: &InitConfig) -> Result<mounts::Overlays, Box<InitReport>> {
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
             .map_err(|e| setup_failed("pinning to the --cpuset CPUs", e))?;
     }
-    forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
-    Ok(overlays)
+    Ok(built.overlays)
 }
 
 /// Makes the command the terminal's foreground process group (in the child, before exec): the

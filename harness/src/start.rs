@@ -1,0 +1,327 @@
+//! Starting a sandbox's init up to the point where it waits for its config: its pipes, its
+//! cgroup, its namespaces (cloned by the zygote, or cloned and exec'd here), its user mapping and
+//! its move into the cgroup. None of that depends on what the sandbox will run, only on its
+//! [`Shape`], so [`crate::warm`] can do it ahead of need; [`Started::release`] then hands the init
+//! its config.
+
+use crate::cgroup::{Group, RunGroup};
+use crate::clone::{self, ChildFds, InitCommand};
+use crate::error::SandboxError;
+use crate::janitor::{Exiting, Janitor};
+use crate::netpool::NetPool;
+use crate::protocol::{InitRun, InitSetup, MountConfig};
+use crate::result::NetworkAttempts;
+use crate::spec::{Filesystem, Limits, Output, SandboxSpec, Stdin};
+use crate::userns::RootMapping;
+use crate::zygote::Zygote;
+use nix::sys::signal::Signal;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What starting an init needs; shared by the engine and the thread that starts inits ahead.
+#[derive(Debug)]
+pub struct Starter {
+    /// `None` when running degraded, without cgroups.
+    pub cgroups: Option<Arc<RunGroup>>,
+    /// Who root inside is on the host, when sandboxes get a user namespace.
+    pub user_namespace: Option<RootMapping>,
+    pub init: InitCommand,
+    /// Network namespaces made ahead (root runners without a user namespace, when asked).
+    pub netns: Option<NetPool>,
+    /// Starts inits without an exec each (root runners without a user namespace, when asked).
+    pub zygote: Option<Zygote>,
+    /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
+    pub janitor: Janitor,
+}
+
+/// Everything a sandbox's start and set-up depend on: two started inits of one shape are
+/// interchangeable until each is given its command. In a test run every test has the same.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    /// CLONE_NEW* flags (before a made-ahead network namespace replaces CLONE_NEWNET).
+    pub ns_flags: u64,
+    /// The network namespace gets `lo` up (a made-ahead one comes with it).
+    pub loopback: bool,
+    pub limits: Limits,
+    pub stdin: Stdin,
+    pub output: Output,
+    /// Without `--privileged` the init confines itself (see [`crate::init::confine`]) as soon
+    /// as it starts, so its command's exec does not wait for it.
+    pub privileged: bool,
+    pub hostname: Option<String>,
+    pub mounts: Option<MountConfig>,
+    pub reachable: Vec<PathBuf>,
+    pub new_cgroup_ns: bool,
+}
+
+impl Shape {
+    pub fn of(spec: &SandboxSpec, user_namespace: bool) -> Shape {
+        let ns = &spec.namespaces;
+        let ns_flags = [
+            (ns.pid, libc::CLONE_NEWPID),
+            (ns.net, libc::CLONE_NEWNET),
+            (ns.mount, libc::CLONE_NEWNS),
+            (ns.uts, libc::CLONE_NEWUTS),
+            (ns.ipc, libc::CLONE_NEWIPC),
+            (user_namespace, libc::CLONE_NEWUSER),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0u64, |acc, (_, flag)| acc | flag as u64);
+        Shape {
+            ns_flags,
+            loopback: ns.net && spec.loopback,
+            limits: spec.limits,
+            stdin: spec.stdin,
+            output: spec.output,
+            privileged: spec.privileged,
+            hostname: ns.uts.then(|| spec.hostname.clone()),
+            mounts: ns.mount.then(|| MountConfig {
+                tmp_size_bytes: spec.tmp_size_bytes,
+                filesystem: spec.filesystem.clone(),
+            }),
+            reachable: spec.reachable.clone(),
+            new_cgroup_ns: ns.cgroup,
+        }
+    }
+}
+
+impl Shape {
+    /// Whether sandboxes of this shape may be built before their command comes: not when the
+    /// build leaves something on the host (`--keep-writes` puts each sandbox's upper layers in
+    /// a directory of its own there).
+    pub fn can_start_ahead(&self) -> bool {
+        !matches!(
+            &self.mounts,
+            Some(MountConfig {
+                filesystem: Filesystem::Isolated {
+                    keep_writes: Some(_),
+                    ..
+                },
+                ..
+            })
+        )
+    }
+}
+
+/// A started init and the pipes we read from it.
+pub struct Watched {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub report: OwnedFd,
+    pub output: Option<OwnedFd>,
+}
+
+impl Watched {
+    pub fn kill(&self, signal: Signal) {
+        // SAFETY: pidfd_send_signal on our own child's pidfd: no PID-reuse race.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+
+    pub fn network_counters(&self) -> NetworkAttempts {
+        crate::netstat::read_no_route_counters(
+            &Path::new("/proc").join(self.pid.to_string()).join("net"),
+        )
+    }
+}
+
+/// An init in its namespaces and cgroup, waiting for its config.
+pub struct Started {
+    pub shape: Shape,
+    pub group: Option<Group>,
+    watched: Option<Watched>,
+    config: Option<File>,
+    /// Whose janitor finishes the init if it is never released.
+    starter: Arc<Starter>,
+}
+
+impl Starter {
+    /// Starts an init of `shape` in the cgroup `group` (made by the caller, so its errors are
+    /// told apart from the start's). `ahead`: it may wait long for its config, so only the
+    /// zygote may start it — a child cloned here holds copies of every descriptor the runner
+    /// has open until it execs, which it does only once released.
+    pub fn start(
+        self: &Arc<Self>,
+        shape: Shape,
+        group: Option<Group>,
+        ahead: bool,
+    ) -> Result<Started, SandboxError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| SandboxError::io(what, e)
+        };
+        let (config_r, config_w) = pipe().map_err(io("creating the config pipe"))?;
+        let (report_r, report_w) = pipe().map_err(io("creating the report pipe"))?;
+        let output = match shape.output {
+            Output::Capture { .. } => Some(pipe().map_err(io("creating the output pipe"))?),
+            _ => None,
+        };
+        let stdin = match shape.stdin {
+            Stdin::Null => Some(
+                clone::high_fd(
+                    File::open("/dev/null")
+                        .map_err(io("opening /dev/null"))?
+                        .into(),
+                )
+                .map_err(io("moving /dev/null"))?,
+            ),
+            Stdin::Inherit => None,
+        };
+        let out_w = output.as_ref().map(|(_, w)| w.as_raw_fd());
+        let pooled_net = self
+            .netns
+            .as_ref()
+            .filter(|_| shape.loopback)
+            .and_then(NetPool::take);
+        let fds = ChildFds {
+            stdin: stdin.as_ref().map(|f| f.as_raw_fd()),
+            stdout: match shape.output {
+                Output::Inherit => None,
+                Output::Stderr => Some(2),
+                Output::Capture { .. } => out_w,
+            },
+            stderr: out_w,
+            config: config_r.as_raw_fd(),
+            report: report_w.as_raw_fd(),
+            netns: pooled_net.as_ref().map(AsRawFd::as_raw_fd),
+        };
+        let into_cgroup = group.as_ref().and_then(Group::clone_target);
+        let mut ns_flags = shape.ns_flags;
+        if pooled_net.is_some() {
+            ns_flags &= !(libc::CLONE_NEWNET as u64);
+        }
+        let from_zygote = self
+            .zygote
+            .as_ref()
+            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup, !shape.privileged).ok())
+            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
+        let (pid, pidfd, placed) = match from_zygote {
+            Some(started) => Ok(started),
+            None if ahead => Err(std::io::ErrorKind::Unsupported.into()),
+            None => clone::spawn(&self.init, &fds, ns_flags, into_cgroup),
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                SandboxError::Namespaces(e)
+            }
+            _ => SandboxError::io("starting the sandbox init", e),
+        })?;
+        // The pooled namespace (if any) lives on in the child alone.
+        let joined_pooled_net = pooled_net.is_some();
+        drop((config_r, report_w, stdin, pooled_net));
+        let watched = Watched {
+            pid,
+            pidfd,
+            report: report_r,
+            output: output.map(|(r, w)| {
+                drop(w);
+                r
+            }),
+        };
+        // The init waits for its config: map its user and put it in its cgroup first.
+        let prepared = match self.user_namespace {
+            Some(to) => crate::userns::map_root(pid, to),
+            None => Ok(()),
+        }
+        .and_then(|()| match &group {
+            Some(g) if !placed => g.add_process(pid),
+            _ => Ok(()),
+        });
+        if let Err(e) = prepared {
+            watched.kill(Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e);
+        }
+        // The init builds its sandbox now and waits for its command. The leading byte releases
+        // a cloned child to exec the init (see `clone`); a failed write means the init died,
+        // and the watch reports how.
+        let setup = InitSetup {
+            hostname: shape.hostname.clone(),
+            mounts: shape.mounts.clone(),
+            // A pooled namespace comes with `lo` up.
+            loopback: shape.loopback && !joined_pooled_net,
+            reachable: shape.reachable.clone(),
+            new_cgroup_ns: shape.new_cgroup_ns,
+            user_ns: self.user_namespace.is_some(),
+            cgroup_dirs: group.as_ref().map(Group::dirs).unwrap_or_default(),
+        };
+        let mut line = b"\n".to_vec();
+        serde_json::to_writer(&mut line, &setup)
+            .map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        line.push(b'\n');
+        let mut config = File::from(config_w);
+        let _ = config.write_all(&line);
+        Ok(Started {
+            shape,
+            group,
+            watched: Some(watched),
+            config: Some(config),
+            starter: self.clone(),
+        })
+    }
+}
+
+impl Started {
+    /// Hands the init its command, from `spec` (of this start's shape); from here on the
+    /// sandbox runs. Returns what to watch and the cgroup.
+    pub fn release(
+        mut self,
+        spec: &SandboxSpec,
+        interactive: bool,
+    ) -> Result<(Watched, Option<Group>), SandboxError> {
+        let command = InitRun {
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            make_dirs: spec.make_dirs.clone(),
+            privileged: spec.privileged,
+            foreground_tty: interactive,
+            cpuset: spec.cpuset.clone(),
+        };
+        let encoded =
+            serde_json::to_vec(&command).map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        // A failed write means the init died; the watch reports how.
+        if let Some(mut pipe) = self.config.take() {
+            let _ = pipe.write_all(&encoded);
+        }
+        let watched = self.watched.take().ok_or_else(|| {
+            SandboxError::io(
+                "starting the sandbox init",
+                std::io::ErrorKind::Other.into(),
+            )
+        })?;
+        Ok((watched, self.group.take()))
+    }
+}
+
+impl Drop for Started {
+    /// An init never given its config: closing the config pipe makes it exit, and the janitor
+    /// removes its cgroup once it has.
+    fn drop(&mut self) {
+        drop(self.config.take());
+        if let Some(watched) = self.watched.take() {
+            self.starter.janitor.hand_over(Exiting {
+                pid: watched.pid,
+                pidfd: watched.pidfd,
+                group: self.group.take(),
+                refill: None,
+            });
+        }
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((clone::high_fd(r)?, clone::high_fd(w)?))
+}

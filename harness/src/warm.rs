@@ -1,0 +1,156 @@
+//! Sandboxes started ahead of need. Everything before an init reads its config — its cgroup with
+//! the caps, the clone into fresh namespaces, the move into the cgroup (on cgroup v1 the first
+//! move after a pause waits for an RCU grace period: 5–20 ms) — depends only on the sandbox's
+//! [`Shape`]. A background thread keeps a few inits of the shape last asked for waiting; a test
+//! takes one and only hands it its config. Each is used once, so a test still gets namespaces and
+//! a cgroup nobody used before.
+//!
+//! Only with a zygote (root runners without a user namespace that run many sandboxes): its
+//! inits are the zygote's children, so they do not die with the thread that asked for them.
+
+use crate::start::{Shape, Started, Starter};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// How many inits of one shape wait ready: enough for a burst of starts on a few cores.
+const READY: usize = 4;
+
+/// How many shapes are kept ready: a run alternates between a few (listing, tests, tests with
+/// caps of their own); the least recently asked for beyond these is dropped.
+const SHAPES: usize = 3;
+
+#[derive(Debug)]
+pub struct WarmPool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wanted: Condvar,
+    starter: Arc<Starter>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The shapes last asked for, the most recent last: what the filler makes.
+    wanted: Vec<Shape>,
+    /// Shapes whose start failed: not tried again (the sandboxes that ask for them start their
+    /// own and report why they could not).
+    failed: Vec<Shape>,
+    ready: Vec<Started>,
+    stop: bool,
+}
+
+impl State {
+    /// The shape to make next: the most recently asked for that is short of ready inits.
+    fn next(&self) -> Option<Shape> {
+        self.wanted
+            .iter()
+            .rev()
+            .find(|w| {
+                !self.failed.contains(w)
+                    && self.ready.iter().filter(|r| r.shape == **w).count() < READY
+            })
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("wanted", &self.wanted)
+            .field("ready", &self.ready.len())
+            .finish()
+    }
+}
+
+impl WarmPool {
+    pub fn start(starter: Arc<Starter>) -> WarmPool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wanted: Condvar::new(),
+            starter,
+        });
+        let filler = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-warm".to_owned())
+            .spawn(move || fill(&filler))
+            .ok();
+        WarmPool {
+            shared,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// A waiting init of `shape`, when one is ready; either way the filler makes the next ones
+    /// of this shape.
+    pub fn take(&self, shape: &Shape) -> Option<Started> {
+        let mut state = self.shared.lock();
+        state.wanted.retain(|w| w != shape);
+        state.wanted.push(shape.clone());
+        if state.wanted.len() > SHAPES {
+            state.wanted.remove(0);
+        }
+        let taken = state
+            .ready
+            .iter()
+            .position(|s| s.shape == *shape)
+            .map(|i| state.ready.remove(i));
+        drop(state);
+        self.shared.wanted.notify_one();
+        taken
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wanted.notify_one();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+        // Unused inits exit when their config pipe closes; the janitor removes their cgroups.
+        let unused = std::mem::take(&mut self.shared.lock().ready);
+        drop(unused);
+    }
+}
+
+fn fill(shared: &Shared) {
+    loop {
+        let shape = {
+            let state = shared
+                .wanted
+                .wait_while(shared.lock(), |s| !s.stop && s.next().is_none())
+                .unwrap_or_else(|e| e.into_inner());
+            match state.next() {
+                Some(shape) if !state.stop => shape,
+                _ => return,
+            }
+        };
+        let started = match &shared.starter.cgroups {
+            Some(cgroups) => cgroups.new_group(&shape.limits).map(Some),
+            None => Ok(None),
+        }
+        .and_then(|group| shared.starter.start(shape.clone(), group, true));
+        let mut state = shared.lock();
+        match started {
+            Ok(started) => state.ready.push(started),
+            Err(_) => state.failed.push(shape),
+        }
+        // Inits of shapes nobody asks for any more go.
+        let (kept, stale): (Vec<Started>, Vec<Started>) = std::mem::take(&mut state.ready)
+            .into_iter()
+            .partition(|r| state.wanted.contains(&r.shape));
+        state.ready = kept;
+        drop(state);
+        drop(stale);
+    }
+}
