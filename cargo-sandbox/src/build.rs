@@ -126,19 +126,59 @@ fn build_command(args: &CargoArgs) -> Command {
     cmd
 }
 
-pub fn build(args: &CargoArgs) -> anyhow::Result<Build> {
-    // `cargo metadata --no-deps` neither builds nor resolves dependencies: it runs while cargo
-    // builds, instead of after.
+/// The caller stopped the build (see [`build`]); it already said why.
+#[derive(Debug)]
+pub struct BuildStopped;
+
+impl std::fmt::Display for BuildStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the build was stopped")
+    }
+}
+
+impl std::error::Error for BuildStopped {}
+
+/// Builds the tests. `cargo metadata --no-deps` (which neither builds nor resolves
+/// dependencies) runs beside the build, and `with_root` gets the workspace's root as soon as it
+/// is known, while cargo still builds: it loads the configuration, and returning `false` stops
+/// the build ([`BuildStopped`]) so a bad configuration fails fast.
+pub fn build(
+    args: &CargoArgs,
+    with_root: impl FnOnce(&std::path::Path) -> bool,
+) -> anyhow::Result<Build> {
     let mut metadata = MetadataCommand::new();
     metadata.cargo_path(cargo()).no_deps();
     if let Some(path) = &args.manifest_path {
         metadata.manifest_path(path);
     }
     let metadata = std::thread::spawn(move || metadata.exec());
-    let built = build_tests(args);
+    let mut cmd = build_command(args);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null());
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("running {}", cargo().display()))?;
+    let cargo_pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let built = std::thread::spawn(move || build_tests(child));
     let metadata = metadata
         .join()
         .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
+    let go_on = match &metadata {
+        Ok(metadata) => with_root(metadata.workspace_root.as_std_path()),
+        // The build fails too, and cargo says why.
+        Err(_) => true,
+    };
+    if !go_on {
+        // Our own child, not yet waited for: its PID cannot have been reused.
+        let _ = nix::sys::signal::kill(cargo_pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    let built = built
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading cargo's build messages panicked"))?;
+    if !go_on {
+        return Err(BuildStopped.into());
+    }
     let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
     let metadata = metadata.context("running `cargo metadata`")?;
     let packages: BTreeMap<PackageId, Package> = metadata
@@ -177,14 +217,8 @@ type Built = (
     Vec<PathBuf>,
 );
 
-fn build_tests(args: &CargoArgs) -> anyhow::Result<Built> {
-    let mut cmd = build_command(args);
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .stdin(Stdio::null());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("running {}", cargo().display()))?;
+/// Reads the messages of `cargo test --no-run` (`child`) until it exits.
+fn build_tests(mut child: std::process::Child) -> anyhow::Result<Built> {
     let stdout = child.stdout.take().context("cargo's stdout")?;
 
     let mut binaries = Vec::new();

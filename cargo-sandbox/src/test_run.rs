@@ -35,10 +35,18 @@ fn workspace_root(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Loads the configuration and checks the profile; `Err` carries the exit code after the message.
 pub fn load_config(manifest_path: Option<&Path>, profile: &str) -> Result<Config, i32> {
-    let loaded = workspace_root(manifest_path)
-        .map_err(|e| e.to_string())
-        .and_then(|root| Config::load(&root).map_err(|e| e.to_string()));
-    let config = match loaded {
+    match workspace_root(manifest_path) {
+        Ok(root) => load_config_at(&root, profile),
+        Err(e) => {
+            say!("cargo-sandbox: error: {e}");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// [`load_config`] for a known workspace root.
+fn load_config_at(root: &Path, profile: &str) -> Result<Config, i32> {
+    let config = match Config::load(root).map_err(|e| e.to_string()) {
         Ok(config) => config,
         Err(message) => {
             say!("cargo-sandbox: error: {message}");
@@ -61,7 +69,28 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         }
     };
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
-    let config = match load_config(args.cargo.manifest_path.as_deref(), &profile) {
+    let palette = terminal::Palette::new(args.cargo.color);
+    env::prefetch_sysroot();
+    // The configuration is read while cargo builds, and a bad one stops the build.
+    let mut config = Err(exit::USAGE);
+    let built = build::build(&args.cargo, |root| {
+        config = load_config_at(root, &profile);
+        config.is_ok()
+    });
+    let built = match built {
+        Ok(built) => built,
+        Err(e) => {
+            if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
+                say!("cargo-sandbox: error: {e}");
+                return Ok(*code);
+            }
+            if e.is::<build::BuildStopped>() {
+                return Ok(config.err().unwrap_or(exit::USAGE));
+            }
+            return Err(e.context("building the tests"));
+        }
+    };
+    let config = match config {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -82,18 +111,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         }
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
-    };
-    let palette = terminal::Palette::new(args.cargo.color);
-    env::prefetch_sysroot();
-    let built = match build::build(&args.cargo) {
-        Ok(built) => built,
-        Err(e) => {
-            if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
-                say!("cargo-sandbox: error: {e}");
-                return Ok(*code);
-            }
-            return Err(e.context("building the tests"));
-        }
     };
     let cancel = signals::cancel_on_signals()?;
     let engine = Engine::new(harness::EngineOptions {

@@ -273,7 +273,25 @@ fn config_error(name: &str, config: &str) -> String {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a bad configuration exits 2");
-    String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+    without_cargo_status(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+}
+
+/// The configuration is read while cargo builds, and a bad one stops the build: cargo may have
+/// said what it started by then (`Compiling …`); only cargo-sandbox's own message is compared.
+fn without_cargo_status(stderr: &[u8]) -> String {
+    const STATUS: [&str; 6] = [
+        "Compiling ",
+        "Finished ",
+        "Blocking ",
+        "Locking ",
+        "Adding ",
+        "Updating ",
+    ];
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|line| !STATUS.iter().any(|s| line.trim_start().starts_with(s)))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 #[test]
@@ -311,7 +329,7 @@ fn configuration_errors_name_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     all.push_str(&format!(
         "== unknown-profile\n{}",
-        String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+        without_cargo_status(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
     ));
     insta::assert_snapshot!("config_errors", all);
 }
