@@ -63,6 +63,8 @@ pub struct Engine {
     rootless: bool,
     /// Many sandboxes will run: cgroups are made ahead (and network namespaces, see `netns`).
     prepare_ahead: bool,
+    /// How many sandboxes ran in inits started ahead.
+    started_ahead: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for Engine {
@@ -134,6 +136,7 @@ impl Engine {
             degraded,
             rootless,
             prepare_ahead: options.prepare_ahead,
+            started_ahead: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -149,6 +152,12 @@ impl Engine {
     /// with clone and exec.
     pub fn has_zygote(&self) -> bool {
         self.starter.zygote.is_some()
+    }
+
+    /// How many sandboxes so far ran in an init started ahead of need (see [`crate::warm`]).
+    pub fn started_ahead(&self) -> usize {
+        self.started_ahead
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether sandboxes get a user namespace (the runner is not root).
@@ -197,7 +206,11 @@ impl Engine {
             .filter(|_| !interactive && shape.can_start_ahead())
             .and_then(|pool| pool.take(&shape));
         let start = match warm {
-            Some(start) => start,
+            Some(start) => {
+                self.started_ahead
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                start
+            }
             None => {
                 let group = match &self.starter.cgroups {
                     Some(cgroups) => Some(cgroups.new_group(&spec.limits)?),

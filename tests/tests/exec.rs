@@ -762,7 +762,7 @@ fn sandboxes_made_ahead_keep_every_protection() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "zygote true\nfresh 20\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n"
+        e2e::ENGINE_BATCH_EXPECTED
     );
     assert!(
         survivors("batchtoken").is_empty(),

@@ -1,6 +1,7 @@
 //! Runs a batch of sandboxes through the engine as `cargo sandbox test` does (made ahead:
-//! zygote-started inits, pooled network namespaces, spare cgroups), for the end-to-end tests
-//! here and in the cgroup v2 VM. Prints one line per check, `name value`.
+//! inits started and built ahead by the zygote, pooled network namespaces, spare cgroups), for
+//! the end-to-end tests here and in the cgroup v2 VM. Prints one line per check, `name value`;
+//! `e2e::ENGINE_BATCH_EXPECTED` is what a correct engine prints.
 //!
 //! `engine-batch PROBE` (PROBE: the sandbox-probe binary).
 
@@ -46,6 +47,42 @@ fn main() {
         }
     }
     println!("fresh {ok}");
+    // Most of them ran in inits started ahead (the first of a shape cannot).
+    println!("made_ahead {}", u8::from(engine.started_ahead() >= 15));
+
+    // Inits started ahead confine themselves, unless the sandbox is --privileged; twice each,
+    // so the second runs in an init made for its shape.
+    let status_line = |privileged: bool, key: &str| -> String {
+        let mut s = spec(&["sh", "-c", &format!("grep '^{key}:' /proc/self/status")]);
+        s.privileged = privileged;
+        let result = engine.run(&s, None).expect("a sandbox");
+        let out = result.output.map(|o| o.head).unwrap_or_default();
+        out.split_whitespace().nth(1).unwrap_or("?").to_owned()
+    };
+    for privileged in [false, false, true, true] {
+        let name = if privileged { "privileged" } else { "confined" };
+        println!(
+            "{name} seccomp {} no_new_privs {}",
+            status_line(privileged, "Seccomp"),
+            status_line(privileged, "NoNewPrivs")
+        );
+    }
+
+    // A working directory under /tmp that the sandbox was not built to reach: its private /tmp
+    // hides it, so it is bound back when the command comes.
+    let host_tmp = std::env::temp_dir().join(format!("engine-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&host_tmp).expect("a directory under /tmp");
+    std::fs::write(host_tmp.join("marker"), "here").expect("the marker");
+    let mut reached = 0;
+    for _ in 0..2 {
+        let mut s = spec(&["sh", "-c", "test \"$(cat marker)\" = here"]);
+        s.cwd = host_tmp.clone();
+        if engine.run(&s, None).expect("a sandbox").exit == Exit::Code(0) {
+            reached += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&host_tmp);
+    println!("tmp_cwd {reached}");
     let mut hog = spec(&[&probe, "hog"]);
     hog.limits = Limits {
         memory_bytes: Some(64 << 20),
