@@ -7,13 +7,14 @@
 //! ```text
 //! runner (multi-threaded)            sandbox
 //! ───────────────────────            ───────────────────────────────────────────
-//! cgroup::Group::create  ──┐
-//! clone3(NEW{PID,NET,NS,UTS,IPC}) ─► init (this binary re-executed, PID 1, one thread)
-//! add init to the cgroup   │          reads InitConfig from fd 3
-//! write InitConfig ────────┘          cgroup ns, mounts, lo up, hostname
-//!                                     spawns the command, reaps, takes the leak census
+//! cgroup::Group (caps) ────┐
+//! clone3(NEW{PID,NET,NS,UTS,IPC}) ─► init (PID 1, one thread: this binary re-executed, or
+//! add init to the cgroup   │          a clone of the zygote); confines itself
+//! write InitSetup ─────────┘          reads InitSetup from fd 3: cgroup ns, mounts, lo, hostname
+//!   (all of the above ahead of need, by `warm`, when many sandboxes run)
+//! write InitRun ────────────────────► reads InitRun: spawns the command, reaps, takes the census
 //! poll(pidfd, report, output) ◄────── writes InitReport to fd 4, exits (the namespace dies)
-//! read cgroup stats, remove cgroup
+//! read cgroup stats; the janitor removes the cgroup once the init is gone
 //! ```
 //!
 //! Any binary that uses the engine must call [`init::run_if_requested`] first thing in `main`,

@@ -262,30 +262,23 @@ fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
         .iter()
         .filter_map(|f| Some((in_hierarchy(f)?, format!("/proc/self/fd/{}", f.as_raw_fd()))))
         .collect();
-    let ro = MsFlags::MS_REMOUNT
-        | MsFlags::MS_BIND
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_NOEXEC;
     let bind = |source: &str, point: &str| -> nix::Result<()> {
-        mount(Some(source), point, none, MsFlags::MS_BIND, none)?;
-        mount(none, point, none, ro, none)
+        mount(Some(source), point, none, MsFlags::MS_BIND, none)
     };
     if points.iter().any(|p| p == "/sys/fs/cgroup") {
         // Pure v2: the one hierarchy is mounted right there.
         if let Some((_, source)) = sources.first() {
             bind(source, "/sys/fs/cgroup")?;
+            read_only_recursive("/sys/fs/cgroup")?;
         }
         return Ok(());
     }
-    let options = "mode=755,size=64k";
     mount(
         Some("tmpfs"),
         "/sys/fs/cgroup",
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(options),
+        Some("mode=755,size=64k"),
     )?;
     for point in &points {
         std::fs::create_dir_all(point).map_err(io_errno)?;
@@ -293,17 +286,8 @@ fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
             bind(source, point)?;
         }
     }
-    mount(
-        none,
-        "/sys/fs/cgroup",
-        none,
-        MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV
-            | MsFlags::MS_NOEXEC,
-        Some(options),
-    )
+    // The tmpfs and every bind on it in one call (one remount each on kernels before 5.12).
+    read_only_recursive("/sys/fs/cgroup")
 }
 
 /// Binds what `file` (opened before `/tmp` was covered) refers to at `path` in the new `/tmp`.
