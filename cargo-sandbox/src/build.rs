@@ -140,8 +140,8 @@ impl std::error::Error for BuildStopped {}
 
 /// Builds the tests. `cargo metadata --no-deps` (which neither builds nor resolves
 /// dependencies) runs beside the build, and `with_root` gets the workspace's root as soon as it
-/// is known, while cargo still builds: it loads the configuration, and returning `false` stops
-/// the build ([`BuildStopped`]) so a bad configuration fails fast.
+/// is known, while cargo still builds: it loads the configuration and starts the engine, and
+/// returning `false` stops the build ([`BuildStopped`]) so a bad configuration fails fast.
 pub fn build(
     args: &CargoArgs,
     with_root: impl FnOnce(&std::path::Path) -> bool,

@@ -71,14 +71,29 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
     env::prefetch_sysroot();
-    // The configuration is read while cargo builds, and a bad one stops the build.
+    let cancel = signals::cancel_on_signals()?;
+    let cli = args.layer();
+    // While cargo builds: the configuration is read (a bad one stops the build), and the
+    // engine starts. Its sandboxes wait for the build's end: a sandbox built now would show the
+    // workspace through an overlay made before the binaries existed.
     let mut config = Err(exit::USAGE);
+    let mut engine = None;
     let built = build::build(&args.cargo, |root| {
         config = load_config_at(root, &profile);
+        if config.is_ok() {
+            engine = Some(Engine::new(harness::EngineOptions {
+                prepare_ahead: true,
+                ..args.limits.engine.options()
+            }));
+        }
         config.is_ok()
     });
     let built = match built {
         Ok(built) => built,
+        Err(_) if cancel.is_cancelled() => {
+            say!("cargo-sandbox: interrupted while building");
+            return Ok(exit::INTERRUPTED);
+        }
         Err(e) => {
             if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
                 say!("cargo-sandbox: error: {e}");
@@ -94,7 +109,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let cli = args.layer();
+    let engine = engine
+        .context("the workspace's root was never known")?
+        .context("cannot set up sandboxes")?;
     // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
     // the overrides and the command line.
     let resolve = |package: &str, binary: &str, test: &str, declared: Option<&Layer>| -> Resolved {
@@ -112,12 +129,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
     };
-    let cancel = signals::cancel_on_signals()?;
-    let engine = Engine::new(harness::EngineOptions {
-        prepare_ahead: true,
-        ..args.limits.engine.options()
-    })
-    .context("cannot set up sandboxes")?;
+    let base_settings = resolve("", "", "", None);
+    let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
+    // The sandboxes of tests without settings of their own are started now, before listing.
+    engine.prepare(&base_spec);
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -259,7 +274,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         job.order = order;
     }
 
-    let base_settings = resolve("", "", "", None);
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
     if let Some(path) = &args.report_json {
@@ -311,14 +325,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     });
     records.extend(ignored);
     let cancelled = cancel.is_cancelled();
-    let mut base_spec = harness::SandboxSpec::new(Vec::new(), PathBuf::from("/"), Vec::new());
-    schedule::apply(&base_settings, &mut base_spec);
-    schedule::workspace_filesystem(
-        &base_settings,
-        &built.workspace_root,
-        &built.target_dir,
-        &mut base_spec,
-    );
     let run = RunSummary {
         seed: run_seed,
         profile,
@@ -341,6 +347,15 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// What every sandbox of the run has in common with the workspace-wide settings (its command
+/// aside): what the reports state as in force, and what the engine prepares ahead.
+fn base_spec(settings: &Resolved, root: &Path, target: &Path) -> harness::SandboxSpec {
+    let mut spec = harness::SandboxSpec::new(Vec::new(), PathBuf::from("/"), Vec::new());
+    schedule::apply(settings, &mut spec);
+    schedule::workspace_filesystem(settings, root, target, &mut spec);
+    spec
 }
 
 /// A seed when none was given: different every run, printed so the run can be reproduced.

@@ -154,6 +154,17 @@ impl Engine {
         self.starter.zygote.is_some()
     }
 
+    /// Starts building sandboxes for specs like `spec` now, ahead of the first [`Engine::run`].
+    /// Call it once the files the sandboxes will use exist (not while they are being built: a
+    /// sandbox made ahead sees its copy-on-write directories as they were when it was made).
+    /// Does nothing for an engine that does not prepare ahead.
+    pub fn prepare(&self, spec: &SandboxSpec) {
+        let shape = Shape::of(spec, self.starter.user_namespace.is_some());
+        if let Some(pool) = self.warm.as_ref().filter(|_| shape.can_start_ahead()) {
+            pool.want(&shape);
+        }
+    }
+
     /// How many sandboxes so far ran in an init started ahead of need (see [`crate::warm`]).
     pub fn started_ahead(&self) -> usize {
         self.started_ahead

@@ -7,6 +7,11 @@
 //!
 //! Only with a zygote (root runners without a user namespace that run many sandboxes): its
 //! inits are the zygote's children, so they do not die with the thread that asked for them.
+//!
+//! A waiting sandbox has its mounts already: its copy-on-write directories are overlays whose
+//! lower layer is the host directory as it was then (overlayfs does not promise to show later
+//! changes to a lower layer). So a runner asks for sandboxes only once what they will run
+//! exists — after the build — and shapes that leave state on the host are never made ahead.
 
 use crate::start::{Shape, Started, Starter};
 use std::sync::{Arc, Condvar, Mutex};
@@ -44,6 +49,14 @@ struct State {
 }
 
 impl State {
+    fn want(&mut self, shape: &Shape) {
+        self.wanted.retain(|w| w != shape);
+        self.wanted.push(shape.clone());
+        if self.wanted.len() > SHAPES {
+            self.wanted.remove(0);
+        }
+    }
+
     /// The shape to make next: the most recently asked for that is short of ready inits.
     fn next(&self) -> Option<Shape> {
         self.wanted
@@ -84,15 +97,18 @@ impl WarmPool {
         }
     }
 
+    /// Asks the filler for inits of `shape` before any is taken (the first sandboxes of a run
+    /// then find them ready).
+    pub fn want(&self, shape: &Shape) {
+        self.shared.lock().want(shape);
+        self.shared.wanted.notify_one();
+    }
+
     /// A waiting init of `shape`, when one is ready; either way the filler makes the next ones
     /// of this shape.
     pub fn take(&self, shape: &Shape) -> Option<Started> {
         let mut state = self.shared.lock();
-        state.wanted.retain(|w| w != shape);
-        state.wanted.push(shape.clone());
-        if state.wanted.len() > SHAPES {
-            state.wanted.remove(0);
-        }
+        state.want(shape);
         let taken = state
             .ready
             .iter()
