@@ -126,26 +126,11 @@ fn build_command(args: &CargoArgs) -> Command {
     cmd
 }
 
-/// The caller stopped the build (see [`build`]); it already said why.
-#[derive(Debug)]
-pub struct BuildStopped;
-
-impl std::fmt::Display for BuildStopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the build was stopped")
-    }
-}
-
-impl std::error::Error for BuildStopped {}
-
 /// Builds the tests. `cargo metadata --no-deps` (which neither builds nor resolves
 /// dependencies) runs beside the build, and `with_root` gets the workspace's root as soon as it
-/// is known, while cargo still builds: it loads the configuration and starts the engine, and
-/// returning `false` stops the build ([`BuildStopped`]) so a bad configuration fails fast.
-pub fn build(
-    args: &CargoArgs,
-    with_root: impl FnOnce(&std::path::Path) -> bool,
-) -> anyhow::Result<Build> {
+/// is known, while cargo still builds (it reads the configuration then). The build is never
+/// stopped halfway: cargo's compilers would outlive it, and what they build is needed anyway.
+pub fn build(args: &CargoArgs, with_root: impl FnOnce(&std::path::Path)) -> anyhow::Result<Build> {
     let mut metadata = MetadataCommand::new();
     metadata.cargo_path(cargo()).no_deps();
     if let Some(path) = &args.manifest_path {
@@ -159,26 +144,17 @@ pub fn build(
     let child = cmd
         .spawn()
         .with_context(|| format!("running {}", cargo().display()))?;
-    let cargo_pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let built = std::thread::spawn(move || build_tests(child));
     let metadata = metadata
         .join()
         .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
-    let go_on = match &metadata {
-        Ok(metadata) => with_root(metadata.workspace_root.as_std_path()),
-        // The build fails too, and cargo says why.
-        Err(_) => true,
-    };
-    if !go_on {
-        // Our own child, not yet waited for: its PID cannot have been reused.
-        let _ = nix::sys::signal::kill(cargo_pid, nix::sys::signal::Signal::SIGTERM);
+    // Without metadata the build fails too, and cargo says why.
+    if let Ok(metadata) = &metadata {
+        with_root(metadata.workspace_root.as_std_path());
     }
     let built = built
         .join()
         .map_err(|_| anyhow::anyhow!("reading cargo's build messages panicked"))?;
-    if !go_on {
-        return Err(BuildStopped.into());
-    }
     let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
     let metadata = metadata.context("running `cargo metadata`")?;
     let packages: BTreeMap<PackageId, Package> = metadata

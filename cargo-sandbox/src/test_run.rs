@@ -35,28 +35,19 @@ fn workspace_root(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Loads the configuration and checks the profile; `Err` carries the exit code after the message.
 pub fn load_config(manifest_path: Option<&Path>, profile: &str) -> Result<Config, i32> {
-    match workspace_root(manifest_path) {
-        Ok(root) => load_config_at(&root, profile),
-        Err(e) => {
-            say!("cargo-sandbox: error: {e}");
-            Err(exit::USAGE)
-        }
-    }
+    workspace_root(manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|root| read_config(&root, profile))
+        .map_err(|message| {
+            say!("cargo-sandbox: error: {message}");
+            exit::USAGE
+        })
 }
 
-/// [`load_config`] for a known workspace root.
-fn load_config_at(root: &Path, profile: &str) -> Result<Config, i32> {
-    let config = match Config::load(root).map_err(|e| e.to_string()) {
-        Ok(config) => config,
-        Err(message) => {
-            say!("cargo-sandbox: error: {message}");
-            return Err(exit::USAGE);
-        }
-    };
-    if let Err(e) = config.check_profile(profile) {
-        say!("cargo-sandbox: error: {e}");
-        return Err(exit::USAGE);
-    }
+/// The configuration of the workspace at `root`, its profile checked; `Err` is the message.
+fn read_config(root: &Path, profile: &str) -> Result<Config, String> {
+    let config = Config::load(root).map_err(|e| e.to_string())?;
+    config.check_profile(profile).map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -71,47 +62,31 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
     env::prefetch_sysroot();
-    let cancel = signals::cancel_on_signals()?;
-    let cli = args.layer();
-    // While cargo builds: the configuration is read (a bad one stops the build), and the
-    // engine starts. Its sandboxes wait for the build's end: a sandbox built now would show the
-    // workspace through an overlay made before the binaries existed.
-    let mut config = Err(exit::USAGE);
-    let mut engine = None;
+    // The configuration is read while cargo builds; a bad one is reported once the build ends.
+    let mut config = None;
     let built = build::build(&args.cargo, |root| {
-        config = load_config_at(root, &profile);
-        if config.is_ok() {
-            engine = Some(Engine::new(harness::EngineOptions {
-                prepare_ahead: true,
-                ..args.limits.engine.options()
-            }));
-        }
-        config.is_ok()
+        config = Some(read_config(root, &profile))
     });
+    let config = match config {
+        Some(Ok(config)) => Some(config),
+        Some(Err(message)) => {
+            say!("cargo-sandbox: error: {message}");
+            return Ok(exit::USAGE);
+        }
+        None => None,
+    };
     let built = match built {
         Ok(built) => built,
-        Err(_) if cancel.is_cancelled() => {
-            say!("cargo-sandbox: interrupted while building");
-            return Ok(exit::INTERRUPTED);
-        }
         Err(e) => {
             if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
                 say!("cargo-sandbox: error: {e}");
                 return Ok(*code);
             }
-            if e.is::<build::BuildStopped>() {
-                return Ok(config.err().unwrap_or(exit::USAGE));
-            }
             return Err(e.context("building the tests"));
         }
     };
-    let config = match config {
-        Ok(config) => config,
-        Err(code) => return Ok(code),
-    };
-    let engine = engine
-        .context("the workspace's root was never known")?
-        .context("cannot set up sandboxes")?;
+    let config = config.context("the workspace's root was never known")?;
+    let cli = args.layer();
     // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
     // the overrides and the command line.
     let resolve = |package: &str, binary: &str, test: &str, declared: Option<&Layer>| -> Resolved {
@@ -129,9 +104,16 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
     };
+    let cancel = signals::cancel_on_signals()?;
+    let engine = Engine::new(harness::EngineOptions {
+        prepare_ahead: true,
+        ..args.limits.engine.options()
+    })
+    .context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None);
     let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
-    // The sandboxes of tests without settings of their own are started now, before listing.
+    // The sandboxes of tests without settings of their own are started now, before listing
+    // (not during the build: one made then would show the workspace without its binaries).
     engine.prepare(&base_spec);
     let workers = args
         .jobs

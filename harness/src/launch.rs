@@ -160,7 +160,16 @@ impl Engine {
     /// Does nothing for an engine that does not prepare ahead.
     pub fn prepare(&self, spec: &SandboxSpec) {
         let shape = Shape::of(spec, self.starter.user_namespace.is_some());
-        if let Some(pool) = self.warm.as_ref().filter(|_| shape.can_start_ahead()) {
+        let supported = self
+            .starter
+            .cgroups
+            .as_ref()
+            .is_none_or(|c| c.check_limits(&spec.limits).is_ok());
+        if let Some(pool) = self
+            .warm
+            .as_ref()
+            .filter(|_| supported && shape.can_start_ahead())
+        {
             pool.want(&shape);
         }
     }

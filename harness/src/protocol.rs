@@ -29,9 +29,12 @@ pub struct InitSetup {
     pub mounts: Option<MountConfig>,
     /// Bring `lo` up: only with a new network namespace.
     pub loopback: bool,
-    /// Host paths kept reachable under the private `/tmp` (the command's working directory
-    /// and program are added to them when they come).
+    /// Host paths kept reachable under the private `/tmp` (with the command's working
+    /// directory and program when they lie there).
     pub reachable: Vec<std::path::PathBuf>,
+    /// The command's working directory when the sandbox's own mounts may hide it (it lies
+    /// under none of the paths kept reachable): opened before them, entered through that.
+    pub cwd: Option<std::path::PathBuf>,
     pub new_cgroup_ns: bool,
     /// The init runs in a user namespace (no mknod; overlayfs needs `userxattr`).
     pub user_ns: bool,

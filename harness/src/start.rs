@@ -17,7 +17,7 @@ use crate::zygote::Zygote;
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,7 +53,11 @@ pub struct Shape {
     pub privileged: bool,
     pub hostname: Option<String>,
     pub mounts: Option<MountConfig>,
+    /// The spec's, with its working directory and program when they lie under `/tmp`.
     pub reachable: Vec<PathBuf>,
+    /// The working directory, when it lies under none of `reachable` (see [`InitSetup::cwd`]);
+    /// in a test run it lies in the workspace, so all tests share one shape.
+    pub cwd: Option<PathBuf>,
     pub new_cgroup_ns: bool,
 }
 
@@ -83,13 +87,13 @@ impl Shape {
                 tmp_size_bytes: spec.tmp_size_bytes,
                 filesystem: spec.filesystem.clone(),
             }),
-            reachable: spec.reachable.clone(),
+            reachable: reachable(spec),
+            cwd: (!spec.reachable.iter().any(|r| spec.cwd.starts_with(r)))
+                .then(|| spec.cwd.clone()),
             new_cgroup_ns: ns.cgroup,
         }
     }
-}
 
-impl Shape {
     /// Whether sandboxes of this shape may be built before their command comes: not when the
     /// build leaves something on the host (`--keep-writes` puts each sandbox's upper layers in
     /// a directory of its own there).
@@ -105,6 +109,28 @@ impl Shape {
             })
         )
     }
+}
+
+/// The paths a sandbox keeps reachable under its private `/tmp`: the spec's, and its working
+/// directory and program when they lie there and no path kept already holds them.
+fn reachable(spec: &SandboxSpec) -> Vec<PathBuf> {
+    let mut reachable = spec.reachable.clone();
+    let program = spec
+        .argv
+        .first()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    for path in std::iter::once(&spec.cwd).chain(program.as_ref()) {
+        let under_tmp = |p: &Path| p.starts_with("/tmp") && p != Path::new("/tmp");
+        if under_tmp(path)
+            && !reachable
+                .iter()
+                .any(|kept| under_tmp(kept) && path.starts_with(kept))
+        {
+            reachable.push(path.clone());
+        }
+    }
+    reachable
 }
 
 /// A started init and the pipes we read from it.
@@ -148,9 +174,9 @@ pub struct Started {
 
 impl Starter {
     /// Starts an init of `shape` in the cgroup `group` (made by the caller, so its errors are
-    /// told apart from the start's). `ahead`: it may wait long for its config, so only the
-    /// zygote may start it — a child cloned here holds copies of every descriptor the runner
-    /// has open until it execs, which it does only once released.
+    /// told apart from the start's). `ahead`: it may wait long for its command, so only the
+    /// zygote may start it — a child cloned here dies with the thread that cloned it
+    /// (`PR_SET_PDEATHSIG`), which for a start made ahead is the pool's filler thread.
     pub fn start(
         self: &Arc<Self>,
         shape: Shape,
@@ -196,6 +222,23 @@ impl Starter {
             report: report_w.as_raw_fd(),
             netns: pooled_net.as_ref().map(AsRawFd::as_raw_fd),
         };
+        // What the init builds before its command comes; written once it is in its cgroup.
+        let setup = InitSetup {
+            hostname: shape.hostname.clone(),
+            mounts: shape.mounts.clone(),
+            // A pooled namespace comes with `lo` up.
+            loopback: shape.loopback && pooled_net.is_none(),
+            reachable: shape.reachable.clone(),
+            cwd: shape.cwd.clone(),
+            new_cgroup_ns: shape.new_cgroup_ns,
+            user_ns: self.user_namespace.is_some(),
+            cgroup_dirs: group.as_ref().map(Group::dirs).unwrap_or_default(),
+        };
+        // The leading byte releases a cloned child to exec the init (see `clone`).
+        let mut line = b"\n".to_vec();
+        serde_json::to_writer(&mut line, &setup)
+            .map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        line.push(b'\n');
         let into_cgroup = group.as_ref().and_then(Group::clone_target);
         let mut ns_flags = shape.ns_flags;
         if pooled_net.is_some() {
@@ -218,7 +261,6 @@ impl Starter {
             _ => SandboxError::io("starting the sandbox init", e),
         })?;
         // The pooled namespace (if any) lives on in the child alone.
-        let joined_pooled_net = pooled_net.is_some();
         drop((config_r, report_w, stdin, pooled_net));
         let watched = Watched {
             pid,
@@ -243,23 +285,8 @@ impl Starter {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(e);
         }
-        // The init builds its sandbox now and waits for its command. The leading byte releases
-        // a cloned child to exec the init (see `clone`); a failed write means the init died,
-        // and the watch reports how.
-        let setup = InitSetup {
-            hostname: shape.hostname.clone(),
-            mounts: shape.mounts.clone(),
-            // A pooled namespace comes with `lo` up.
-            loopback: shape.loopback && !joined_pooled_net,
-            reachable: shape.reachable.clone(),
-            new_cgroup_ns: shape.new_cgroup_ns,
-            user_ns: self.user_namespace.is_some(),
-            cgroup_dirs: group.as_ref().map(Group::dirs).unwrap_or_default(),
-        };
-        let mut line = b"\n".to_vec();
-        serde_json::to_writer(&mut line, &setup)
-            .map_err(|e| SandboxError::BadSpec(e.to_string()))?;
-        line.push(b'\n');
+        // The init builds its sandbox now and waits for its command; a failed write means it
+        // died, and the watch reports how.
         let mut config = File::from(config_w);
         let _ = config.write_all(&line);
         Ok(Started {
@@ -273,6 +300,15 @@ impl Starter {
 }
 
 impl Started {
+    /// Whether its init still waits (one started ahead dies with the zygote, for one).
+    pub fn alive(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        self.watched.as_ref().is_some_and(|w| {
+            let mut fds = [PollFd::new(w.pidfd.as_fd(), PollFlags::POLLIN)];
+            matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+        })
+    }
+
     /// Hands the init its command, from `spec` (of this start's shape); from here on the
     /// sandbox runs. Returns what to watch and the cgroup.
     pub fn release(

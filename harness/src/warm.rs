@@ -109,13 +109,20 @@ impl WarmPool {
     pub fn take(&self, shape: &Shape) -> Option<Started> {
         let mut state = self.shared.lock();
         state.want(shape);
-        let taken = state
-            .ready
-            .iter()
-            .position(|s| s.shape == *shape)
-            .map(|i| state.ready.remove(i));
+        // Inits that died waiting go (to the janitor, outside the lock).
+        let mut dead = Vec::new();
+        let mut taken = None;
+        while let Some(i) = state.ready.iter().position(|s| s.shape == *shape) {
+            let started = state.ready.remove(i);
+            if started.alive() {
+                taken = Some(started);
+                break;
+            }
+            dead.push(started);
+        }
         drop(state);
         self.shared.wanted.notify_one();
+        drop(dead);
         taken
     }
 }

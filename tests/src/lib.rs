@@ -156,8 +156,15 @@ impl Exec {
 
 /// Runs `cargo-sandbox exec --json <flags> -- <command>` and checks it left no cgroup behind.
 pub fn exec(flags: &[&str], command: &[&str]) -> Exec {
+    exec_in(&std::env::current_dir().expect("cwd"), flags, command)
+}
+
+/// [`exec`] from the working directory `dir`, which the sandbox keeps reachable (a path named
+/// only inside a shell script is not, when it lies under `/tmp`).
+pub fn exec_in(dir: &Path, flags: &[&str], command: &[&str]) -> Exec {
     let start = Instant::now();
     let child = Command::new(cargo_sandbox())
+        .current_dir(dir)
         .arg("exec")
         .arg("--json")
         .args(flags)

@@ -2,10 +2,30 @@
 //! measurements and cleanup. Every test also checks that its run left no cgroup behind.
 
 use e2e::*;
+use std::path::Path;
 use std::time::Duration;
 
 fn probe_args<'a>(probe: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     std::iter::once(probe).chain(rest.iter().copied()).collect()
+}
+
+#[test]
+fn the_command_inherits_only_its_stdio() {
+    if !privileged() {
+        return;
+    }
+    // The runner itself got a descriptor without close-on-exec (fd 7) from whoever started it;
+    // neither it nor the init's own pipes reach the command (`ls` opens its directory as 3).
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "exec 7</dev/null; exec \"$0\" sandbox exec -- ls /proc/self/fd",
+        ])
+        .arg(cargo_sandbox())
+        .output()
+        .expect("cargo-sandbox exec");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n2\n3\n");
 }
 
 #[test]
@@ -124,11 +144,14 @@ fn memory_hog_is_oom_killed() {
         serde_json::json!(["sandbox-probe"])
     );
 
-    // The victim named is the process the kernel chose, here not the main one.
-    let script = format!("{probe} hog; echo shell-survived");
-    let run = with_oom_line(|| exec(&["--memory", "64M"], &["sh", "-c", &script]));
+    // The victim named is the process the kernel chose, here not the main one. The probe is
+    // named relative to the working directory, which stays reachable even under /tmp.
+    let probe_dir = Path::new(&probe).parent().expect("the probe's directory");
+    let script = "./sandbox-probe hog; echo shell-survived";
+    let run = with_oom_line(|| exec_in(probe_dir, &["--memory", "64M"], &["sh", "-c", script]));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("shell-survived"), "{}", run.stderr);
+    assert!(run.usage("oom_kills") >= 1, "{}", run.json);
     assert_eq!(
         run.result()["oom_victims"],
         serde_json::json!(["sandbox-probe"])

@@ -99,9 +99,12 @@ pub(crate) fn main() -> i32 {
     let mut report_pipe = unsafe { File::from_raw_fd(REPORT_FD) };
     // SAFETY: as above, fd 3 is the config pipe.
     let config_pipe = unsafe { File::from_raw_fd(CONFIG_FD) };
-    // The command must not inherit the report pipe.
-    // SAFETY: plain fcntl on a descriptor we own.
-    unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // The command must inherit neither pipe.
+    // SAFETY: plain fcntl on descriptors we own.
+    unsafe {
+        libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(CONFIG_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
 
     let report = match run(&mut std::io::BufReader::new(config_pipe)) {
         Some(report) => report,
@@ -261,8 +264,8 @@ fn run_command(setup: &InitSetup, built: Built, config: &InitRun) -> InitReport 
 /// The sandbox as built before its command came.
 struct Built {
     overlays: mounts::Overlays,
-    /// Host directories the mounts covered, to reach the command's paths below them.
-    covered: mounts::Covered,
+    /// The working directory named in the set-up, opened before the mounts could hide it.
+    cwd: Option<File>,
 }
 
 /// Everything that does not depend on the command: cgroup namespace, mounts, `lo`, hostname.
@@ -271,19 +274,28 @@ fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| setup_failed("creating the cgroup namespace", e))?;
     }
+    let cwd = match &setup.cwd {
+        Some(dir) => Some(File::open(dir).map_err(|e| {
+            setup_failed(
+                &format!("opening the working directory {}", dir.display()),
+                e,
+            )
+        })?),
+        None => None,
+    };
     let mut built = Built {
         overlays: mounts::Overlays {
             staging: None,
             overlays: Vec::new(),
         },
-        covered: mounts::Covered::default(),
+        cwd,
     };
     if let Some(MountConfig {
         tmp_size_bytes,
         filesystem,
     }) = &setup.mounts
     {
-        (built.overlays, built.covered) = mounts::set_up(
+        built.overlays = mounts::set_up(
             *tmp_size_bytes,
             filesystem,
             &setup.reachable,
@@ -303,35 +315,26 @@ fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
     Ok(built)
 }
 
-/// What depends on the command: its working directory and program reachable, its directories
-/// made, its CPUs.
+/// What depends on the command: its directories made, its working directory, its CPUs.
 fn enter(
     setup: &InitSetup,
-    mut built: Built,
+    built: Built,
     config: &InitRun,
 ) -> Result<mounts::Overlays, Box<InitReport>> {
-    if setup.mounts.is_some() {
-        // The working directory and the program stay reachable under the private /tmp.
-        let program = config
-            .argv
-            .first()
-            .map(std::path::PathBuf::from)
-            .filter(|p| p.is_absolute());
-        for path in std::iter::once(&config.cwd).chain(program.as_ref()) {
-            built
-                .covered
-                .keep_reachable(path)
-                .map_err(|e| setup_failed("keeping a host path under /tmp reachable", e))?;
-        }
-    }
     for dir in &config.make_dirs {
         std::fs::create_dir_all(dir)
             .map_err(|e| setup_failed(&format!("creating {}", dir.display()), e))?;
     }
-    // By path first, so a cwd inside a copy-on-write directory is the overlay; through the
-    // covered host directory when the path no longer leads there.
-    if std::env::set_current_dir(&config.cwd).is_err() {
-        built.covered.enter(&config.cwd).map_err(|e| {
+    // By path first, so a cwd inside a copy-on-write directory is the overlay; by the descriptor
+    // opened before the mounts when the path no longer leads there.
+    if let Err(e) = std::env::set_current_dir(&config.cwd) {
+        let entered = match (&built.cwd, &setup.cwd) {
+            (Some(dir), Some(path)) if *path == config.cwd => {
+                nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(dir)).map_err(|e| e.into())
+            }
+            _ => Err(e),
+        };
+        entered.map_err(|e: std::io::Error| {
             setup_failed(
                 &format!("entering the working directory {}", config.cwd.display()),
                 e,

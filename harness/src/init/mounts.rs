@@ -41,59 +41,6 @@ pub struct Overlays {
 /// descriptor reaches them). `/dev` is never part of what a command needs from the host.
 const STAGING: &str = "/dev";
 
-/// The host's `/tmp`, opened before the sandbox's own covered it, and what of it is bound back:
-/// the command's own paths (which come after the mounts) are reached through it.
-#[derive(Default)]
-pub struct Covered {
-    tmp: Option<File>,
-    rebound: Vec<PathBuf>,
-}
-
-impl Covered {
-    /// Binds `path` back from the host's `/tmp` when it lies there and is not bound already (a
-    /// path that does not exist is left alone: the command then says what it misses).
-    pub fn keep_reachable(&mut self, path: &Path) -> nix::Result<()> {
-        let Some(rel) = self.below_tmp(path) else {
-            return Ok(());
-        };
-        if self.rebound.iter().any(|kept| path.starts_with(kept)) {
-            return Ok(());
-        }
-        let Ok(file) = self.open(rel, nix::fcntl::OFlag::O_PATH) else {
-            return Ok(());
-        };
-        rebind(path, &file)?;
-        self.rebound.push(path.to_owned());
-        Ok(())
-    }
-
-    /// Enters `path` through the host's `/tmp` (a working directory the private one hides).
-    pub fn enter(&self, path: &Path) -> nix::Result<()> {
-        let rel = self.below_tmp(path).ok_or(nix::Error::ENOENT)?;
-        let dir = self.open(rel, nix::fcntl::OFlag::O_DIRECTORY)?;
-        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&dir))
-    }
-
-    fn below_tmp<'p>(&self, path: &'p Path) -> Option<&'p Path> {
-        path.strip_prefix("/tmp")
-            .ok()
-            .filter(|rel| !rel.as_os_str().is_empty() && self.tmp.is_some())
-    }
-
-    fn open(&self, rel: &Path, flags: nix::fcntl::OFlag) -> nix::Result<File> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let tmp = self.tmp.as_ref().ok_or(nix::Error::ENOENT)?;
-        let fd = nix::fcntl::openat(
-            Some(tmp.as_raw_fd()),
-            rel,
-            flags | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        // SAFETY: a fresh descriptor nothing else owns.
-        Ok(unsafe { File::from_raw_fd(fd) })
-    }
-}
-
 /// `reachable`: host paths the command needs (its workspace, its binaries) that the private
 /// `/tmp` would otherwise hide; they are bound back into it.
 pub fn set_up(
@@ -102,7 +49,7 @@ pub fn set_up(
     reachable: &[PathBuf],
     own_cgroup: &[PathBuf],
     user_ns: bool,
-) -> Result<(Overlays, Covered), Failure> {
+) -> Result<Overlays, Failure> {
     let none: Option<&str> = None;
     let host_devices = user_ns.then(HostDevices::open);
     // Opened before /sys/fs/cgroup is replaced by the sandbox's own view of it.
@@ -174,10 +121,6 @@ pub fn set_up(
         .into_iter()
         .filter_map(|p| File::open(p).ok().map(|f| (p, f)))
         .collect();
-    let mut covered = Covered {
-        tmp: File::open("/tmp").ok(),
-        rebound: Vec::new(),
-    };
 
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), quiet, none).map_err(|e| ("mounting /proc", e))?;
@@ -196,7 +139,6 @@ pub fn set_up(
     tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
     for (path, file) in hidden {
         rebind(path, &file).map_err(|e| ("keeping a host path under /tmp reachable", e))?;
-        covered.rebound.push(path.clone());
     }
 
     if let Filesystem::Isolated {
@@ -228,7 +170,7 @@ pub fn set_up(
             .map_err(|e| ("making a writable path writable", e))?;
         }
     }
-    Ok((result, covered))
+    Ok(result)
 }
 
 /// Shows, read-only at `/sys/fs/cgroup`, only the sandbox's own cgroups (`own`, its directory

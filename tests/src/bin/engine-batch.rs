@@ -68,14 +68,19 @@ fn main() {
         );
     }
 
-    // A working directory under /tmp that the sandbox was not built to reach: its private /tmp
-    // hides it, so it is bound back when the command comes.
+    // A working directory under /tmp, which the sandbox's private /tmp would hide: bound back
+    // into it (twice: the second sandbox was made ahead for that shape). The command must not
+    // inherit the init's pipes either (fd 3 and 4 closed).
     let host_tmp = std::env::temp_dir().join(format!("engine-batch-{}", std::process::id()));
     std::fs::create_dir_all(&host_tmp).expect("a directory under /tmp");
     std::fs::write(host_tmp.join("marker"), "here").expect("the marker");
     let mut reached = 0;
     for _ in 0..2 {
-        let mut s = spec(&["sh", "-c", "test \"$(cat marker)\" = here"]);
+        let mut s = spec(&[
+            "sh",
+            "-c",
+            "test \"$(cat marker)\" = here && test ! -e /proc/self/fd/3 && test ! -e /proc/self/fd/4",
+        ]);
         s.cwd = host_tmp.clone();
         if engine.run(&s, None).expect("a sandbox").exit == Exit::Code(0) {
             reached += 1;
