@@ -16,9 +16,14 @@
 use crate::start::{Shape, Started, Starter};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// How many inits of one shape wait ready: enough for a burst of starts on a few cores.
 const READY: usize = 4;
+
+/// How long a shape whose start failed waits before it is tried again (a transient shortage:
+/// descriptors, PIDs, memory).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How many shapes are kept ready: a run alternates between a few (listing, tests, tests with
 /// caps of their own); the least recently asked for beyond these is dropped.
@@ -41,9 +46,9 @@ struct Shared {
 struct State {
     /// The shapes last asked for, the most recent last: what the filler makes.
     wanted: Vec<Shape>,
-    /// Shapes whose start failed: not tried again (the sandboxes that ask for them start their
-    /// own and report why they could not).
-    failed: Vec<Shape>,
+    /// Shapes whose start failed, and when: not tried again for [`RETRY_AFTER`] (the sandboxes
+    /// that ask for them meanwhile start their own, and report why if they cannot either).
+    failed: Vec<(Shape, Instant)>,
     ready: Vec<Started>,
     stop: bool,
 }
@@ -63,7 +68,10 @@ impl State {
             .iter()
             .rev()
             .find(|w| {
-                !self.failed.contains(w)
+                !self
+                    .failed
+                    .iter()
+                    .any(|(f, at)| f == *w && at.elapsed() < RETRY_AFTER)
                     && self.ready.iter().filter(|r| r.shape == **w).count() < READY
             })
             .cloned()
@@ -149,13 +157,19 @@ impl Drop for WarmPool {
 fn fill(shared: &Shared) {
     loop {
         let shape = {
-            let state = shared
+            // Woken when asked; after a failure, also when it may be tried again.
+            let (state, _) = shared
                 .wanted
-                .wait_while(shared.lock(), |s| !s.stop && s.next().is_none())
+                .wait_timeout_while(shared.lock(), RETRY_AFTER, |s| {
+                    !s.stop && s.next().is_none()
+                })
                 .unwrap_or_else(|e| e.into_inner());
+            if state.stop {
+                return;
+            }
             match state.next() {
-                Some(shape) if !state.stop => shape,
-                _ => return,
+                Some(shape) => shape,
+                None => continue,
             }
         };
         let started = match &shared.starter.cgroups {
@@ -164,9 +178,10 @@ fn fill(shared: &Shared) {
         }
         .and_then(|group| shared.starter.start(shape.clone(), group, true));
         let mut state = shared.lock();
+        state.failed.retain(|(f, _)| *f != shape);
         match started {
             Ok(started) => state.ready.push(started),
-            Err(_) => state.failed.push(shape),
+            Err(_) => state.failed.push((shape, Instant::now())),
         }
         // Inits of shapes nobody asks for any more go.
         let (kept, stale): (Vec<Started>, Vec<Started>) = std::mem::take(&mut state.ready)
