@@ -62,11 +62,28 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
     env::prefetch_sysroot();
-    // The configuration is read while cargo builds; a bad one is reported once the build ends.
+    // Signals cancel from here on: a runner stopped during the build still removes its engine.
+    let cancel = signals::cancel_on_signals()?;
+    // While cargo builds: the configuration is read (a bad one is reported once the build
+    // ends), and the engine starts (its zygote, and on cgroup v1 the kernel kept ready for the
+    // first sandboxes' moves). Sandboxes themselves wait for the build's end: one made now
+    // would show the workspace through an overlay made before its binaries existed.
     let mut config = None;
+    let mut engine = None;
     let built = build::build(&args.cargo, |root| {
-        config = Some(read_config(root, &profile))
+        let read = read_config(root, &profile);
+        if read.is_ok() {
+            engine = Some(Engine::new(harness::EngineOptions {
+                prepare_ahead: true,
+                ..args.limits.engine.options()
+            }));
+        }
+        config = Some(read);
     });
+    if cancel.is_cancelled() {
+        say!("cargo-sandbox: interrupted while building");
+        return Ok(exit::INTERRUPTED);
+    }
     let config = match config {
         Some(Ok(config)) => Some(config),
         Some(Err(message)) => {
@@ -104,12 +121,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
     };
-    let cancel = signals::cancel_on_signals()?;
-    let engine = Engine::new(harness::EngineOptions {
-        prepare_ahead: true,
-        ..args.limits.engine.options()
-    })
-    .context("cannot set up sandboxes")?;
+    let engine = engine
+        .context("the workspace's root was never known")?
+        .context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None);
     let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
     // The sandboxes of tests without settings of their own are started now, before listing

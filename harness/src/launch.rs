@@ -13,7 +13,7 @@ use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxRe
 use crate::spec::{Output, SandboxSpec, Stdin};
 use crate::start::{Shape, Starter, Watched};
 use crate::userns::RootMapping;
-use crate::warm::WarmPool;
+use crate::warm::{KeepWarm, WarmPool};
 use crate::zygote::Zygote;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -57,6 +57,8 @@ pub struct Engine {
     starter: Arc<Starter>,
     /// Inits started ahead of need (with a zygote only; see [`crate::warm`]).
     warm: Option<WarmPool>,
+    /// cgroup v1, while the run starts (see [`KeepWarm`]).
+    keep_warm: Option<KeepWarm>,
     /// Why cgroups are missing, when they are.
     degraded: Option<String>,
     /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
@@ -71,6 +73,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         // Inits started ahead exit unused; every sandbox's cgroup is gone before the run
         // directory is removed.
+        drop(self.keep_warm.take());
         drop(self.warm.take());
         self.starter.janitor.drain();
     }
@@ -126,8 +129,14 @@ impl Engine {
             // Without a zygote every sandbox's init is started with clone and exec.
             zygote: prepare_ahead.then(|| Zygote::start(&exe).ok()).flatten(),
             netns: prepare_ahead.then(NetPool::start),
+            placed_any: std::sync::atomic::AtomicBool::new(false),
+        });
+        let keep_warm = starter.zygote.as_ref().and_then(|zygote| {
+            let dirs = starter.cgroups.as_ref()?.warm_up_dirs()?;
+            Some(KeepWarm::start(starter.clone(), zygote.pid(), dirs))
         });
         Ok(Engine {
+            keep_warm,
             warm: starter
                 .zygote
                 .is_some()

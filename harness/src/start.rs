@@ -24,6 +24,10 @@ use std::sync::Arc;
 /// What starting an init needs; shared by the engine and the thread that starts inits ahead.
 #[derive(Debug)]
 pub struct Starter {
+    /// Starts inits without an exec each (root runners without a user namespace, when asked).
+    /// First, so it is gone before the run's cgroups are removed (it may sit in one, see
+    /// [`crate::warm::KeepWarm`]).
+    pub zygote: Option<Zygote>,
     /// `None` when running degraded, without cgroups.
     pub cgroups: Option<Arc<RunGroup>>,
     /// Who root inside is on the host, when sandboxes get a user namespace.
@@ -31,10 +35,10 @@ pub struct Starter {
     pub init: InitCommand,
     /// Network namespaces made ahead (root runners without a user namespace, when asked).
     pub netns: Option<NetPool>,
-    /// Starts inits without an exec each (root runners without a user namespace, when asked).
-    pub zygote: Option<Zygote>,
     /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
     pub janitor: Janitor,
+    /// Set once an init has been moved into its cgroup (see [`crate::warm::KeepWarm`]).
+    pub placed_any: std::sync::atomic::AtomicBool,
 }
 
 /// Everything a sandbox's start and set-up depend on: two started inits of one shape are
@@ -280,6 +284,10 @@ impl Starter {
             Some(g) if !placed => g.add_process(pid),
             _ => Ok(()),
         });
+        if !placed {
+            self.placed_any
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err(e) = prepared {
             watched.kill(Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -192,3 +192,55 @@ fn fill(shared: &Shared) {
         drop(stale);
     }
 }
+
+/// cgroup v1 moves every init into its cgroups, and the kernel makes the first move after a
+/// pause wait for an RCU grace period: the first two sandboxes of a run waited 8–27 ms each
+/// here. While a run starts (its build, until the first init is moved) this keeps moves
+/// happening: the zygote goes back and forth between two cgroups of the run's own every few
+/// milliseconds. Once sandboxes are made, their own moves keep the kernel ready.
+#[derive(Debug)]
+pub struct KeepWarm {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How often the zygote moves: well within the kernel's grace period.
+const PULSE: Duration = Duration::from_millis(4);
+
+/// Never longer than this (a build that takes longer is followed by a slow first start).
+const WARM_AT_MOST: Duration = Duration::from_secs(600);
+
+impl KeepWarm {
+    pub fn start(starter: Arc<Starter>, pid: u32, dirs: [std::path::PathBuf; 2]) -> KeepWarm {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-keep-warm".to_owned())
+            .spawn(move || {
+                let started = Instant::now();
+                let pid = pid.to_string();
+                for dir in dirs.iter().cycle() {
+                    if stopped.load(Ordering::Relaxed)
+                        || starter.placed_any.load(Ordering::Relaxed)
+                        || started.elapsed() > WARM_AT_MOST
+                        || std::fs::write(dir.join("cgroup.procs"), &pid).is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(PULSE);
+                }
+            })
+            .ok();
+        KeepWarm { stop, thread }
+    }
+}
+
+impl Drop for KeepWarm {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub struct Zygote {
 }
 
 impl Zygote {
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
     pub fn start(program: &Path) -> io::Result<Zygote> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,

@@ -137,6 +137,15 @@ impl RunGroup {
         !self.machine_has_swap || (limits.memory_bytes.is_some() && supported)
     }
 
+    /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
+    /// [`crate::warm::KeepWarm`].
+    pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
+        match &self.backend {
+            RunBackend::V1(dirs) => dirs.warm_up_dirs(),
+            RunBackend::V2(_) => None,
+        }
+    }
+
     /// Whether sandbox cgroups enforce the device allowlist.
     pub fn enforces_devices(&self) -> bool {
         match &self.backend {

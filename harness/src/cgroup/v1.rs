@@ -136,6 +136,15 @@ impl RunDirs {
     }
 
     /// Whether this kernel can limit swap per cgroup (swap accounting on).
+    /// Two cgroups of the run's own, in the pids hierarchy, to move one of its processes between
+    /// while the run starts (see [`crate::warm::KeepWarm`]).
+    pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
+        let dirs = ["warm-up-a", "warm-up-b"].map(|name| self.0.pids.join(name));
+        dirs.iter()
+            .all(|dir| fs::mkdir(dir).is_ok())
+            .then_some(dirs)
+    }
+
     pub fn swap_limit_supported(&self) -> bool {
         self.0.memory.join(MEMSW_LIMIT).exists()
     }
