@@ -17,7 +17,7 @@ const READY: usize = 4;
 #[derive(Debug)]
 pub struct NetPool {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -35,10 +35,7 @@ impl NetPool {
             .name("sandbox-netns".to_owned())
             .spawn(move || fill(&filler))
             .ok();
-        NetPool {
-            shared,
-            thread: Mutex::new(thread),
-        }
+        NetPool { shared, thread }
     }
 
     /// A fresh namespace with `lo` up, when one is ready (the caller creates its own otherwise).
@@ -63,7 +60,7 @@ impl Drop for NetPool {
             self.shared.stop.store(true, Ordering::SeqCst);
         }
         self.shared.wanted.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }

@@ -41,6 +41,9 @@ pub struct InitSetup {
     /// The sandbox's own cgroup directories (one per hierarchy), shown read-only at
     /// `/sys/fs/cgroup` in place of the host's.
     pub cgroup_dirs: Vec<std::path::PathBuf>,
+    /// Once set up, the init confines itself (see `init::confine`), so everything it starts
+    /// inherits it; off for `--privileged`.
+    pub confine: bool,
 }
 
 /// The command to run in the sandbox.
@@ -51,8 +54,6 @@ pub struct InitRun {
     pub cwd: std::path::PathBuf,
     /// Created before the command starts.
     pub make_dirs: Vec<std::path::PathBuf>,
-    /// Leave the command all capabilities, without no_new_privs or seccomp.
-    pub privileged: bool,
     /// stdin is the runner's terminal: give the command the terminal's foreground.
     pub foreground_tty: bool,
     pub cpuset: Option<Vec<u32>>,

@@ -52,8 +52,8 @@ pub struct Shape {
     pub limits: Limits,
     pub stdin: Stdin,
     pub output: Output,
-    /// Without `--privileged` the init confines itself (see [`crate::init::confine`]) as soon
-    /// as it starts, so its command's exec does not wait for it.
+    /// Without `--privileged` the init confines itself while it is set up (see
+    /// [`InitSetup::confine`]), so its command's start does not wait for it.
     pub privileged: bool,
     pub hostname: Option<String>,
     pub mounts: Option<MountConfig>,
@@ -237,6 +237,7 @@ impl Starter {
             new_cgroup_ns: shape.new_cgroup_ns,
             user_ns: self.user_namespace.is_some(),
             cgroup_dirs: group.as_ref().map(Group::dirs).unwrap_or_default(),
+            confine: !shape.privileged,
         };
         // The leading byte releases a cloned child to exec the init (see `clone`).
         let mut line = b"\n".to_vec();
@@ -251,7 +252,7 @@ impl Starter {
         let from_zygote = self
             .zygote
             .as_ref()
-            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup, !shape.privileged).ok())
+            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup).ok())
             .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
         let (pid, pidfd, placed) = match from_zygote {
             Some(started) => Ok(started),
@@ -329,7 +330,6 @@ impl Started {
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
             make_dirs: spec.make_dirs.clone(),
-            privileged: spec.privileged,
             foreground_tty: interactive,
             cpuset: spec.cpuset.clone(),
         };

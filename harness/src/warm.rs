@@ -1,8 +1,8 @@
 //! Sandboxes started ahead of need. Everything before an init reads its config — its cgroup with
 //! the caps, the clone into fresh namespaces, the move into the cgroup (on cgroup v1 the first
 //! move after a pause waits for an RCU grace period: 5–20 ms) — depends only on the sandbox's
-//! [`Shape`]. A background thread keeps a few inits of the shape last asked for waiting; a test
-//! takes one and only hands it its config. Each is used once, so a test still gets namespaces and
+//! [`Shape`]. A background thread keeps a few inits of each shape last asked for waiting; a test
+//! takes one and only hands it its command. Each is used once, so a test still gets namespaces and
 //! a cgroup nobody used before.
 //!
 //! Only with a zygote (root runners without a user namespace that run many sandboxes): its
@@ -32,7 +32,7 @@ const SHAPES: usize = 3;
 #[derive(Debug)]
 pub struct WarmPool {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -55,6 +55,10 @@ struct State {
 
 impl State {
     fn want(&mut self, shape: &Shape) {
+        // Every test of a run asks for the same: nothing to copy then.
+        if self.wanted.last() == Some(shape) {
+            return;
+        }
         self.wanted.retain(|w| w != shape);
         self.wanted.push(shape.clone());
         if self.wanted.len() > SHAPES {
@@ -99,10 +103,7 @@ impl WarmPool {
             .name("sandbox-warm".to_owned())
             .spawn(move || fill(&filler))
             .ok();
-        WarmPool {
-            shared,
-            thread: Mutex::new(thread),
-        }
+        WarmPool { shared, thread }
     }
 
     /// Asks the filler for inits of `shape` before any is taken (the first sandboxes of a run
@@ -145,7 +146,7 @@ impl Drop for WarmPool {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wanted.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
         // Unused inits exit when their config pipe closes; the janitor removes their cgroups.

@@ -32,8 +32,6 @@ const SOCKET_FD: RawFd = 3;
 /// Request flags.
 const HAS_CGROUP: u8 = 1;
 const HAS_NETNS: u8 = 2;
-/// The init confines itself before it waits for its config.
-const CONFINE: u8 = 4;
 
 #[derive(Debug)]
 pub struct Zygote {
@@ -88,14 +86,12 @@ impl Zygote {
     /// Asks the zygote for a sandbox init in the namespaces of `ns_flags`, with `fds` as its
     /// descriptors 0..=4 (stdio not given is the runner's own, sent along), started in the
     /// cgroup `into_cgroup` is open on (v2) and joined to the network namespace `fds.netns`.
-    /// With `confine`, the init confines itself (and so its command) at once. Returns its PID
-    /// and a pidfd.
+    /// Returns its PID and a pidfd.
     pub fn spawn(
         &self,
         fds: &ChildFds,
         ns_flags: u64,
         into_cgroup: Option<RawFd>,
-        confine: bool,
     ) -> io::Result<(i32, OwnedFd)> {
         let mut sent = vec![
             fds.stdin.unwrap_or(0),
@@ -104,7 +100,7 @@ impl Zygote {
             fds.config,
             fds.report,
         ];
-        let mut flags = if confine { CONFINE } else { 0 };
+        let mut flags = 0u8;
         if let Some(fd) = into_cgroup {
             sent.push(fd);
             flags |= HAS_CGROUP;
@@ -165,8 +161,8 @@ impl Drop for Zygote {
 pub fn serve() -> i32 {
     // SAFETY: plain signal disposition change in a single-threaded process.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    // Built once (it allocates and compiles the filter); each init applies it.
-    let confinement = crate::init::confine::prepare();
+    // Built once, before any clone: each init finds it built (see `confine::prepared`).
+    let _ = crate::init::confine::prepared();
     loop {
         let mut request = [0u8; 9];
         let mut space = nix::cmsg_space!([RawFd; 8]);
@@ -199,7 +195,7 @@ pub fn serve() -> i32 {
         let bytes = msg.bytes;
         let answer = if bytes == 9 {
             let ns_flags = u64::from_ne_bytes(request[..8].try_into().unwrap_or_default());
-            start_init(ns_flags, request[8], received, &confinement)
+            start_init(ns_flags, request[8], received)
         } else {
             Err(io::Error::from_raw_os_error(libc::EINVAL))
         };
@@ -229,12 +225,7 @@ pub fn serve() -> i32 {
 
 /// Clones one init. `fds`: stdin, stdout, stderr, config, report, then the cgroup and the
 /// network namespace when `flags` says so.
-fn start_init(
-    ns_flags: u64,
-    flags: u8,
-    fds: Vec<OwnedFd>,
-    confinement: &io::Result<crate::init::confine::Confinement>,
-) -> io::Result<(i32, OwnedFd)> {
+fn start_init(ns_flags: u64, flags: u8, fds: Vec<OwnedFd>) -> io::Result<(i32, OwnedFd)> {
     let expected = 5 + usize::from(flags & HAS_CGROUP != 0) + usize::from(flags & HAS_NETNS != 0);
     if fds.len() != expected {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -270,12 +261,6 @@ fn start_init(
                 }
             }
             libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
-        }
-        if flags & CONFINE != 0 {
-            crate::init::confine::record_self_confinement(match confinement {
-                Ok(c) => c.apply(),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            });
         }
         std::process::exit(crate::init::main());
     }

@@ -1,5 +1,6 @@
-//! Root in the sandbox is not root on the host: before the command's exec, the init (single-
-//! threaded, so this runs safely between its fork and exec) leaves the command
+//! Root in the sandbox is not root on the host: once its sandbox is set up, the init confines
+//! itself — it keeps its own capabilities, since the bounding set only limits what an exec
+//! gains — so the command, and everything else it starts, gets
 //!
 //! - a reduced capability set: Docker's default minus `CAP_MKNOD` (file ownership, setuid/setgid,
 //!   binding low ports and raw sockets in its own network namespace, kill inside its own PID
@@ -58,36 +59,23 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_ioperm,
 ];
 
-/// Whether this init confined itself when it started (a zygote's child, before its config):
-/// then its command inherits the confinement and needs nothing between fork and exec.
-pub enum SelfConfined {
-    No,
-    Yes,
-    Failed(String),
+/// The confinement, built once per process (it allocates and compiles the filter). The zygote
+/// builds it before it clones any init, so each of its inits finds it built.
+pub fn prepared() -> Result<&'static Confinement, String> {
+    static PREPARED: std::sync::OnceLock<Result<Confinement, String>> = std::sync::OnceLock::new();
+    PREPARED
+        .get_or_init(|| prepare().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
-static SELF_CONFINED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-
-/// Records that this process confined itself, and how that went.
-pub fn record_self_confinement(applied: io::Result<()>) {
-    let _ = SELF_CONFINED.set(applied.map_err(|e| e.to_string()));
-}
-
-pub fn self_confined() -> SelfConfined {
-    match SELF_CONFINED.get() {
-        None => SelfConfined::No,
-        Some(Ok(())) => SelfConfined::Yes,
-        Some(Err(e)) => SelfConfined::Failed(e.clone()),
-    }
-}
-
-/// Built before the fork (it allocates), applied after it.
+/// Applied by the init to itself before its command comes: all it starts inherits it.
 pub struct Confinement {
     filter: BpfProgram,
     last_cap: u32,
 }
 
-pub fn prepare() -> io::Result<Confinement> {
+fn prepare() -> io::Result<Confinement> {
     let arch = if cfg!(target_arch = "aarch64") {
         TargetArch::aarch64
     } else {

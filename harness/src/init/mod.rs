@@ -186,31 +186,6 @@ fn run_command(setup: &InitSetup, built: Built, config: &InitRun) -> InitReport 
         // SAFETY: single-threaded process; setpgid, signal and tcsetpgrp are async-signal-safe.
         unsafe { command.pre_exec(take_the_terminal) };
     }
-    match (config.privileged, confine::self_confined()) {
-        (false, confine::SelfConfined::No) => {
-            let confinement = match confine::prepare() {
-                Ok(confinement) => confinement,
-                Err(e) => {
-                    return *setup_failed("preparing the capability and seccomp confinement", e)
-                }
-            };
-            // SAFETY: this process is single-threaded (it is the sandbox's init), and `apply`
-            // only makes prctl/seccomp calls on data built above.
-            unsafe { command.pre_exec(move || confinement.apply()) };
-        }
-        (false, confine::SelfConfined::Yes) => {}
-        (false, confine::SelfConfined::Failed(e)) => {
-            return *setup_failed("applying the capability and seccomp confinement", e)
-        }
-        // The runner starts privileged sandboxes' inits unconfined; this is a bug if reached.
-        (true, confine::SelfConfined::Yes | confine::SelfConfined::Failed(_)) => {
-            return *setup_failed(
-                "starting a --privileged command",
-                "the sandbox's init was started confined",
-            )
-        }
-        (true, confine::SelfConfined::No) => {}
-    }
     let started = Instant::now();
     let child = match command.spawn() {
         Ok(child) => child,
@@ -312,6 +287,13 @@ fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
+    // Last: the init keeps its own capabilities (the bounding set only limits what an exec
+    // gains) and needs none of the calls the filter denies.
+    if setup.confine {
+        confine::prepared()
+            .and_then(|c| c.apply().map_err(|e| e.to_string()))
+            .map_err(|e| setup_failed("applying the capability and seccomp confinement", e))?;
+    }
     Ok(built)
 }
 
