@@ -194,6 +194,8 @@ pub enum Event {
     RunStarted {
         tests: usize,
         binaries: usize,
+        /// Binaries run whole without listing: their tests are counted as they report.
+        unlisted_binaries: usize,
         ignored: usize,
         seed: u64,
         profile: String,

@@ -2,7 +2,24 @@
 //! sandbox too: listing runs the binary's code), then the user's filters select as `cargo test`
 //! would.
 
+use crate::config::{Cap, Resolved};
+use crate::event::{TestId, TestRecord};
+use crate::outcome::{classify, Outcome};
+use crate::schedule::{self, BinaryContext};
 use anyhow::bail;
+use harness::{Engine, Exit};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The pseudo-test a binary that cannot list its tests is reported as.
+pub const LISTING: &str = "<listing>";
+/// The name an unlisted binary's run goes by until its tests are known (`--isolation binary`).
+pub const WHOLE_BINARY: &str = "(all tests)";
+
+/// Whether a record stands for a binary rather than one of its tests (never retried).
+pub fn is_pseudo_test(name: &str) -> bool {
+    name == LISTING || name == WHOLE_BINARY
+}
 
 /// How ignored tests are treated (`--ignored`, `--include-ignored`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +76,28 @@ impl TestFilter {
             }
         }
         Ok(f)
+    }
+
+    /// The selection as libtest's own arguments, for a binary that selects its tests itself.
+    pub fn libtest_args(&self) -> Vec<String> {
+        let mut args = self.filters.clone();
+        if self.exact {
+            args.push("--exact".to_owned());
+        }
+        for name in &self.skip {
+            args.extend(["--skip".to_owned(), name.clone()]);
+        }
+        args.extend(self.ignored_flag().map(str::to_owned));
+        args
+    }
+
+    /// libtest's flag for the ignored mode, if any.
+    pub fn ignored_flag(&self) -> Option<&'static str> {
+        match self.ignored {
+            IgnoredMode::Skip => None,
+            IgnoredMode::Only => Some("--ignored"),
+            IgnoredMode::Include => Some("--include-ignored"),
+        }
     }
 
     pub fn matches(&self, name: &str) -> bool {
@@ -192,12 +231,131 @@ pub fn select(tests: &[ListedTest], filter: &TestFilter) -> Vec<(String, bool, P
         .collect()
 }
 
+/// The shell that runs a binary's two listings in one sandbox.
+const SHELL: &str = "/bin/sh";
+/// Printed between them; no test name contains it.
+const LISTING_SEPARATOR: &str = "@@ cargo-sandbox: ignored tests follow @@";
+
+/// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
+/// pseudo-test named `<listing>`.
+pub fn in_sandbox(
+    engine: &Engine,
+    ctx: &BinaryContext,
+    settings: &Resolved,
+    host_env: &[(String, String)],
+    seed: u64,
+) -> Result<Vec<ListedTest>, Box<TestRecord>> {
+    let mut settings = settings.clone();
+    settings.timeout = Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
+    // The listing's text, and whether all of it was kept.
+    let run = |argv: Vec<String>| -> Result<(String, bool), Box<TestRecord>> {
+        let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
+        // sandbox-harness binaries then print the limits their trials declare.
+        spec.env
+            .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));
+        let started = Instant::now();
+        let id = TestId {
+            binary_id: ctx.binary.id.clone(),
+            name: LISTING.to_owned(),
+        };
+        match engine.run(&spec, None) {
+            Ok(result) if result.exit == Exit::Code(0) => Ok(result
+                .output
+                .map(|o| (o.text(), o.truncated_bytes == 0))
+                .unwrap_or_default()),
+            Ok(result) => {
+                let outcome = classify(&result, true, settings.policies());
+                Err(Box::new(TestRecord {
+                    error: Some("listing the binary's tests failed".into()),
+                    ..TestRecord::ran(id, outcome, true, started.elapsed(), &result, &spec)
+                }))
+            }
+            Err(e) => Err(Box::new(TestRecord {
+                spec: Some(spec.clone()),
+                error: Some(e.to_string()),
+                ..TestRecord::not_run(id, Outcome::SandboxError, true)
+            })),
+        }
+    };
+    let binary = ctx.binary.path.display().to_string();
+    let list = |extra: &[&str]| -> Vec<String> {
+        [binary.as_str(), "--list", "--format", "terse"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // Both listings in one sandbox when there is a shell to run them one after the other. When
+    // that fails, each runs on its own, so a failure is reported as the binary's own.
+    let both = Path::new(SHELL)
+        .exists()
+        .then(|| {
+            run(vec![
+                SHELL.to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "\"$0\" --list --format terse && echo '{LISTING_SEPARATOR}' && \
+                     exec \"$0\" --list --format terse --ignored"
+                ),
+                binary.clone(),
+            ])
+            .ok()
+        })
+        .flatten();
+    let (listing, ignored) = match both
+        .as_ref()
+        .filter(|(_, whole)| *whole)
+        .and_then(|(b, _)| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
+    {
+        Some((all, ignored)) => (format!("{all}\n"), ignored.to_owned()),
+        None => (run(list(&[]))?.0, run(list(&["--ignored"]))?.0),
+    };
+    let ignored = parse_terse(&ignored);
+    let mut tests = combine(parse_terse(&listing), &ignored);
+    for (name, limits) in parse_declared_limits(&listing) {
+        if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
+            test.declared = Some(limits);
+        }
+    }
+    Ok(tests)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_filter_becomes_libtests_own_arguments() {
+        let f = TestFilter::new(
+            &s(&["a"]),
+            &s(&[
+                "b",
+                "--exact",
+                "--skip=c",
+                "--skip",
+                "d",
+                "--include-ignored",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            f.libtest_args(),
+            s(&[
+                "a",
+                "b",
+                "--exact",
+                "--skip",
+                "c",
+                "--skip",
+                "d",
+                "--include-ignored"
+            ])
+        );
+        assert_eq!(TestFilter::default().libtest_args(), Vec::<String>::new());
     }
 
     #[test]

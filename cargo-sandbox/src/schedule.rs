@@ -7,6 +7,7 @@ use crate::build::TestBinary;
 use crate::config::{FsMode, Isolation, Resolved};
 use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
+use crate::list::{self, Plan, TestFilter};
 use crate::outcome::{classify, Outcome};
 use harness::{Cancel, Engine, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
 use std::collections::{HashMap, VecDeque};
@@ -31,15 +32,55 @@ pub struct SelectedTest {
     pub ignored: bool,
 }
 
+/// Which of a binary's tests a job runs, and how libtest is told.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Tests from the binary's listing. `whole_binary`: every test it lists, so libtest's own
+    /// selection matches and the tests need not be named.
+    Listed {
+        tests: Vec<SelectedTest>,
+        whole_binary: bool,
+    },
+    /// A binary run whole without listing it first (`--isolation binary`, when all its tests
+    /// share the binary's settings): libtest selects with the user's filter (a retry: exactly
+    /// `only`), and the run's own output names the tests. Listing would run the binary twice
+    /// more; it happens only when the run's output does not account for every test.
+    Unlisted { only: Option<Vec<String>> },
+}
+
+impl Selection {
+    /// The tests named up front (none for an unlisted binary).
+    pub fn listed(&self) -> &[SelectedTest] {
+        match self {
+            Selection::Listed { tests, .. } => tests,
+            Selection::Unlisted { .. } => &[],
+        }
+    }
+
+    /// The same tests' retry: only those that failed, named.
+    fn retry(&self, failed: &[String]) -> Selection {
+        match self {
+            Selection::Listed { tests, .. } => Selection::Listed {
+                tests: tests
+                    .iter()
+                    .filter(|t| failed.contains(&t.name))
+                    .cloned()
+                    .collect(),
+                whole_binary: false,
+            },
+            Selection::Unlisted { .. } => Selection::Unlisted {
+                only: Some(failed.to_vec()),
+            },
+        }
+    }
+}
+
 /// One sandbox's worth of work: one test, or (`--isolation binary`) a binary's tests that share
 /// the same settings.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub binary: Arc<BinaryContext>,
-    pub tests: Vec<SelectedTest>,
-    /// Every test the binary lists was selected: libtest's own selection matches, so tests need
-    /// not be named.
-    pub whole_binary: bool,
+    pub selection: Selection,
     pub settings: Arc<Resolved>,
     /// 0-based: repeats and retries count up.
     pub attempt: u32,
@@ -165,6 +206,8 @@ pub struct Run<'a> {
     pub workers: usize,
     /// `--keep-writes DIR`: each sandbox keeps its copy-on-write layers in its own directory.
     pub keep_writes: Option<std::path::PathBuf>,
+    /// The user's test selection, which libtest applies in unlisted binaries.
+    pub filter: &'a TestFilter,
 }
 
 /// Attempts of one test collected so far.
@@ -176,7 +219,7 @@ struct Pending {
 pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
     let mut pending: HashMap<TestId, Pending> = HashMap::new();
     for job in &jobs {
-        for test in &job.tests {
+        for test in job.selection.listed() {
             pending
                 .entry(test_id(job, &test.name))
                 .or_insert(Pending {
@@ -212,22 +255,29 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                     continue;
                 };
                 let records = run_job(run, &job);
-                let mut retry_tests = Vec::new();
+                let mut failed = Vec::new();
                 let mut finished = Vec::new();
                 {
                     let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
                     for record in records {
                         let id = record.id.clone();
                         let retry = record.failure
+                            && !list::is_pseudo_test(&id.name)
                             && job.retry < job.settings.retries
                             && !run.cancel.is_cancelled();
+                        // An unlisted binary's tests are known once it ran.
+                        if matches!(job.selection, Selection::Unlisted { .. }) {
+                            pending.entry(id.clone()).or_insert(Pending {
+                                expected: 1,
+                                records: Vec::new(),
+                            });
+                        }
                         let Some(entry) = pending.get_mut(&id) else {
                             continue;
                         };
                         if retry {
                             entry.expected += 1;
-                            retry_tests
-                                .extend(job.tests.iter().filter(|t| t.name == id.name).cloned());
+                            failed.push(id.name.clone());
                         }
                         entry.records.push(record);
                         if entry.records.len() as u32 >= entry.expected {
@@ -235,10 +285,9 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                         }
                     }
                 }
-                if !retry_tests.is_empty() {
+                if !failed.is_empty() {
                     let retry = Job {
-                        tests: retry_tests,
-                        whole_binary: false,
+                        selection: job.selection.retry(&failed),
                         attempt: job.attempt + 1,
                         retry: job.retry + 1,
                         ..job.clone()
@@ -269,16 +318,24 @@ fn test_id(job: &Job, name: &str) -> TestId {
 
 fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let id = |name: &str| test_id(job, name);
-    for test in &job.tests {
-        let _ = run.events.send(Event::TestStarted(id(&test.name)));
+    match &job.selection {
+        Selection::Listed { tests, .. } => {
+            for test in tests {
+                let _ = run.events.send(Event::TestStarted(id(&test.name)));
+            }
+        }
+        Selection::Unlisted { .. } => {
+            let _ = run.events.send(Event::TestStarted(id(WHOLE_BINARY)));
+        }
     }
+    let listed = job.selection.listed();
     let key = match job.settings.isolation {
-        Isolation::Test => id(&job.tests[0].name).to_string(),
+        Isolation::Test => id(listed.first().map_or("", |t| t.name.as_str())).to_string(),
         Isolation::Binary => job.binary.binary.id.clone(),
     };
     let seed = seed_for(run.run_seed, &key, job.attempt);
     let argv = std::iter::once(job.binary.binary.path.display().to_string())
-        .chain(libtest_args(job))
+        .chain(libtest_args(job, run.filter))
         .collect();
     let mut spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
     if let (Some(base), Filesystem::Isolated { keep_writes, .. }) =
@@ -290,10 +347,9 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 "_",
             )
         };
-        let test = if job.tests.len() == 1 {
-            safe(&job.tests[0].name)
-        } else {
-            "binary".to_owned()
+        let test = match listed {
+            [one] => safe(&one.name),
+            _ => "binary".to_owned(),
         };
         *keep_writes = Some(
             base.join(safe(&job.binary.binary.id))
@@ -305,70 +361,151 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let result = run.engine.run(&spec, Some(run.cancel));
     let duration = started.elapsed();
     let policies = job.settings.policies();
-    let mut records: Vec<TestRecord> = match result {
-        Err(e) => job
-            .tests
-            .iter()
-            .map(|t| TestRecord {
-                spec: Some(spec.clone()),
-                error: Some(e.to_string()),
-                ..TestRecord::not_run(id(&t.name), Outcome::SandboxError, true)
-            })
-            .collect(),
-        Ok(result) => {
-            let record = |name: &str, outcome: Outcome| {
-                let failure = outcome.is_failure(policies);
-                TestRecord {
-                    policies,
-                    ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
-                }
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            let names: Vec<&str> = match listed {
+                [] => vec![WHOLE_BINARY],
+                tests => tests.iter().map(|t| t.name.as_str()).collect(),
             };
-            match job.settings.isolation {
-                Isolation::Test => {
-                    let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
-                    vec![record(
-                        &job.tests[0].name,
-                        classify(&result, ran_one, policies),
-                    )]
-                }
-                Isolation::Binary => {
-                    let lines = libtest_results(
-                        &result.output.as_ref().map(|o| o.text()).unwrap_or_default(),
-                    );
-                    let binary_outcome = classify(&result, true, policies);
-                    job.tests
-                        .iter()
-                        .map(|t| {
-                            let outcome = match lines
+            return names
+                .into_iter()
+                .map(|name| TestRecord {
+                    spec: Some(spec.clone()),
+                    error: Some(e.to_string()),
+                    seed: Some(seed),
+                    order: Some(job.order),
+                    ..TestRecord::not_run(id(name), Outcome::SandboxError, true)
+                })
+                .collect();
+        }
+    };
+    let record = |name: &str, outcome: Outcome| {
+        let failure = outcome.is_failure(policies);
+        TestRecord {
+            policies,
+            seed: Some(seed),
+            order: Some(job.order),
+            ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
+        }
+    };
+    if job.settings.isolation == Isolation::Test {
+        let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
+        let name = listed.first().map_or("", |t| t.name.as_str());
+        return vec![record(name, classify(&result, ran_one, policies))];
+    }
+    let text = result.output.as_ref().map(|o| o.text()).unwrap_or_default();
+    let lines = libtest_results(&text);
+    let binary_outcome = classify(&result, true, policies);
+    // Each selected test and what it was told to do; tests skipped as ignored are reported
+    // without having run.
+    let mut not_run = Vec::new();
+    let tests: Vec<(String, Plan)> = match &job.selection {
+        Selection::Listed { tests, .. } => {
+            tests.iter().map(|t| (t.name.clone(), Plan::Run)).collect()
+        }
+        Selection::Unlisted { only } => {
+            let truncated = result
+                .output
+                .as_ref()
+                .is_some_and(|o| o.truncated_bytes > 0);
+            if !truncated && libtest_summary(&text) == Some(lines.len()) {
+                lines
+                    .iter()
+                    .map(|(name, result)| {
+                        let plan = if result == "ignored" {
+                            Plan::Ignore
+                        } else {
+                            Plan::Run
+                        };
+                        (name.clone(), plan)
+                    })
+                    .collect()
+            } else {
+                // The output does not account for every test (the binary crashed, was
+                // killed, or is no libtest binary): its listing names the tests.
+                let listing =
+                    list::in_sandbox(run.engine, &job.binary, &job.settings, run.host_env, seed);
+                let tests = match listing {
+                    Ok(tests) => tests,
+                    Err(record) => {
+                        not_run.push(*record);
+                        Vec::new()
+                    }
+                };
+                let mut selected: Vec<(String, Plan)> = list::select(&tests, run.filter)
+                    .into_iter()
+                    .filter(|(name, _, _)| only.as_ref().is_none_or(|o| o.contains(name)))
+                    .map(|(name, _, plan)| (name, plan))
+                    .collect();
+                if !text.contains("\nrunning ") && !text.starts_with("running ") {
+                    // libtest never started: the run says nothing about the tests, which now
+                    // run as listed ones.
+                    let whole_binary = only.is_none() && selected.len() == tests.len();
+                    let listed = Job {
+                        selection: Selection::Listed {
+                            whole_binary,
+                            tests: selected
                                 .iter()
-                                .find(|(name, _)| name == &t.name)
-                                .map(|(_, r)| r.as_str())
-                            {
-                                Some("ok") => Outcome::Passed,
-                                Some("FAILED") => Outcome::Failed,
-                                Some("ignored") => Outcome::Ignored,
-                                _ if binary_outcome == Outcome::Passed => Outcome::Failed,
-                                _ => binary_outcome.clone(),
-                            };
-                            let mut r = record(&t.name, outcome);
-                            // The binary's output is shared: each test keeps only its own
-                            // failure section (passing tests print nothing of their own).
-                            r.output = match r.outcome {
-                                Outcome::Passed | Outcome::Ignored => None,
-                                _ => r.output.map(|o| own_section(o, &t.name)),
-                            };
-                            r
-                        })
-                        .collect()
+                                .filter(|(_, plan)| *plan == Plan::Run)
+                                .map(|(name, _)| SelectedTest {
+                                    name: name.clone(),
+                                    ignored: tests.iter().any(|t| &t.name == name && t.ignored),
+                                })
+                                .collect(),
+                        },
+                        ..job.clone()
+                    };
+                    selected.retain(|(_, plan)| *plan == Plan::Ignore);
+                    if !listed.selection.listed().is_empty() {
+                        not_run.extend(run_job(run, &listed));
+                    }
+                    return ignored_records(job, &selected).chain(not_run).collect();
                 }
+                selected
             }
         }
     };
-    for r in &mut records {
-        r.seed = Some(seed);
-        r.order = Some(job.order);
-    }
-    records
+    let (ran, skipped): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(_, p)| *p == Plan::Run);
+    ran.iter()
+        .map(|(name, _)| {
+            let outcome = match lines
+                .iter()
+                .find(|(line, _)| line == name)
+                .map(|(_, r)| r.as_str())
+            {
+                Some("ok") => Outcome::Passed,
+                Some("FAILED") => Outcome::Failed,
+                Some("ignored") => Outcome::Ignored,
+                _ if binary_outcome == Outcome::Passed => Outcome::Failed,
+                _ => binary_outcome.clone(),
+            };
+            let mut r = record(name, outcome);
+            // The binary's output is shared: each test keeps only its own failure section
+            // (passing tests print nothing of their own).
+            r.output = match r.outcome {
+                Outcome::Passed | Outcome::Ignored => None,
+                _ => r.output.map(|o| own_section(o, name)),
+            };
+            r
+        })
+        .chain(ignored_records(job, &skipped))
+        .chain(not_run)
+        .collect()
+}
+
+/// The name an unlisted binary's run goes by until its tests are known.
+const WHOLE_BINARY: &str = list::WHOLE_BINARY;
+
+/// Records of tests skipped as ignored (`#[ignore]` without `--ignored`): they did not run.
+fn ignored_records<'a>(
+    job: &'a Job,
+    tests: &'a [(String, Plan)],
+) -> impl Iterator<Item = TestRecord> + 'a {
+    tests
+        .iter()
+        .filter(|(_, plan)| *plan == Plan::Ignore)
+        .map(|(name, _)| TestRecord::not_run(test_id(job, name), Outcome::Ignored, false))
 }
 
 /// A test's own part of a whole binary's libtest output (`---- NAME stdout ----` up to the next
@@ -420,33 +557,64 @@ fn combine(mut attempts: Vec<TestRecord>, settings: &Resolved) -> TestRecord {
 }
 
 /// The libtest command line for a job.
-fn libtest_args(job: &Job) -> Vec<String> {
+fn libtest_args(job: &Job, filter: &TestFilter) -> Vec<String> {
     let mut args = Vec::new();
-    match job.settings.isolation {
-        Isolation::Test => {
-            let test = &job.tests[0];
-            args.extend([
-                "--exact".to_owned(),
-                test.name.clone(),
-                "--nocapture".to_owned(),
-            ]);
-            if test.ignored {
-                args.push("--ignored".to_owned());
+    match (&job.selection, job.settings.isolation) {
+        (Selection::Listed { tests, .. }, Isolation::Test) => {
+            if let Some(test) = tests.first() {
+                args.extend([
+                    "--exact".to_owned(),
+                    test.name.clone(),
+                    "--nocapture".to_owned(),
+                ]);
+                if test.ignored {
+                    args.push("--ignored".to_owned());
+                }
             }
         }
-        Isolation::Binary => {
-            if !job.whole_binary {
+        (
+            Selection::Listed {
+                tests,
+                whole_binary,
+            },
+            Isolation::Binary,
+        ) => {
+            if !whole_binary {
                 args.push("--exact".to_owned());
-                args.extend(job.tests.iter().map(|t| t.name.clone()));
+                args.extend(tests.iter().map(|t| t.name.clone()));
             }
-            if job.tests.iter().all(|t| t.ignored) {
+            if tests.iter().all(|t| t.ignored) {
                 args.push("--ignored".to_owned());
-            } else if job.tests.iter().any(|t| t.ignored) {
+            } else if tests.iter().any(|t| t.ignored) {
                 args.push("--include-ignored".to_owned());
             }
         }
+        (Selection::Unlisted { only: None }, _) => args = filter.libtest_args(),
+        (Selection::Unlisted { only: Some(names) }, _) => {
+            args.push("--exact".to_owned());
+            args.extend(names.iter().cloned());
+            args.extend(filter.ignored_flag().map(str::to_owned));
+        }
     }
     args
+}
+
+/// How many tests libtest's closing `test result:` line counts (passed, failed and ignored).
+fn libtest_summary(output: &str) -> Option<usize> {
+    let line = output
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("test result: "))?;
+    let count = |word: &str| -> Option<usize> {
+        line.split(';')
+            .find_map(|part| part.trim().rsplit_once(' ').filter(|(_, w)| *w == word))
+            .and_then(|(n, _)| {
+                n.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+    };
+    Some(count("passed")? + count("failed")? + count("ignored")?)
 }
 
 /// libtest's summary says one test ran (a name that matched nothing would run zero and pass).
@@ -488,6 +656,18 @@ mod tests {
                 ("d".into(), "ignored".into())
             ]
         );
+    }
+
+    #[test]
+    fn the_summary_counts_every_reported_test() {
+        let out = "running 4 tests\ntest a ... ok\n\nfailures:\n\ntest result: FAILED. 2 passed; \
+                   1 failed; 1 ignored; 0 measured; 7 filtered out; finished in 0.01s\n";
+        assert_eq!(libtest_summary(out), Some(4));
+        assert_eq!(libtest_summary("running 4 tests\ntest a ... ok\n"), None);
+        // A test's own output may quote a summary; libtest's own comes last.
+        let nested = "test result: ok. 9 passed; 0 failed; 0 ignored;\n\
+                      test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(libtest_summary(nested), Some(0));
     }
 
     #[test]

@@ -6,15 +6,15 @@ use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
-use crate::outcome::{classify, Outcome};
+use crate::outcome::Outcome;
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
-use crate::schedule::{self, BinaryContext, Job, SelectedTest};
+use crate::schedule::{self, BinaryContext, Job, SelectedTest, Selection};
 use crate::{exit, signals};
 use anyhow::Context;
-use harness::{Engine, Exit};
+use harness::Engine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The workspace's root directory, found without building.
 fn workspace_root(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -154,10 +154,24 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         let (cgroup_version, contexts) = (engine.cgroup_version(), contexts.clone());
         std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
     });
-    // Listing runs each binary's code, so it happens in sandboxes too.
-    let listings = schedule::parallel_map(&contexts, workers, |ctx| {
+    // Under `--isolation binary`, a binary whose tests all share its settings runs whole
+    // without listing it first: libtest applies the filter, and the run's output names the
+    // tests. Every other binary is listed; listing runs its code, so it happens in sandboxes too.
+    let (unlisted, listed): (Vec<&Arc<BinaryContext>>, Vec<&Arc<BinaryContext>>) =
+        contexts.iter().partition(|ctx| {
+            let package = &built.packages[&ctx.binary.package_id];
+            let settings = resolve(&package.name, &ctx.binary.id, "", None);
+            settings.isolation == Isolation::Binary
+                && settings.repeat == 1
+                && args.partition.is_none()
+                && !config.has_test_overrides(&profile, &package.name, &ctx.binary.id)
+                // sandbox-harness trials may declare limits of their own, which only the
+                // listing tells.
+                && !package.dependencies.iter().any(|d| d.name == "sandbox-harness")
+        });
+    let listings = schedule::parallel_map(&listed, workers, |ctx| {
         let settings = resolve(&package_of(ctx), &ctx.binary.id, "", None);
-        list_binary(&engine, ctx, &settings, &host_env, run_seed)
+        list::in_sandbox(&engine, ctx, &settings, &host_env, run_seed)
     });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while listing tests");
@@ -169,7 +183,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut binaries_with_tests = 0;
     // Position of each selected test in report order, for `--partition slice`.
     let mut position = 0usize;
-    for (ctx, listing) in contexts.iter().zip(listings) {
+    for (ctx, listing) in listed.iter().zip(listings) {
         let tests = match listing {
             Ok(tests) => tests,
             Err(record) => {
@@ -217,9 +231,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 ignored: *is_ignored,
             };
             let job = |settings: Arc<Resolved>, tests: Vec<SelectedTest>, whole_binary: bool| Job {
-                binary: ctx.clone(),
-                tests,
-                whole_binary,
+                binary: (*ctx).clone(),
+                selection: Selection::Listed {
+                    tests,
+                    whole_binary,
+                },
                 settings,
                 attempt: 0,
                 retry: 0,
@@ -239,9 +255,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         let single_group = binary_groups.len() == 1;
         for (settings, tests) in binary_groups {
             jobs.push(Job {
-                binary: ctx.clone(),
-                tests,
-                whole_binary: whole_binary && single_group,
+                binary: (*ctx).clone(),
+                selection: Selection::Listed {
+                    tests,
+                    whole_binary: whole_binary && single_group,
+                },
                 settings,
                 attempt: 0,
                 retry: 0,
@@ -252,7 +270,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             binaries_with_tests += 1;
         }
     }
-    let to_run: usize = jobs.iter().map(|j| j.tests.len()).sum();
+    for ctx in &unlisted {
+        let package = package_of(ctx);
+        jobs.push(Job {
+            binary: (*ctx).clone(),
+            selection: Selection::Unlisted { only: None },
+            settings: Arc::new(resolve(&package, &ctx.binary.id, "", None)),
+            attempt: 0,
+            retry: 0,
+            order: 0,
+        });
+    }
+    let to_run: usize = jobs.iter().map(|j| j.selection.listed().len()).sum();
     // Repeats go on the queue up front, each attempt its own job; then the order is fixed.
     let mut queue: Vec<Job> = jobs
         .into_iter()
@@ -285,6 +314,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     emit(&Event::RunStarted {
         tests: to_run,
         binaries: binaries_with_tests,
+        unlisted_binaries: unlisted.len(),
         ignored: ignored
             .iter()
             .filter(|r| r.outcome == Outcome::Ignored)
@@ -309,6 +339,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 run_seed,
                 workers,
                 keep_writes,
+                filter: &filter,
             };
             schedule::run_jobs(&run, queue)
         });
@@ -361,94 +392,4 @@ fn random_seed() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     schedule::splitmix64(nanos ^ u64::from(std::process::id()))
-}
-
-/// The shell that runs a binary's two listings in one sandbox.
-const SHELL: &str = "/bin/sh";
-/// Printed between them; no test name contains it.
-const LISTING_SEPARATOR: &str = "@@ cargo-sandbox: ignored tests follow @@";
-
-/// Lists a binary's tests in a sandbox; a binary that cannot list is reported as a failed
-/// pseudo-test named `<listing>`.
-fn list_binary(
-    engine: &Engine,
-    ctx: &BinaryContext,
-    settings: &Resolved,
-    host_env: &[(String, String)],
-    seed: u64,
-) -> Result<Vec<list::ListedTest>, Box<TestRecord>> {
-    let mut settings = settings.clone();
-    settings.timeout =
-        crate::config::Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
-    // The listing's text, and whether all of it was kept.
-    let run = |argv: Vec<String>| -> Result<(String, bool), Box<TestRecord>> {
-        let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
-        // sandbox-harness binaries then print the limits their trials declare.
-        spec.env
-            .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));
-        let started = Instant::now();
-        let id = TestId {
-            binary_id: ctx.binary.id.clone(),
-            name: "<listing>".to_owned(),
-        };
-        match engine.run(&spec, None) {
-            Ok(result) if result.exit == Exit::Code(0) => Ok(result
-                .output
-                .map(|o| (o.text(), o.truncated_bytes == 0))
-                .unwrap_or_default()),
-            Ok(result) => {
-                let outcome = classify(&result, true, settings.policies());
-                Err(Box::new(TestRecord {
-                    error: Some("listing the binary's tests failed".into()),
-                    ..TestRecord::ran(id, outcome, true, started.elapsed(), &result, &spec)
-                }))
-            }
-            Err(e) => Err(Box::new(TestRecord {
-                spec: Some(spec.clone()),
-                error: Some(e.to_string()),
-                ..TestRecord::not_run(id, Outcome::SandboxError, true)
-            })),
-        }
-    };
-    let binary = ctx.binary.path.display().to_string();
-    let list = |extra: &[&str]| -> Vec<String> {
-        [binary.as_str(), "--list", "--format", "terse"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    // Both listings in one sandbox when there is a shell to run them one after the other. When
-    // that fails, each runs on its own, so a failure is reported as the binary's own.
-    let both = Path::new(SHELL)
-        .exists()
-        .then(|| {
-            run(vec![
-                SHELL.to_owned(),
-                "-c".to_owned(),
-                format!(
-                    "\"$0\" --list --format terse && echo '{LISTING_SEPARATOR}' && \
-                     exec \"$0\" --list --format terse --ignored"
-                ),
-                binary.clone(),
-            ])
-            .ok()
-        })
-        .flatten();
-    let (listing, ignored) = match both
-        .as_ref()
-        .filter(|(_, whole)| *whole)
-        .and_then(|(b, _)| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
-    {
-        Some((all, ignored)) => (format!("{all}\n"), ignored.to_owned()),
-        None => (run(list(&[]))?.0, run(list(&["--ignored"]))?.0),
-    };
-    let ignored = list::parse_terse(&ignored);
-    let mut tests = list::combine(list::parse_terse(&listing), &ignored);
-    for (name, limits) in list::parse_declared_limits(&listing) {
-        if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
-            test.declared = Some(limits);
-        }
-    }
-    Ok(tests)
 }

@@ -269,6 +269,71 @@ fn isolation_binary_runs_each_binary_once() {
 }
 
 #[test]
+fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
+    if !privileged() {
+        return;
+    }
+    // libtest applies the filter itself: only the matching tests are reported, each with its
+    // own line's outcome.
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "-p",
+            "basic",
+            "--lib",
+            "--isolation",
+            "binary",
+            "--",
+            "tests::pa",
+            "--skip",
+            "tests::panics",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got: Vec<_> = run.outcomes().into_iter().collect();
+    assert_eq!(
+        got,
+        vec![(
+            ("basic".to_owned(), "tests::passes".to_owned()),
+            "passed".to_owned()
+        )],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the tests of 1 binary, each run whole"),
+        "{}",
+        run.stderr
+    );
+    // A binary that dies before reporting its tests is listed afterwards: the tests it never
+    // reported get the crash.
+    let run = sandbox_test(
+        &fixtures_manifest(),
+        &[
+            "-p",
+            "hostile",
+            "--lib",
+            "--isolation",
+            "binary",
+            "--",
+            "--exact",
+            "tests::segfault",
+        ],
+    );
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let got: Vec<_> = run.outcomes().into_iter().collect();
+    assert_eq!(
+        got,
+        vec![(
+            ("hostile".to_owned(), "tests::segfault".to_owned()),
+            "signal:SIGSEGV".to_owned()
+        )],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
     if !privileged() {
         return;

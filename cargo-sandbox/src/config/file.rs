@@ -160,38 +160,40 @@ impl Config {
         binary: &str,
         test: &str,
     ) -> Vec<(&Layer, String)> {
-        let mut names = vec!["default"];
-        if profile != "default" {
-            names.push(profile);
-        }
-        let mut layers = Vec::new();
-        for name in &names {
-            if let Some(layer) = self.profiles.get(*name) {
-                layers.push((layer, format!("profile.{name}")));
-            }
-        }
-        for name in &names {
-            let Some(layer) = self.profiles.get(*name) else {
-                continue;
-            };
-            let Some(overrides) = &layer.overrides else {
+        let names = profile_names(profile);
+        let mut layers: Vec<(&Layer, String)> = names
+            .iter()
+            .filter_map(|name| Some((self.profiles.get(*name)?, format!("profile.{name}"))))
+            .collect();
+        layers.extend(self.overrides(profile).into_iter().filter(|(o, _)| {
+            hit(&o.package, package, false)
+                && hit(&o.binary, binary, false)
+                && hit(&o.test, test, true)
+        }));
+        layers
+    }
+
+    /// Whether an override that names tests could apply to some test of this binary: then its
+    /// tests may not all share the binary's settings, and the binary must be listed to tell.
+    pub fn has_test_overrides(&self, profile: &str, package: &str, binary: &str) -> bool {
+        self.overrides(profile).into_iter().any(|(o, _)| {
+            o.test.is_some() && hit(&o.package, package, false) && hit(&o.binary, binary, false)
+        })
+    }
+
+    /// Every override of the profiles in force, in the order `layers_for` applies them, with
+    /// where each comes from.
+    fn overrides(&self, profile: &str) -> Vec<(&Layer, String)> {
+        let mut all = Vec::new();
+        for name in profile_names(profile) {
+            let Some(overrides) = self.profiles.get(name).and_then(|l| l.overrides.as_ref()) else {
                 continue;
             };
             for (i, o) in overrides.get_ref().iter().enumerate().rev() {
-                let o = o.get_ref();
-                let hit = |p: &Option<toml::Spanned<Pattern>>, value: &str, substring: bool| {
-                    p.as_ref()
-                        .is_none_or(|p| p.get_ref().matches(value, substring))
-                };
-                if hit(&o.package, package, false)
-                    && hit(&o.binary, binary, false)
-                    && hit(&o.test, test, true)
-                {
-                    layers.push((o, format!("profile.{name}.overrides[{i}]")));
-                }
+                all.push((o.get_ref(), format!("profile.{name}.overrides[{i}]")));
             }
         }
-        layers
+        all
     }
 }
 
@@ -251,6 +253,22 @@ fn validate(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// The profiles in force, lowest priority first.
+fn profile_names(profile: &str) -> Vec<&str> {
+    let mut names = vec!["default"];
+    if profile != "default" {
+        names.push(profile);
+    }
+    names
+}
+
+/// An override's pattern matches (an absent one matches everything).
+fn hit(pattern: &Option<toml::Spanned<Pattern>>, value: &str, substring: bool) -> bool {
+    pattern
+        .as_ref()
+        .is_none_or(|p| p.get_ref().matches(value, substring))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +322,25 @@ mod tests {
         );
         assert_eq!(settings("ci", "x").pids, super::super::Cap::Max(10));
         assert!(config.check_profile("nightly").is_err());
+    }
+
+    #[test]
+    fn overrides_naming_tests_are_found_per_binary() {
+        let config = load(
+            "[[profile.default.overrides]]\npackage = \"a\"\nmemory = \"2G\"\n\n\
+             [[profile.ci.overrides]]\nbinary = \"b::it\"\ntest = \"big\"\nmemory = \"3G\"\n",
+        )
+        .unwrap();
+        assert!(
+            !config.has_test_overrides("default", "a", "a"),
+            "no test pattern"
+        );
+        assert!(
+            !config.has_test_overrides("default", "b", "b::it"),
+            "another profile's"
+        );
+        assert!(config.has_test_overrides("ci", "b", "b::it"));
+        assert!(!config.has_test_overrides("ci", "b", "b"), "another binary");
     }
 
     #[test]

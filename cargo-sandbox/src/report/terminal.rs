@@ -120,6 +120,7 @@ impl Terminal {
             Event::RunStarted {
                 tests,
                 binaries,
+                unlisted_binaries,
                 ignored,
                 seed,
                 profile,
@@ -130,8 +131,24 @@ impl Terminal {
                 } else {
                     String::new()
                 };
+                let counted = || {
+                    format!(
+                        "{} across {}{skipped}",
+                        count(*tests, "test", "tests"),
+                        count(*binaries, "binary", "binaries")
+                    )
+                };
+                let whole = count(*unlisted_binaries, "binary", "binaries");
+                let what = match (*tests, *unlisted_binaries) {
+                    (_, 0) => counted(),
+                    (0, _) => format!("the tests of {whole}, each run whole"),
+                    (_, _) => format!(
+                        "{}, and the tests of {whole} more, each run whole",
+                        counted()
+                    ),
+                };
                 self.line(&format!(
-                    "{:>12} {tests} tests across {binaries} binaries{skipped} (profile {profile}, seed {seed})",
+                    "{:>12} {what} (profile {profile}, seed {seed})",
                     self.palette.green("Starting")
                 ));
             }
@@ -141,6 +158,14 @@ impl Terminal {
                     return;
                 }
                 if record.outcome != Outcome::Ignored {
+                    // Tests of binaries run whole are counted as they report.
+                    if self
+                        .bar
+                        .length()
+                        .is_some_and(|len| self.bar.position() >= len)
+                    {
+                        self.bar.inc_length(1);
+                    }
                     self.bar.inc(1);
                 }
                 if !self.quiet || record.failure {
@@ -149,6 +174,11 @@ impl Terminal {
             }
         }
     }
+}
+
+/// `1 binary`, `2 binaries`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl super::Reporter for Terminal {
