@@ -188,6 +188,7 @@ impl RunDirs {
                 devices: None,
             },
             devices: run.devices.clone(),
+            figures: fs::Figures::default(),
         };
         // Whatever was made is removed again if a later step fails.
         let made = group
@@ -199,7 +200,10 @@ impl RunDirs {
             group.remove().ok();
             return Err(e);
         }
-        Ok(group)
+        Ok(Group {
+            figures: fs::Figures::open(group.figure_files()),
+            ..group
+        })
     }
 
     pub fn remove(&self) {
@@ -226,9 +230,28 @@ pub struct Group {
     /// allowlist is the same for all and the controller counts nothing, so a directory per
     /// sandbox would only cost a mkdir and an rmdir each.
     devices: Option<PathBuf>,
+    figures: fs::Figures,
 }
 
 impl Group {
+    /// Every file `usage` reads.
+    fn figure_files(&self) -> Vec<PathBuf> {
+        let dirs = &self.own;
+        let mut files = vec![
+            dirs.memory.join(MEMORY_PEAK),
+            dirs.memory.join(MEMSW_PEAK),
+            dirs.memory.join(OOM_CONTROL),
+            dirs.pids.join(PIDS_PEAK),
+            dirs.pids.join(PIDS_EVENTS),
+            dirs.cpuacct.join(CPU_TOTAL_NS),
+            dirs.cpuacct.join(CPU_USER_NS),
+            dirs.cpuacct.join(CPU_SYS_NS),
+        ];
+        files.extend(dirs.cpu.as_ref().map(|d| d.join(CPU_STAT)));
+        files.extend(dirs.blkio.as_ref().map(|d| d.join(IO_SERVICE_BYTES)));
+        files
+    }
+
     fn apply(&self, limits: &Limits) -> Result<(), SandboxError> {
         let dirs = &self.own;
         if let Some(bytes) = limits.memory_bytes {
@@ -288,19 +311,19 @@ impl Group {
         let cpu_stat = |key| {
             dirs.cpu
                 .as_ref()
-                .and_then(|d| fs::read_keyed(&d.join(CPU_STAT), key))
+                .and_then(|d| self.figures.keyed(&d.join(CPU_STAT), key))
                 .unwrap_or(0)
         };
         let io = dirs.blkio.as_ref().and_then(|d| {
-            std::fs::read_to_string(d.join(IO_SERVICE_BYTES))
-                .ok()
+            self.figures
+                .text(&d.join(IO_SERVICE_BYTES))
                 .map(|text| blockio::v1_service_bytes(&text))
         });
-        let memory_peak_bytes = fs::read_u64(&dirs.memory.join(MEMORY_PEAK));
+        let memory_peak_bytes = self.figures.number(&dirs.memory.join(MEMORY_PEAK));
         // v1 keeps only the peak of memory + swap together: less the memory peak, that is a
         // lower bound of the swap peak (exact when both peaked together, as under pressure).
         let memory_swap_peak_bytes = machine_has_swap
-            .then(|| fs::read_u64(&dirs.memory.join(MEMSW_PEAK)))
+            .then(|| self.figures.number(&dirs.memory.join(MEMSW_PEAK)))
             .flatten()
             .map(|both| both.saturating_sub(memory_peak_bytes.unwrap_or(0)));
         ResourceUsage {
@@ -308,9 +331,15 @@ impl Group {
             cpu_system_us,
             memory_peak_bytes,
             memory_swap_peak_bytes,
-            oom_kills: fs::read_keyed(&dirs.memory.join(OOM_CONTROL), "oom_kill").unwrap_or(0),
-            pids_peak: fs::read_u64(&dirs.pids.join(PIDS_PEAK)),
-            forks_refused: fs::read_keyed(&dirs.pids.join(PIDS_EVENTS), "max").unwrap_or(0),
+            oom_kills: self
+                .figures
+                .keyed(&dirs.memory.join(OOM_CONTROL), "oom_kill")
+                .unwrap_or(0),
+            pids_peak: self.figures.number(&dirs.pids.join(PIDS_PEAK)),
+            forks_refused: self
+                .figures
+                .keyed(&dirs.pids.join(PIDS_EVENTS), "max")
+                .unwrap_or(0),
             cpu_throttled_count: cpu_stat("nr_throttled"),
             cpu_throttled_us: cpu_stat("throttled_time") / 1000,
             io_read_bytes: io.map(|(read, _)| read),
@@ -322,9 +351,12 @@ impl Group {
     /// tick-sampled (4 ms steps here): split the exact total by the sampled ratio.
     fn cpu_split_us(&self) -> (u64, u64) {
         let cpuacct = &self.own.cpuacct;
-        let total = fs::read_u64(&cpuacct.join(CPU_TOTAL_NS)).unwrap_or(0);
-        let user = fs::read_u64(&cpuacct.join(CPU_USER_NS)).unwrap_or(0);
-        let system = fs::read_u64(&cpuacct.join(CPU_SYS_NS)).unwrap_or(0);
+        let number = |file| self.figures.number(&cpuacct.join(file)).unwrap_or(0);
+        let (total, user, system) = (
+            number(CPU_TOTAL_NS),
+            number(CPU_USER_NS),
+            number(CPU_SYS_NS),
+        );
         let user_share = if user + system == 0 {
             total
         } else {

@@ -205,11 +205,16 @@ impl RunDir {
         let mut group = Group {
             dir: self.dir.join(name),
             fd: None,
+            figures: fs::Figures::default(),
         };
         fs::mkdir(&group.dir)?;
         group.fd = std::fs::File::open(&group.dir).ok();
         match group.apply(limits, self.devices.as_ref()) {
-            Ok(()) => Ok(group),
+            Ok(()) => {
+                group.figures =
+                    fs::Figures::open(FIGURE_FILES.iter().map(|f| group.dir.join(f)).collect());
+                Ok(group)
+            }
             Err(e) => {
                 let _ = group.remove();
                 Err(e)
@@ -299,7 +304,19 @@ pub struct Group {
     dir: PathBuf,
     /// Opened once created: the target of `CLONE_INTO_CGROUP`.
     fd: Option<std::fs::File>,
+    figures: fs::Figures,
 }
+
+/// Every file `usage` reads.
+const FIGURE_FILES: [&str; 7] = [
+    CPU_STAT,
+    IO_STAT,
+    SWAP_PEAK,
+    MEMORY_PEAK,
+    MEMORY_EVENTS,
+    PIDS_PEAK,
+    PIDS_EVENTS,
+];
 
 impl Group {
     fn apply(&self, limits: &Limits, devices: Option<&DeviceProgram>) -> Result<(), SandboxError> {
@@ -351,24 +368,29 @@ impl Group {
 
     pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
         let cpu = self.dir.join(CPU_STAT);
-        let io = std::fs::read_to_string(self.dir.join(IO_STAT))
-            .ok()
+        let figures = &self.figures;
+        let io = figures
+            .text(&self.dir.join(IO_STAT))
             .map(|text| blockio::v2_io_stat(&text));
         ResourceUsage {
             // `memory.swap.peak` exists from Linux 6.5.
             memory_swap_peak_bytes: machine_has_swap
-                .then(|| fs::read_u64(&self.dir.join(SWAP_PEAK)))
+                .then(|| figures.number(&self.dir.join(SWAP_PEAK)))
                 .flatten(),
             io_read_bytes: io.map(|(read, _)| read),
             io_write_bytes: io.map(|(_, written)| written),
-            cpu_user_us: fs::read_keyed(&cpu, "user_usec").unwrap_or(0),
-            cpu_system_us: fs::read_keyed(&cpu, "system_usec").unwrap_or(0),
-            memory_peak_bytes: fs::read_u64(&self.dir.join(MEMORY_PEAK)),
-            oom_kills: fs::read_keyed(&self.dir.join(MEMORY_EVENTS), "oom_kill").unwrap_or(0),
-            pids_peak: fs::read_u64(&self.dir.join(PIDS_PEAK)),
-            forks_refused: fs::read_keyed(&self.dir.join(PIDS_EVENTS), "max").unwrap_or(0),
-            cpu_throttled_count: fs::read_keyed(&cpu, "nr_throttled").unwrap_or(0),
-            cpu_throttled_us: fs::read_keyed(&cpu, "throttled_usec").unwrap_or(0),
+            cpu_user_us: figures.keyed(&cpu, "user_usec").unwrap_or(0),
+            cpu_system_us: figures.keyed(&cpu, "system_usec").unwrap_or(0),
+            memory_peak_bytes: figures.number(&self.dir.join(MEMORY_PEAK)),
+            oom_kills: figures
+                .keyed(&self.dir.join(MEMORY_EVENTS), "oom_kill")
+                .unwrap_or(0),
+            pids_peak: figures.number(&self.dir.join(PIDS_PEAK)),
+            forks_refused: figures
+                .keyed(&self.dir.join(PIDS_EVENTS), "max")
+                .unwrap_or(0),
+            cpu_throttled_count: figures.keyed(&cpu, "nr_throttled").unwrap_or(0),
+            cpu_throttled_us: figures.keyed(&cpu, "throttled_usec").unwrap_or(0),
         }
     }
 
