@@ -325,7 +325,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
             }
         }
         Selection::Unlisted { .. } => {
-            let _ = run.events.send(Event::TestStarted(id(WHOLE_BINARY)));
+            let _ = run.events.send(Event::TestStarted(id(list::WHOLE_BINARY)));
         }
     }
     let listed = job.selection.listed();
@@ -364,9 +364,12 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let result = match result {
         Ok(result) => result,
         Err(e) => {
-            let names: Vec<&str> = match listed {
-                [] => vec![WHOLE_BINARY],
-                tests => tests.iter().map(|t| t.name.as_str()).collect(),
+            let names: Vec<&str> = match &job.selection {
+                Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
+                Selection::Unlisted { only: Some(names) } => {
+                    names.iter().map(String::as_str).collect()
+                }
+                Selection::Unlisted { only: None } => vec![list::WHOLE_BINARY],
             };
             return names
                 .into_iter()
@@ -397,6 +400,26 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let text = result.output.as_ref().map(|o| o.text()).unwrap_or_default();
     let lines = libtest_results(&text);
     let binary_outcome = classify(&result, true, policies);
+    let finish = |tests, extra| binary_records(job, tests, extra, &lines, &binary_outcome, &record);
+    // The tests the binary reported, by their lines; `rest`: and one record for the binary's
+    // outcome, which names no test.
+    let reported = |lines: &[(String, String)], rest: bool| -> Vec<(String, Plan)> {
+        let mut tests: Vec<(String, Plan)> = lines
+            .iter()
+            .map(|(name, result)| {
+                let plan = if result == "ignored" {
+                    Plan::Ignore
+                } else {
+                    Plan::Run
+                };
+                (name.clone(), plan)
+            })
+            .collect();
+        if rest {
+            tests.push((list::WHOLE_BINARY.to_owned(), Plan::Run));
+        }
+        tests
+    };
     // Each selected test and what it was told to do; tests skipped as ignored are reported
     // without having run.
     let mut not_run = Vec::new();
@@ -405,22 +428,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
             tests.iter().map(|t| (t.name.clone(), Plan::Run)).collect()
         }
         Selection::Unlisted { only } => {
-            let truncated = result
-                .output
-                .as_ref()
-                .is_some_and(|o| o.truncated_bytes > 0);
-            if !truncated && libtest_summary(&text) == Some(lines.len()) {
-                lines
-                    .iter()
-                    .map(|(name, result)| {
-                        let plan = if result == "ignored" {
-                            Plan::Ignore
-                        } else {
-                            Plan::Run
-                        };
-                        (name.clone(), plan)
-                    })
-                    .collect()
+            // (The summary is in the output's tail and the lines come first, in its head: a
+            // long failure section cut from the middle leaves both.)
+            if libtest_summary(&text) == Some(lines.len()) {
+                reported(&lines, false)
+            } else if run.cancel.is_cancelled() {
+                // Stopped: no listing. What the binary reported, and the rest as one record.
+                reported(&lines, true)
             } else {
                 // The output does not account for every test (the binary crashed, was
                 // killed, or is no libtest binary): its listing names the tests.
@@ -430,7 +444,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     Ok(tests) => tests,
                     Err(record) => {
                         not_run.push(*record);
-                        Vec::new()
+                        return finish(reported(&lines, true), not_run);
                     }
                 };
                 let mut selected: Vec<(String, Plan)> = list::select(&tests, run.filter)
@@ -462,12 +476,47 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     }
                     return ignored_records(job, &selected).chain(not_run).collect();
                 }
+                // A failure neither a test's own line nor a test without one carries (every
+                // listed test reported, or none listed) is the binary's own.
+                let carried = selected.iter().any(|(name, plan)| {
+                    *plan == Plan::Run && !lines.iter().any(|(l, _)| l == name)
+                });
+                let explained = binary_outcome == Outcome::Passed
+                    || (binary_outcome == Outcome::Failed
+                        && lines.iter().any(|(_, result)| result == "FAILED"));
+                if !explained && !carried {
+                    selected.push((list::WHOLE_BINARY.to_owned(), Plan::Run));
+                }
                 selected
             }
         }
     };
+    finish(tests, not_run)
+}
+
+/// Records for `tests` of one binary's run: each with its own libtest line's outcome (tests
+/// without one, the binary's), tests skipped as ignored without running, then `extra`; a retry
+/// also gets a record for each retried test the run did not report.
+#[allow(clippy::too_many_arguments)]
+fn binary_records(
+    job: &Job,
+    tests: Vec<(String, Plan)>,
+    extra: Vec<TestRecord>,
+    lines: &[(String, String)],
+    binary_outcome: &Outcome,
+    record: &dyn Fn(&str, Outcome) -> TestRecord,
+) -> Vec<TestRecord> {
     let (ran, skipped): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(_, p)| *p == Plan::Run);
+    let unreported = match &job.selection {
+        Selection::Unlisted { only: Some(names) } => names
+            .iter()
+            .filter(|n| !ran.iter().chain(&skipped).any(|(name, _)| name == *n))
+            .map(|n| (n.clone(), Plan::Run))
+            .collect(),
+        _ => Vec::new(),
+    };
     ran.iter()
+        .chain(&unreported)
         .map(|(name, _)| {
             let outcome = match lines
                 .iter()
@@ -477,7 +526,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 Some("ok") => Outcome::Passed,
                 Some("FAILED") => Outcome::Failed,
                 Some("ignored") => Outcome::Ignored,
-                _ if binary_outcome == Outcome::Passed => Outcome::Failed,
+                _ if *binary_outcome == Outcome::Passed => Outcome::Failed,
                 _ => binary_outcome.clone(),
             };
             let mut r = record(name, outcome);
@@ -490,12 +539,9 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
             r
         })
         .chain(ignored_records(job, &skipped))
-        .chain(not_run)
+        .chain(extra)
         .collect()
 }
-
-/// The name an unlisted binary's run goes by until its tests are known.
-const WHOLE_BINARY: &str = list::WHOLE_BINARY;
 
 /// Records of tests skipped as ignored (`#[ignore]` without `--ignored`): they did not run.
 fn ignored_records<'a>(
@@ -632,6 +678,8 @@ pub fn libtest_results(output: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let rest = line.strip_prefix("test ")?;
             let (name, result) = rest.rsplit_once(" ... ")?;
+            // libtest-mimic pads names to the longest one.
+            let name = name.trim_end();
             let name = name.strip_suffix(" - should panic").unwrap_or(name);
             let result = result
                 .split(|c: char| c.is_whitespace() || c == ',')
@@ -647,14 +695,17 @@ mod tests {
 
     #[test]
     fn parses_libtest_lines() {
-        let out = "running 3 tests\ntest a::b - should panic ... ok\ntest c ... FAILED\ntest d ... ignored, slow\n";
+        let out = "running 3 tests\ntest a::b - should panic ... ok\ntest c ... FAILED\ntest d ... ignored, slow\n\
+                   test e    ... ok\n";
         assert_eq!(
             libtest_results(out),
             vec![
                 ("a::b".into(), "ok".into()),
                 ("c".into(), "FAILED".into()),
-                ("d".into(), "ignored".into())
-            ]
+                ("d".into(), "ignored".into()),
+                ("e".into(), "ok".into()),
+            ],
+            "libtest-mimic pads names"
         );
     }
 

@@ -125,7 +125,12 @@ impl Terminal {
                 seed,
                 profile,
             } => {
-                self.bar.set_length(*tests as u64);
+                if *unlisted_binaries == 0 {
+                    self.bar.set_length(*tests as u64);
+                } else {
+                    // Tests of binaries run whole are counted as they report: no total.
+                    self.bar.unset_length();
+                }
                 let skipped = if *ignored > 0 {
                     format!(" ({ignored} ignored)")
                 } else {
@@ -141,7 +146,7 @@ impl Terminal {
                 let whole = count(*unlisted_binaries, "binary", "binaries");
                 let what = match (*tests, *unlisted_binaries) {
                     (_, 0) => counted(),
-                    (0, _) => format!("the tests of {whole}, each run whole"),
+                    (0, _) => format!("the tests of {whole}, each run whole{skipped}"),
                     (_, _) => format!(
                         "{}, and the tests of {whole} more, each run whole",
                         counted()
@@ -158,14 +163,6 @@ impl Terminal {
                     return;
                 }
                 if record.outcome != Outcome::Ignored {
-                    // Tests of binaries run whole are counted as they report.
-                    if self
-                        .bar
-                        .length()
-                        .is_some_and(|len| self.bar.position() >= len)
-                    {
-                        self.bar.inc_length(1);
-                    }
                     self.bar.inc(1);
                 }
                 if !self.quiet || record.failure {
