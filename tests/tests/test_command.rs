@@ -273,32 +273,27 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
     if !privileged() {
         return;
     }
+    // Runs one package's unit tests as a whole binary; the one test reported, and the run.
+    let only_test = |package: &str, libtest: &[&str], code: i32| {
+        let args = [
+            &["-p", package, "--lib", "--isolation", "binary", "--"],
+            libtest,
+        ]
+        .concat();
+        let run = sandbox_test(&fixtures_manifest(), &args);
+        assert_eq!(run.code, code, "{}", run.stderr);
+        let got: Vec<_> = run.outcomes().into_iter().collect();
+        assert_eq!(got.len(), 1, "{got:?}\n{}", run.stderr);
+        let ((binary, name), outcome) = got[0].clone();
+        assert_eq!(binary, package);
+        (name, outcome, run)
+    };
     // libtest applies the filter itself: only the matching tests are reported, each with its
     // own line's outcome.
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "--isolation",
-            "binary",
-            "--",
-            "tests::pa",
-            "--skip",
-            "tests::panics",
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let got: Vec<_> = run.outcomes().into_iter().collect();
+    let (name, outcome, run) = only_test("basic", &["tests::pa", "--skip", "tests::panics"], 0);
     assert_eq!(
-        got,
-        vec![(
-            ("basic".to_owned(), "tests::passes".to_owned()),
-            "passed".to_owned()
-        )],
-        "{}",
-        run.stderr
+        (name.as_str(), outcome.as_str()),
+        ("tests::passes", "passed")
     );
     assert!(
         run.stderr.contains("the tests of 1 binary, each run whole"),
@@ -307,29 +302,10 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
     );
     // A binary that dies before reporting its tests is listed afterwards: the tests it never
     // reported get the crash.
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "hostile",
-            "--lib",
-            "--isolation",
-            "binary",
-            "--",
-            "--exact",
-            "tests::segfault",
-        ],
-    );
-    assert_eq!(run.code, 100, "{}", run.stderr);
-    let got: Vec<_> = run.outcomes().into_iter().collect();
+    let (name, outcome, _) = only_test("hostile", &["--exact", "tests::segfault"], 100);
     assert_eq!(
-        got,
-        vec![(
-            ("hostile".to_owned(), "tests::segfault".to_owned()),
-            "signal:SIGSEGV".to_owned()
-        )],
-        "{}",
-        run.stderr
+        (name.as_str(), outcome.as_str()),
+        ("tests::segfault", "signal:SIGSEGV")
     );
 }
 
