@@ -210,6 +210,12 @@ pub struct Run<'a> {
     pub filter: &'a TestFilter,
 }
 
+/// The jobs not yet taken, and how many are running (each may queue a retry).
+struct Queue {
+    jobs: VecDeque<Job>,
+    busy: usize,
+}
+
 /// Attempts of one test collected so far.
 struct Pending {
     expected: u32,
@@ -230,29 +236,35 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
         }
     }
     let pending = Mutex::new(pending);
-    let queue = Mutex::new(VecDeque::from(jobs));
-    // Workers wait on this while others still run jobs that may queue retries.
-    let busy = std::sync::atomic::AtomicUsize::new(0);
+    let queue = Mutex::new(Queue {
+        jobs: VecDeque::from(jobs),
+        busy: 0,
+    });
+    // Idle workers wait on this while others still run jobs that may queue retries; they are
+    // woken when a job ends (the last one ends the run at once).
+    let changed = std::sync::Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| {
         for _ in 0..run.workers.max(1) {
             scope.spawn(|| loop {
-                if run.cancel.is_cancelled() {
-                    return;
-                }
                 let job = {
-                    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                    let job = q.pop_front();
-                    if job.is_some() {
-                        busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut q = lock();
+                    loop {
+                        if run.cancel.is_cancelled() {
+                            return;
+                        }
+                        if let Some(job) = q.jobs.pop_front() {
+                            q.busy += 1;
+                            break job;
+                        }
+                        if q.busy == 0 {
+                            return;
+                        }
+                        // A timeout, to see a cancellation.
+                        q = changed
+                            .wait_timeout(q, std::time::Duration::from_millis(50))
+                            .map_or_else(|e| e.into_inner().0, |(q, _)| q);
                     }
-                    job
-                };
-                let Some(job) = job else {
-                    if busy.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    continue;
                 };
                 let records = run_job(run, &job);
                 let mut failed = Vec::new();
@@ -285,25 +297,25 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                         }
                     }
                 }
-                if !failed.is_empty() {
-                    let retry = Job {
-                        selection: job.selection.retry(&failed),
-                        attempt: job.attempt + 1,
-                        retry: job.retry + 1,
-                        ..job.clone()
-                    };
-                    queue
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push_back(retry);
-                }
                 for done in finished {
                     let _ = run.events.send(Event::TestFinished(Box::new(combine(
                         done.records,
                         &job.settings,
                     ))));
                 }
-                busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                {
+                    let mut q = lock();
+                    if !failed.is_empty() {
+                        q.jobs.push_back(Job {
+                            selection: job.selection.retry(&failed),
+                            attempt: job.attempt + 1,
+                            retry: job.retry + 1,
+                            ..job.clone()
+                        });
+                    }
+                    q.busy -= 1;
+                }
+                changed.notify_all();
             });
         }
     });

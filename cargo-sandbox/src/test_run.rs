@@ -126,9 +126,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         .context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None);
     let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
-    // The sandboxes of tests without settings of their own are started now, before listing
-    // (not during the build: one made then would show the workspace without its binaries).
-    engine.prepare(&base_spec);
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -169,6 +166,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 // listing tells.
                 && !package.dependencies.iter().any(|d| d.name == "sandbox-harness")
         });
+    // The sandboxes of tests without settings of their own are started now, before listing
+    // (not during the build: one made then would show the workspace without its binaries):
+    // one per listing and per unlisted binary, and when some are listed, an unknown number of
+    // tests after them (said once known).
+    let known_uses = listed.is_empty().then_some(unlisted.len());
+    engine.prepare(&base_spec, known_uses);
     let listings = schedule::parallel_map(&listed, workers, |ctx| {
         let settings = resolve(&package_of(ctx), &ctx.binary.id, "", None);
         list::in_sandbox(&engine, ctx, &settings, &host_env, run_seed)
@@ -292,6 +295,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             })
         })
         .collect();
+    if !listed.is_empty() {
+        engine.prepare(&base_spec, Some(queue.len()));
+    }
     if args.shuffle {
         schedule::shuffle(&mut queue, run_seed);
     }

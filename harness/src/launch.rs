@@ -166,8 +166,9 @@ impl Engine {
     /// Starts building sandboxes for specs like `spec` now, ahead of the first [`Engine::run`].
     /// Call it once the files the sandboxes will use exist (not while they are being built: a
     /// sandbox made ahead sees its copy-on-write directories as they were when it was made).
-    /// Does nothing for an engine that does not prepare ahead.
-    pub fn prepare(&self, spec: &SandboxSpec) {
+    /// `uses`: how many such sandboxes will run from now on, when known (no more are made;
+    /// a later call says it again). Does nothing for an engine that does not prepare ahead.
+    pub fn prepare(&self, spec: &SandboxSpec, uses: Option<usize>) {
         let shape = Shape::of(spec, self.starter.user_namespace.is_some());
         let supported = self
             .starter
@@ -179,7 +180,7 @@ impl Engine {
             .as_ref()
             .filter(|_| supported && shape.can_start_ahead())
         {
-            pool.want(&shape);
+            pool.want(&shape, uses);
         }
     }
 

@@ -49,6 +49,10 @@ struct State {
     /// Shapes whose start failed, and when: not tried again for [`RETRY_AFTER`] (the sandboxes
     /// that ask for them meanwhile start their own, and report why if they cannot either).
     failed: Vec<(Shape, Instant)>,
+    /// Shapes whose uses still to come were announced ([`WarmPool::expect`]), and how many:
+    /// no more of those are made than will be taken (each one left over costs a sandbox made
+    /// and torn down for nothing, the teardown at the run's end).
+    expected: Vec<(Shape, usize)>,
     ready: Vec<Started>,
     stop: bool,
 }
@@ -76,9 +80,17 @@ impl State {
                     .failed
                     .iter()
                     .any(|(f, at)| f == *w && at.elapsed() < RETRY_AFTER)
-                    && self.ready.iter().filter(|r| r.shape == **w).count() < READY
+                    && self.ready.iter().filter(|r| r.shape == **w).count() < self.wanted_ready(w)
             })
             .cloned()
+    }
+
+    /// How many inits of `shape` should wait ready.
+    fn wanted_ready(&self, shape: &Shape) -> usize {
+        self.expected
+            .iter()
+            .find(|(s, _)| s == shape)
+            .map_or(READY, |(_, uses)| (*uses).min(READY))
     }
 }
 
@@ -107,9 +119,15 @@ impl WarmPool {
     }
 
     /// Asks the filler for inits of `shape` before any is taken (the first sandboxes of a run
-    /// then find them ready).
-    pub fn want(&self, shape: &Shape) {
-        self.shared.lock().want(shape);
+    /// then find them ready); `uses`: how many will be taken from now on, when known.
+    pub fn want(&self, shape: &Shape, uses: Option<usize>) {
+        let mut state = self.shared.lock();
+        state.want(shape);
+        state.expected.retain(|(s, _)| s != shape);
+        if let Some(uses) = uses {
+            state.expected.push((shape.clone(), uses));
+        }
+        drop(state);
         self.shared.wanted.notify_one();
     }
 
@@ -118,6 +136,9 @@ impl WarmPool {
     pub fn take(&self, shape: &Shape) -> Option<Started> {
         let mut state = self.shared.lock();
         state.want(shape);
+        if let Some((_, uses)) = state.expected.iter_mut().find(|(s, _)| s == shape) {
+            *uses = uses.saturating_sub(1);
+        }
         // Inits that died waiting go (to the janitor, outside the lock).
         let mut dead = Vec::new();
         let mut taken = None;
