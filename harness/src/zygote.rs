@@ -161,8 +161,10 @@ impl Drop for Zygote {
 pub fn serve() -> i32 {
     // SAFETY: plain signal disposition change in a single-threaded process.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    // Built once, before any clone: each init finds it built (see `confine::prepared`).
+    // Built and read once, before any clone: each init finds them ready (see
+    // `confine::prepared`, `mounts::cgroup_mount_points`).
     let _ = crate::init::confine::prepared();
+    let _ = crate::init::mounts::cgroup_mount_points();
     loop {
         let mut request = [0u8; 9];
         let mut space = nix::cmsg_space!([RawFd; 8]);

@@ -9,7 +9,7 @@
 mod census;
 mod changes;
 pub(crate) mod confine;
-mod mounts;
+pub(crate) mod mounts;
 pub(crate) mod net;
 
 use crate::protocol::{
