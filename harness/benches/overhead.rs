@@ -1,7 +1,10 @@
-//! What a sandbox costs: runs `/bin/true` plainly (fork + exec + wait) and in a sandbox, without
-//! with caps, and with caps plus filesystem isolation, interleaved round by round so drift hits
-//! all alike, and prints medians
-//! and the overhead against the plain baseline measured in the same run.
+//! What a sandbox costs: runs `/bin/true` plainly (fork + exec + wait) and in sandboxes (without
+//! caps, with caps, with caps plus filesystem isolation, and one made on the spot), interleaved
+//! round by round so drift hits all alike, and prints medians and the overhead against the
+//! plain baseline measured in the same run. Sandboxes are made ahead by background threads while
+//! others run, as in a test run. A last row measures the test default with its sandbox made
+//! before and none made meanwhile: what a sandbox costs a test when the making has a core of its
+//! own (on 2 cores it competes with the test, which the rows above include).
 //!
 //! `cargo bench -p sandbox-harness --bench overhead [-- ROUNDS]` (root; default 500 rounds).
 
@@ -58,15 +61,28 @@ fn main() {
     let mut sandbox_fs = Vec::with_capacity(rounds);
     let mut one_off_caps = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        plain.push(time(|| {
-            let status = Command::new("/bin/true").status().expect("spawn /bin/true");
-            assert!(status.success());
-        }));
+        plain.push(time(plain_true));
         sandbox.push(time(|| run(&engine, &bare)));
         sandbox_caps.push(time(|| run(&engine, &capped)));
         sandbox_fs.push(time(|| run(&engine, &isolated)));
         one_off_caps.push(time(|| run(&one_off, &capped)));
     }
+    // The test default's own path, its sandbox made before and none made meanwhile: what a
+    // sandbox costs a test when the making ahead has cores of its own (on 2 cores it competes
+    // with the test, and the rows above include that).
+    // Its baseline is measured in the same phase, alternating.
+    let mut alone = Vec::with_capacity(rounds);
+    let mut plain_alone = Vec::with_capacity(rounds);
+    let before = engine.started_ahead();
+    for _ in 0..rounds.div_ceil(BATCH) {
+        engine.prepare(&isolated, Some(BATCH));
+        std::thread::sleep(Duration::from_millis(80));
+        for _ in 0..BATCH {
+            plain_alone.push(time(plain_true));
+            alone.push(time(|| run(&engine, &isolated)));
+        }
+    }
+    let alone_ahead = engine.started_ahead() - before;
     let _ = std::fs::remove_dir(&scratch);
 
     let base = median(&mut plain);
@@ -94,7 +110,27 @@ fn main() {
             m.as_secs_f64() / base.as_secs_f64()
         );
     }
+    // The last row against its own baseline.
+    let (base, m) = (median(&mut plain_alone), median(&mut alone));
+    println!(
+        "{:<28} {:>10} {:>10} {:>12} {:>7.1}x   (plain {} in that phase; {alone_ahead} of {} made before)",
+        "test default, made before",
+        ms(m),
+        ms(percentile(&mut alone, 90)),
+        ms(m.saturating_sub(base)),
+        m.as_secs_f64() / base.as_secs_f64(),
+        ms(base),
+        alone.len()
+    );
 }
+
+fn plain_true() {
+    let status = Command::new("/bin/true").status().expect("spawn /bin/true");
+    assert!(status.success());
+}
+
+/// Sandboxes made at once for the last row, before they are measured.
+const BATCH: usize = 4;
 
 fn run(engine: &Engine, spec: &SandboxSpec) {
     let result = engine.run(spec, None).expect("sandbox run");
