@@ -6,7 +6,7 @@
 use crate::build::{BinaryKind, Build, TestBinary};
 use crate::config::EnvSettings;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Marks a process as running under `cargo sandbox test` (the harness front reads it).
 pub const RUNNER_MARKER: &str = "CARGO_SANDBOX_TEST";
@@ -237,16 +237,36 @@ fn sysroot_lib() -> Option<PathBuf> {
 }
 
 /// A toolchain's cargo and rustc sit side by side in its `bin`, and rustc's sysroot is that
-/// directory's parent. Under `cargo sandbox` (cargo names itself in `CARGO`) and without a
-/// `RUSTC` of the user's own, that is the sysroot, found without starting rustc (about 25 ms
-/// of CPU, competing with the build).
+/// directory's parent. Under `cargo sandbox` (cargo names itself in `CARGO`) that is the
+/// sysroot, found without starting rustc (about 25 ms of CPU, competing with the build) —
+/// unless the rustc cargo uses is another: one of the user's own (`RUSTC`), or, under rustup,
+/// another toolchain than the one `CARGO` lies in (a linked toolchain borrowing another's
+/// cargo; a `CARGO` inherited from an outer cargo of another toolchain).
 fn sysroot_beside_cargo() -> Option<PathBuf> {
     if std::env::var_os("RUSTC").is_some() {
         return None;
     }
-    let cargo = PathBuf::from(std::env::var_os("CARGO")?);
+    sysroot_beside(
+        Path::new(&std::env::var_os("CARGO")?),
+        std::env::var_os("RUSTUP_TOOLCHAIN").map(PathBuf::from),
+    )
+}
+
+/// The toolchain directory `cargo` lies in, when it holds a rustc and its libraries and is
+/// rustup's `toolchain` (a name or a path), if rustup chose one.
+fn sysroot_beside(cargo: &Path, toolchain: Option<PathBuf>) -> Option<PathBuf> {
     let bin = cargo.parent()?;
     let root = bin.parent()?;
+    if let Some(toolchain) = toolchain {
+        let same = if toolchain.is_absolute() {
+            toolchain == root
+        } else {
+            root.file_name() == Some(toolchain.as_os_str())
+        };
+        if !same {
+            return None;
+        }
+    }
     (bin.join("rustc").is_file() && root.join("lib").join("rustlib").is_dir())
         .then(|| root.to_owned())
 }
@@ -254,6 +274,27 @@ fn sysroot_beside_cargo() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sysroot_is_cargos_toolchain_only_when_it_is_rustups_choice() {
+        let root = std::env::temp_dir().join(format!("sysroot-{}", std::process::id()));
+        let toolchain = root.join("stable-x86_64-unknown-linux-gnu");
+        std::fs::create_dir_all(toolchain.join("bin")).unwrap();
+        std::fs::create_dir_all(toolchain.join("lib/rustlib")).unwrap();
+        std::fs::write(toolchain.join("bin/rustc"), "").unwrap();
+        let cargo = toolchain.join("bin/cargo");
+        let found = |chosen: Option<&str>| sysroot_beside(&cargo, chosen.map(PathBuf::from));
+        assert_eq!(found(None), Some(toolchain.clone()), "no rustup");
+        assert_eq!(
+            found(Some("stable-x86_64-unknown-linux-gnu")),
+            Some(toolchain.clone())
+        );
+        assert_eq!(found(toolchain.to_str()), Some(toolchain.clone()), "a path");
+        assert_eq!(found(Some("my-linked")), None, "another toolchain's rustc");
+        std::fs::remove_file(toolchain.join("bin/rustc")).unwrap();
+        assert_eq!(found(None), None, "no rustc beside cargo");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     fn host() -> Vec<(String, String)> {
         [

@@ -9,7 +9,7 @@ use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::{classify, Outcome};
-use harness::{Cancel, Engine, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
+use harness::{Cancel, Engine, Exit, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -235,7 +235,9 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                 .expected += 1;
         }
     }
-    let pending = Mutex::new(pending);
+    // Tests of unlisted binaries whose record was emitted: a later record for one (a test named
+    // twice in a binary's output, a binary's pseudo-test again from its retry) is no new test.
+    let pending = Mutex::new((pending, std::collections::HashSet::<TestId>::new()));
     let queue = Mutex::new(Queue {
         jobs: VecDeque::from(jobs),
         busy: 0,
@@ -270,7 +272,9 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                 let mut failed = Vec::new();
                 let mut finished = Vec::new();
                 {
-                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut guard = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let (pending, emitted) = &mut *guard;
+                    let unlisted = matches!(job.selection, Selection::Unlisted { .. });
                     for record in records {
                         let id = record.id.clone();
                         let retry = record.failure
@@ -278,7 +282,7 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                             && job.retry < job.settings.retries
                             && !run.cancel.is_cancelled();
                         // An unlisted binary's tests are known once it ran.
-                        if matches!(job.selection, Selection::Unlisted { .. }) {
+                        if unlisted && !emitted.contains(&id) {
                             pending.entry(id.clone()).or_insert(Pending {
                                 expected: 1,
                                 records: Vec::new(),
@@ -294,6 +298,9 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                         entry.records.push(record);
                         if entry.records.len() as u32 >= entry.expected {
                             finished.extend(pending.remove(&id));
+                            if unlisted {
+                                emitted.insert(id);
+                            }
                         }
                     }
                 }
@@ -440,9 +447,12 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
             tests.iter().map(|t| (t.name.clone(), Plan::Run)).collect()
         }
         Selection::Unlisted { only } => {
-            // (The summary is in the output's tail and the lines come first, in its head: a
-            // long failure section cut from the middle leaves both.)
-            if libtest_summary(&text) == Some(lines.len()) {
+            // libtest's own ending: its exit code for "all passed" or "some failed", and a
+            // summary that counts every line. (The summary is in the output's tail and the
+            // lines come first, in its head: a long failure section cut from the middle leaves
+            // both.) A crash or kill after the summary is the binary's, and is listed below.
+            let libtest_ended = matches!(result.exit, Exit::Code(0) | Exit::Code(101));
+            if libtest_ended && libtest_summary(&text) == Some(lines.len()) {
                 reported(&lines, false)
             } else if run.cancel.is_cancelled() {
                 // Stopped: no listing. What the binary reported, and the rest as one record.
@@ -485,6 +495,9 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     selected.retain(|(_, plan)| *plan == Plan::Ignore);
                     if !listed.selection.listed().is_empty() {
                         not_run.extend(run_job(run, &listed));
+                    } else if binary_outcome != Outcome::Passed {
+                        // Nothing to run again: the failure is the binary's own.
+                        return finish(vec![(list::WHOLE_BINARY.to_owned(), Plan::Run)], not_run);
                     }
                     return ignored_records(job, &selected).chain(not_run).collect();
                 }

@@ -49,7 +49,7 @@ struct State {
     /// Shapes whose start failed, and when: not tried again for [`RETRY_AFTER`] (the sandboxes
     /// that ask for them meanwhile start their own, and report why if they cannot either).
     failed: Vec<(Shape, Instant)>,
-    /// Shapes whose uses still to come were announced ([`WarmPool::expect`]), and how many:
+    /// Shapes whose uses still to come were announced ([`WarmPool::want`]), and how many:
     /// no more of those are made than will be taken (each one left over costs a sandbox made
     /// and torn down for nothing, the teardown at the run's end).
     expected: Vec<(Shape, usize)>,

@@ -310,6 +310,55 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
 }
 
 #[test]
+fn isolation_binary_reports_a_failure_that_no_test_carries() {
+    if !privileged() {
+        return;
+    }
+    // Every test passes and libtest prints its summary; then the binary aborts on its way out
+    // (an exit handler a test registered). And a custom harness fails without running anything
+    // it would list. Neither failure belongs to a test: each is the binary's own record.
+    let lib = r#"
+extern "C" {
+    fn atexit(f: extern "C" fn()) -> i32;
+    fn abort() -> !;
+}
+extern "C" fn die() {
+    unsafe { abort() }
+}
+#[test]
+fn passes() {}
+#[test]
+fn registers_an_exit_handler_that_aborts() {
+    assert_eq!(unsafe { atexit(die) }, 0);
+}
+"#;
+    let custom = "fn main() {\n    if std::env::args().any(|a| a == \"--list\") {\n        return;\n    }\n    \
+                  std::process::exit(1);\n}\n";
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-binary-failures"),
+        "binfail",
+        "[[test]]\nname = \"custom\"\nharness = false\n",
+        &[("src/lib.rs", lib), ("tests/custom.rs", custom)],
+    );
+    let run = sandbox_test(&manifest, &["--isolation", "binary"]);
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let got = run.outcomes();
+    let outcome = |binary: &str, name: &str| got[&(binary.to_owned(), name.to_owned())].clone();
+    assert_eq!(outcome("binfail", "passes"), "passed", "{got:?}");
+    assert_eq!(
+        outcome("binfail", "(all tests)"),
+        "signal:SIGABRT",
+        "{got:?}"
+    );
+    assert_eq!(
+        outcome("binfail::custom", "(all tests)"),
+        "failed",
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 4, "{got:?}");
+}
+
+#[test]
 fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
     if !privileged() {
         return;

@@ -89,13 +89,18 @@ impl Figures {
         self.text(path)?.trim().parse().ok()
     }
 
-    /// A `key value` line from a flat-keyed file such as `memory.events` or `cpu.stat`.
+    /// A `key value` line from a flat-keyed file such as `memory.events`.
     pub fn keyed(&self, path: &Path, key: &str) -> Option<u64> {
-        self.text(path)?.lines().find_map(|line| {
-            let mut parts = line.split_whitespace();
-            (parts.next()? == key).then(|| parts.next()?.parse().ok())?
-        })
+        keyed(&self.text(path)?, key)
     }
+}
+
+/// The value of a `key value` line of a flat-keyed file's text (`cpu.stat`, `memory.events`).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        (parts.next()? == key).then(|| parts.next()?.parse().ok())?
+    })
 }
 
 impl Drop for Figures {

@@ -308,10 +308,15 @@ impl Group {
     pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
         let dirs = &self.own;
         let (cpu_user_us, cpu_system_us) = self.cpu_split_us();
+        // Read once, every key taken from the one text.
+        let cpu_text = dirs
+            .cpu
+            .as_ref()
+            .and_then(|d| self.figures.text(&d.join(CPU_STAT)));
         let cpu_stat = |key| {
-            dirs.cpu
-                .as_ref()
-                .and_then(|d| self.figures.keyed(&d.join(CPU_STAT), key))
+            cpu_text
+                .as_deref()
+                .and_then(|text| fs::keyed(text, key))
                 .unwrap_or(0)
         };
         let io = dirs.blkio.as_ref().and_then(|d| {

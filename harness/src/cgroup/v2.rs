@@ -367,7 +367,12 @@ impl Group {
     }
 
     pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
-        let cpu = self.dir.join(CPU_STAT);
+        // Read once (each read makes the kernel gather the figures), every key from the text.
+        let cpu_text = self
+            .figures
+            .text(&self.dir.join(CPU_STAT))
+            .unwrap_or_default();
+        let cpu = |key| fs::keyed(&cpu_text, key).unwrap_or(0);
         let figures = &self.figures;
         let io = figures
             .text(&self.dir.join(IO_STAT))
@@ -379,8 +384,8 @@ impl Group {
                 .flatten(),
             io_read_bytes: io.map(|(read, _)| read),
             io_write_bytes: io.map(|(_, written)| written),
-            cpu_user_us: figures.keyed(&cpu, "user_usec").unwrap_or(0),
-            cpu_system_us: figures.keyed(&cpu, "system_usec").unwrap_or(0),
+            cpu_user_us: cpu("user_usec"),
+            cpu_system_us: cpu("system_usec"),
             memory_peak_bytes: figures.number(&self.dir.join(MEMORY_PEAK)),
             oom_kills: figures
                 .keyed(&self.dir.join(MEMORY_EVENTS), "oom_kill")
@@ -389,8 +394,8 @@ impl Group {
             forks_refused: figures
                 .keyed(&self.dir.join(PIDS_EVENTS), "max")
                 .unwrap_or(0),
-            cpu_throttled_count: figures.keyed(&cpu, "nr_throttled").unwrap_or(0),
-            cpu_throttled_us: figures.keyed(&cpu, "throttled_usec").unwrap_or(0),
+            cpu_throttled_count: cpu("nr_throttled"),
+            cpu_throttled_us: cpu("throttled_usec"),
         }
     }
 

@@ -226,26 +226,24 @@ fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
 /// the zygote reads it before it clones any init, and each init starts from a copy of the
 /// zygote's mount table, so its inits find it read (the read and parse of `mountinfo` was
 /// 1.5% of a suite's CPU).
+/// A failed read is not kept: the next init reads again.
 pub fn cgroup_mount_points() -> nix::Result<&'static [String]> {
-    static POINTS: std::sync::OnceLock<nix::Result<Vec<String>>> = std::sync::OnceLock::new();
-    POINTS
-        .get_or_init(|| {
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(io_errno)?;
-            Ok(mountinfo
-                .lines()
-                .filter_map(|line| {
-                    let (left, right) = line.split_once(" - ")?;
-                    let fstype = right.split(' ').next()?;
-                    let point = left.split(' ').nth(4)?;
-                    ((fstype == "cgroup" || fstype == "cgroup2")
-                        && point.starts_with("/sys/fs/cgroup"))
-                    .then(|| point.to_owned())
-                })
-                .collect())
+    static POINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    if let Some(points) = POINTS.get() {
+        return Ok(points);
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(io_errno)?;
+    let points = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let point = left.split(' ').nth(4)?;
+            ((fstype == "cgroup" || fstype == "cgroup2") && point.starts_with("/sys/fs/cgroup"))
+                .then(|| point.to_owned())
         })
-        .as_ref()
-        .map(Vec::as_slice)
-        .map_err(|e| *e)
+        .collect();
+    Ok(POINTS.get_or_init(|| points))
 }
 
 /// Binds what `file` (opened before `/tmp` was covered) refers to at `path` in the new `/tmp`.
