@@ -385,7 +385,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
 /// What every sandbox of the run has in common with the workspace-wide settings (its command
 /// aside): what the reports state as in force, and what the engine prepares ahead.
 fn base_spec(settings: &Resolved, root: &Path, target: &Path) -> harness::SandboxSpec {
-    let mut spec = harness::SandboxSpec::new(Vec::new(), PathBuf::from("/"), Vec::new());
+    // The working directory is part of a sandbox's shape only when it lies outside the paths
+    // kept reachable; every test's lies in the workspace, and so does this one.
+    let mut spec = harness::SandboxSpec::new(Vec::new(), root.to_owned(), Vec::new());
     schedule::apply(settings, &mut spec);
     schedule::workspace_filesystem(settings, root, target, &mut spec);
     spec
@@ -398,4 +400,45 @@ fn random_seed() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     schedule::splitmix64(nanos ^ u64::from(std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{BinaryKind, TestBinary};
+    use crate::env::BinaryEnv;
+
+    #[test]
+    fn tests_run_in_the_sandboxes_made_ahead_for_the_base_spec() {
+        let (root, target) = (Path::new("/w"), Path::new("/w/target"));
+        let context = BinaryContext {
+            binary: TestBinary {
+                id: "a".to_owned(),
+                package_id: cargo_metadata::PackageId {
+                    repr: "path+file:///w/crates/a#0.1.0".to_owned(),
+                },
+                target_name: "a".to_owned(),
+                kind: BinaryKind::Lib,
+                path: target.join("debug/deps/a-0123"),
+            },
+            env: BinaryEnv {
+                vars: vec![("CARGO_PKG_NAME".to_owned(), "a".to_owned())],
+                cwd: root.join("crates/a"),
+                workspace_root: root.to_owned(),
+                target_dir: target.to_owned(),
+            },
+        };
+        for fs in [crate::config::FsMode::Isolated, crate::config::FsMode::Host] {
+            let settings = Resolved {
+                fs,
+                ..Resolved::default()
+            };
+            let argv = vec![context.binary.path.display().to_string(), "--exact".into()];
+            let test = schedule::spec(&settings, argv, &context, &[], 7);
+            assert!(
+                base_spec(&settings, root, target).starts_like(&test),
+                "{fs:?}: a test needs a sandbox of another shape than the one made ahead"
+            );
+        }
+    }
 }

@@ -115,6 +115,15 @@ impl Shape {
     }
 }
 
+impl SandboxSpec {
+    /// Whether a sandbox made ahead for specs like this one can run `other`: both have the
+    /// same [`Shape`]. What [`crate::Engine::prepare`] is given should start like the specs
+    /// then run, or what it makes ahead goes unused.
+    pub fn starts_like(&self, other: &SandboxSpec) -> bool {
+        Shape::of(self, false) == Shape::of(other, false)
+    }
+}
+
 /// The paths a sandbox keeps reachable under its private `/tmp`: the spec's, and its working
 /// directory and program when they lie there and no path kept already holds them.
 fn reachable(spec: &SandboxSpec) -> Vec<PathBuf> {
