@@ -6,6 +6,7 @@
 use crate::outcome::{Outcome, Policies};
 use harness::{CapturedOutput, Exit, FileWrite, LeakedProcess, SandboxResult, SandboxSpec};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A test's identity: its binary's id, then its name (the order every report lists them in).
@@ -62,7 +63,7 @@ pub struct TestRecord {
     /// Output (stdout and stderr interleaved), head and tail when long.
     pub output: Option<CapturedOutput>,
     /// The exact sandbox the test ran in: enough to rerun it.
-    pub spec: Option<SandboxSpec>,
+    pub spec: Option<Arc<SandboxSpec>>,
     /// Why the sandbox could not run the test.
     pub error: Option<String>,
     /// The test's `SANDBOX_SEED` (of the attempt shown).
@@ -126,7 +127,7 @@ impl TestRecord {
         failure: bool,
         duration: Duration,
         result: &SandboxResult,
-        spec: &SandboxSpec,
+        spec: &Arc<SandboxSpec>,
     ) -> TestRecord {
         let u = &result.usage;
         TestRecord {

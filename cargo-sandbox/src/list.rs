@@ -253,6 +253,7 @@ pub fn in_sandbox(
         // sandbox-harness binaries then print the limits their trials declare.
         spec.env
             .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));
+        let spec = std::sync::Arc::new(spec);
         let started = Instant::now();
         let id = TestId {
             binary_id: ctx.binary.id.clone(),

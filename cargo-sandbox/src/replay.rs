@@ -26,7 +26,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             return Ok(exit::USAGE);
         }
     };
-    let Some(mut spec) = record.spec.clone() else {
+    let Some(mut spec) = record.spec.as_deref().cloned() else {
         say!("cargo-sandbox: error: `{}` did not run in that report ({}), so there is nothing to replay", record.id, record.outcome.word());
         return Ok(exit::USAGE);
     };

@@ -376,6 +376,8 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 .join(job.attempt.to_string()),
         );
     }
+    // Shared by the records of every test it runs.
+    let spec = Arc::new(spec);
     let started = Instant::now();
     let result = run.engine.run(&spec, Some(run.cancel));
     let duration = started.elapsed();
@@ -402,6 +404,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 .collect();
         }
     };
+    let mut result = result;
+    // Under `--isolation binary` the binary's output is all its tests' together: each failing
+    // test gets its own section of it (`binary_records`), no test a copy of the whole.
+    let shared_output = match job.settings.isolation {
+        Isolation::Binary => result.output.take(),
+        Isolation::Test => None,
+    };
     let record = |name: &str, outcome: Outcome| {
         let failure = outcome.is_failure(policies);
         TestRecord {
@@ -416,10 +425,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         let name = listed.first().map_or("", |t| t.name.as_str());
         return vec![record(name, classify(&result, ran_one, policies))];
     }
-    let text = result.output.as_ref().map(|o| o.text()).unwrap_or_default();
+    let text = shared_output.as_ref().map(|o| o.text()).unwrap_or_default();
     let lines = libtest_results(&text);
     let binary_outcome = classify(&result, true, policies);
-    let finish = |tests, extra| binary_records(job, tests, extra, &lines, &binary_outcome, &record);
+    let finish = |tests, extra| {
+        let output = shared_output.as_ref();
+        binary_records(job, tests, extra, &lines, &binary_outcome, output, &record)
+    };
     // The tests the binary reported, by their lines; `rest`: and one record for the binary's
     // outcome, which names no test.
     let reported = |lines: &[(String, String)], rest: bool| -> Vec<(String, Plan)> {
@@ -529,6 +541,7 @@ fn binary_records(
     extra: Vec<TestRecord>,
     lines: &[(String, String)],
     binary_outcome: &Outcome,
+    output: Option<&harness::CapturedOutput>,
     record: &dyn Fn(&str, Outcome) -> TestRecord,
 ) -> Vec<TestRecord> {
     let (ran, skipped): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(_, p)| *p == Plan::Run);
@@ -559,7 +572,7 @@ fn binary_records(
             // (passing tests print nothing of their own).
             r.output = match r.outcome {
                 Outcome::Passed | Outcome::Ignored => None,
-                _ => r.output.map(|o| own_section(o, name)),
+                _ => output.map(|o| own_section(o, name)),
             };
             r
         })
@@ -581,11 +594,11 @@ fn ignored_records<'a>(
 
 /// A test's own part of a whole binary's libtest output (`---- NAME stdout ----` up to the next
 /// section or the failure list); the whole output when it has no such section.
-fn own_section(output: harness::CapturedOutput, name: &str) -> harness::CapturedOutput {
+fn own_section(output: &harness::CapturedOutput, name: &str) -> harness::CapturedOutput {
     let text = output.text();
     let marker = format!("---- {name} stdout ----\n");
     let Some(start) = text.find(&marker) else {
-        return output;
+        return output.clone();
     };
     let body = &text[start..];
     let rest = &body[marker.len()..];
@@ -809,13 +822,13 @@ mod section_tests {
             truncated_bytes: 0,
         };
         assert_eq!(
-            own_section(output.clone(), "b").text(),
+            own_section(&output, "b").text(),
             "---- b stdout ----\nb panicked\n\n"
         );
         assert_eq!(
-            own_section(output.clone(), "c").text(),
+            own_section(&output, "c").text(),
             "---- c stdout ----\nc panicked\n\n"
         );
-        assert_eq!(own_section(output, "zz").text(), text);
+        assert_eq!(own_section(&output, "zz").text(), text);
     }
 }
