@@ -382,7 +382,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let result = run.engine.run(&spec, Some(run.cancel));
     let duration = started.elapsed();
     let policies = job.settings.policies();
-    let result = match result {
+    let mut result = match result {
         Ok(result) => result,
         Err(e) => {
             let names: Vec<&str> = match &job.selection {
@@ -404,7 +404,6 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 .collect();
         }
     };
-    let mut result = result;
     // Under `--isolation binary` the binary's output is all its tests' together: each failing
     // test gets its own section of it (`binary_records`), no test a copy of the whole.
     let shared_output = match job.settings.isolation {
@@ -421,7 +420,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         }
     };
     if job.settings.isolation == Isolation::Test {
-        let ran_one = result.exit != harness::Exit::Code(0) || ran_exactly_one(&result);
+        let ran_one = result.exit != Exit::Code(0) || ran_exactly_one(&result);
         let name = listed.first().map_or("", |t| t.name.as_str());
         return vec![record(name, classify(&result, ran_one, policies))];
     }
