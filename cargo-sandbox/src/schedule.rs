@@ -480,10 +480,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                         return finish(reported(&lines, true), not_run);
                     }
                 };
-                let mut selected: Vec<(String, Plan)> = list::select(&tests, run.filter)
+                let chosen: Vec<(String, bool, Plan)> = list::select(&tests, run.filter)
                     .into_iter()
                     .filter(|(name, _, _)| only.as_ref().is_none_or(|o| o.contains(name)))
-                    .map(|(name, _, plan)| (name, plan))
+                    .collect();
+                let mut selected: Vec<(String, Plan)> = chosen
+                    .iter()
+                    .map(|(name, _, plan)| (name.clone(), *plan))
                     .collect();
                 if !text.contains("\nrunning ") && !text.starts_with("running ") {
                     // libtest never started: the run says nothing about the tests, which now
@@ -492,13 +495,10 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     let listed = Job {
                         selection: Selection::Listed {
                             whole_binary,
-                            tests: selected
-                                .iter()
-                                .filter(|(_, plan)| *plan == Plan::Run)
-                                .map(|(name, _)| SelectedTest {
-                                    name: name.clone(),
-                                    ignored: tests.iter().any(|t| &t.name == name && t.ignored),
-                                })
+                            tests: chosen
+                                .into_iter()
+                                .filter(|(_, _, plan)| *plan == Plan::Run)
+                                .map(|(name, ignored, _)| SelectedTest { name, ignored })
                                 .collect(),
                         },
                         ..job.clone()

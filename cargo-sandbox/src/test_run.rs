@@ -154,18 +154,24 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // Under `--isolation binary`, a binary whose tests all share its settings runs whole
     // without listing it first: libtest applies the filter, and the run's output names the
     // tests. Every other binary is listed; listing runs its code, so it happens in sandboxes too.
-    let (unlisted, listed): (Vec<&Arc<BinaryContext>>, Vec<&Arc<BinaryContext>>) =
-        contexts.iter().partition(|ctx| {
-            let package = &built.packages[&ctx.binary.package_id];
-            let settings = resolve(&package.name, &ctx.binary.id, "", None);
-            settings.isolation == Isolation::Binary
-                && settings.repeat == 1
-                && args.partition.is_none()
-                && !config.has_test_overrides(&profile, &package.name, &ctx.binary.id)
-                // sandbox-harness trials may declare limits of their own, which only the
-                // listing tells.
-                && !package.dependencies.iter().any(|d| d.name == "sandbox-harness")
-        });
+    let mut unlisted: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
+    let mut listed: Vec<&Arc<BinaryContext>> = Vec::new();
+    for ctx in &contexts {
+        let package = &built.packages[&ctx.binary.package_id];
+        let settings = resolve(&package.name, &ctx.binary.id, "", None);
+        let whole = settings.isolation == Isolation::Binary
+            && settings.repeat == 1
+            && args.partition.is_none()
+            && !config.has_test_overrides(&profile, &package.name, &ctx.binary.id)
+            // sandbox-harness trials may declare limits of their own, which only the listing
+            // tells.
+            && !package.dependencies.iter().any(|d| d.name == "sandbox-harness");
+        if whole {
+            unlisted.push((ctx, settings));
+        } else {
+            listed.push(ctx);
+        }
+    }
     // The sandboxes of tests without settings of their own are started now, before listing
     // (not during the build: one made then would show the workspace without its binaries):
     // one per listing and per unlisted binary, and when some are listed, an unknown number of
@@ -273,12 +279,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             binaries_with_tests += 1;
         }
     }
-    for ctx in &unlisted {
-        let package = package_of(ctx);
+    let unlisted_binaries = unlisted.len();
+    for (ctx, settings) in unlisted {
         jobs.push(Job {
-            binary: (*ctx).clone(),
+            binary: ctx.clone(),
             selection: Selection::Unlisted { only: None },
-            settings: Arc::new(resolve(&package, &ctx.binary.id, "", None)),
+            settings: Arc::new(settings),
             attempt: 0,
             retry: 0,
             order: 0,
@@ -320,7 +326,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     emit(&Event::RunStarted {
         tests: to_run,
         binaries: binaries_with_tests,
-        unlisted_binaries: unlisted.len(),
+        unlisted_binaries,
         ignored: ignored
             .iter()
             .filter(|r| r.outcome == Outcome::Ignored)
