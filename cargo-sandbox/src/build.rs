@@ -126,11 +126,16 @@ fn build_command(args: &CargoArgs) -> Command {
     cmd
 }
 
-/// Builds the tests. `cargo metadata --no-deps` (which neither builds nor resolves
-/// dependencies) runs beside the build, and `with_root` gets the workspace's root as soon as it
-/// is known, while cargo still builds (it reads the configuration then). The build is never
+/// A build under way: `cargo test --no-run` and, beside it, `cargo metadata --no-deps` (which
+/// neither builds nor resolves dependencies).
+pub struct Building {
+    metadata: std::thread::JoinHandle<cargo_metadata::Result<cargo_metadata::Metadata>>,
+    built: std::thread::JoinHandle<anyhow::Result<Built>>,
+}
+
+/// Starts building the tests; [`Building::finish`] waits for the build. The build is never
 /// stopped halfway: cargo's compilers would outlive it, and what they build is needed anyway.
-pub fn build(args: &CargoArgs, with_root: impl FnOnce(&std::path::Path)) -> anyhow::Result<Build> {
+pub fn start(args: &CargoArgs) -> anyhow::Result<Building> {
     let mut metadata = MetadataCommand::new();
     metadata.cargo_path(cargo()).no_deps();
     if let Some(path) = &args.manifest_path {
@@ -145,43 +150,52 @@ pub fn build(args: &CargoArgs, with_root: impl FnOnce(&std::path::Path)) -> anyh
         .spawn()
         .with_context(|| format!("running {}", cargo().display()))?;
     let built = std::thread::spawn(move || build_tests(child));
-    let metadata = metadata
-        .join()
-        .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
-    // Without metadata the build fails too, and cargo says why.
-    if let Ok(metadata) = &metadata {
-        with_root(metadata.workspace_root.as_std_path());
+    Ok(Building { metadata, built })
+}
+
+impl Building {
+    /// Waits for the build. `with_root` gets the workspace's root as soon as it is known, while
+    /// cargo still builds.
+    pub fn finish(self, with_root: impl FnOnce(&std::path::Path)) -> anyhow::Result<Build> {
+        let Building { metadata, built } = self;
+        let metadata = metadata
+            .join()
+            .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
+        // Without metadata the build fails too, and cargo says why.
+        if let Ok(metadata) = &metadata {
+            with_root(metadata.workspace_root.as_std_path());
+        }
+        let built = built
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading cargo's build messages panicked"))?;
+        let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
+        let metadata = metadata.context("running `cargo metadata`")?;
+        let packages: BTreeMap<PackageId, Package> = metadata
+            .packages
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        for binary in &mut binaries {
+            let Some(package) = packages.get(&binary.package_id) else {
+                bail!(
+                    "cargo built a test of a package `cargo metadata` does not list: {}",
+                    binary.package_id
+                );
+            };
+            binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
+        }
+        binaries.sort_by(|a, b| a.id.cmp(&b.id));
+        binaries.dedup_by(|a, b| a.id == b.id);
+        Ok(Build {
+            binaries,
+            packages,
+            bin_exes,
+            build_scripts,
+            target_dir: metadata.target_directory.into(),
+            workspace_root: metadata.workspace_root.into(),
+            deps_dirs,
+        })
     }
-    let built = built
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading cargo's build messages panicked"))?;
-    let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
-    let metadata = metadata.context("running `cargo metadata`")?;
-    let packages: BTreeMap<PackageId, Package> = metadata
-        .packages
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect();
-    for binary in &mut binaries {
-        let Some(package) = packages.get(&binary.package_id) else {
-            bail!(
-                "cargo built a test of a package `cargo metadata` does not list: {}",
-                binary.package_id
-            );
-        };
-        binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
-    }
-    binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    binaries.dedup_by(|a, b| a.id == b.id);
-    Ok(Build {
-        binaries,
-        packages,
-        bin_exes,
-        build_scripts,
-        target_dir: metadata.target_directory.into(),
-        workspace_root: metadata.workspace_root.into(),
-        deps_dirs,
-    })
 }
 
 /// What `cargo test --no-run` built: test binaries (ids still empty), the packages' binaries,

@@ -64,21 +64,22 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     env::prefetch_sysroot();
     // Signals cancel from here on: a runner stopped during the build still removes its engine.
     let cancel = signals::cancel_on_signals()?;
-    // While cargo builds: the configuration is read (a bad one is reported once the build
-    // ends), and the engine starts (its zygote, and on cgroup v1 the kernel kept ready for the
-    // first sandboxes' moves). Sandboxes themselves wait for the build's end: one made now
-    // would show the workspace through an overlay made before its binaries existed.
+    // While cargo builds: the engine starts (its zygote, its network namespaces, and on
+    // cgroup v1 the kernel kept ready for the first sandboxes' moves: the first move after a
+    // pause waits for an RCU grace period), and the configuration is read once the workspace's
+    // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
+    // the build's end: one made now would show the workspace through an overlay made before
+    // its binaries existed.
+    let building = build::start(&args.cargo).context("building the tests")?;
+    let options = harness::EngineOptions {
+        prepare_ahead: true,
+        ..args.limits.engine.options()
+    };
+    // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
+    let engine = Engine::new(options);
     let mut config = None;
-    let mut engine = None;
-    let built = build::build(&args.cargo, |root| {
-        let read = read_config(root, &profile);
-        if read.is_ok() {
-            engine = Some(Engine::new(harness::EngineOptions {
-                prepare_ahead: true,
-                ..args.limits.engine.options()
-            }));
-        }
-        config = Some(read);
+    let built = building.finish(|root| {
+        config = Some(read_config(root, &profile));
     });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while building");
@@ -121,9 +122,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         layers.push((&cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
     };
-    let engine = engine
-        .context("the workspace's root was never known")?
-        .context("cannot set up sandboxes")?;
+    let engine = engine.context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None);
     let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
     let workers = args

@@ -167,9 +167,13 @@ impl Engine {
     /// Call it once the files the sandboxes will use exist (not while they are being built: a
     /// sandbox made ahead sees its copy-on-write directories as they were when it was made).
     /// `uses`: how many such sandboxes will run from now on, when known (no more are made;
-    /// a later call says it again). Does nothing for an engine that does not prepare ahead.
+    /// a later call says it again; the network namespaces made ahead count it as every
+    /// sandbox still to start). Does nothing for an engine that does not prepare ahead.
     pub fn prepare(&self, spec: &SandboxSpec, uses: Option<usize>) {
         let shape = Shape::of(spec, self.starter.user_namespace.is_some());
+        if let Some(netns) = self.starter.netns.as_ref().filter(|_| shape.loopback) {
+            netns.expect(uses);
+        }
         let supported = self
             .starter
             .cgroups

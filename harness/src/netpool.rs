@@ -5,6 +5,9 @@
 //!
 //! Only for root runners without a user namespace: joining a namespace owned by the host's user
 //! namespace needs CAP_SYS_ADMIN there, which a sandbox in its own user namespace lacks.
+//!
+//! No more are made than the run says it will take ([`NetPool::expect`]): each one left over
+//! costs its making, and its teardown in a kernel worker after the run.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,9 +25,23 @@ pub struct NetPool {
 
 #[derive(Debug, Default)]
 struct Shared {
-    ready: Mutex<Vec<OwnedFd>>,
+    ready: Mutex<Ready>,
     wanted: Condvar,
     stop: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Ready {
+    made: Vec<OwnedFd>,
+    /// How many will be taken from now on, when the run said so.
+    uses: Option<usize>,
+}
+
+impl Ready {
+    /// Whether the filler should make another.
+    fn short(&self) -> bool {
+        self.made.len() < self.uses.map_or(READY, |uses| uses.min(READY))
+    }
 }
 
 impl NetPool {
@@ -40,14 +57,24 @@ impl NetPool {
 
     /// A fresh namespace with `lo` up, when one is ready (the caller creates its own otherwise).
     pub fn take(&self) -> Option<OwnedFd> {
-        let taken = self
-            .shared
-            .ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
+        let mut ready = self.shared.lock();
+        ready.uses = ready.uses.map(|uses| uses.saturating_sub(1));
+        let taken = ready.made.pop();
+        drop(ready);
         self.shared.wanted.notify_one();
         taken
+    }
+
+    /// How many namespaces will be taken from now on (`None`: not known; a few are kept ready).
+    pub fn expect(&self, uses: Option<usize>) {
+        self.shared.lock().uses = uses;
+        self.shared.wanted.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -56,7 +83,7 @@ impl Drop for NetPool {
         // Under the lock the filler checks it with, so the wake-up cannot fall between its
         // check and its wait.
         {
-            let _ready = self.shared.ready.lock().unwrap_or_else(|e| e.into_inner());
+            let _ready = self.shared.lock();
             self.shared.stop.store(true, Ordering::SeqCst);
         }
         self.shared.wanted.notify_one();
@@ -72,11 +99,10 @@ fn fill(shared: &Shared) {
     };
     loop {
         {
-            let ready = shared.ready.lock().unwrap_or_else(|e| e.into_inner());
             let ready = shared
                 .wanted
-                .wait_while(ready, |r| {
-                    r.len() >= READY && !shared.stop.load(Ordering::SeqCst)
+                .wait_while(shared.lock(), |r| {
+                    !r.short() && !shared.stop.load(Ordering::SeqCst)
                 })
                 .unwrap_or_else(|e| e.into_inner());
             if shared.stop.load(Ordering::SeqCst) {
@@ -85,11 +111,7 @@ fn fill(shared: &Shared) {
             drop(ready);
         }
         match make(&home) {
-            Ok(ns) => shared
-                .ready
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(ns),
+            Ok(ns) => shared.lock().made.push(ns),
             // Sandboxes then create their own, as without a pool.
             Err(_) => return,
         }
