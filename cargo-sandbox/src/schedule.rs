@@ -36,16 +36,18 @@ pub struct SelectedTest {
 #[derive(Debug, Clone)]
 pub enum Selection {
     /// Tests from the binary's listing. `whole_binary`: every test it lists, so libtest's own
-    /// selection matches and the tests need not be named.
+    /// selection matches and the tests need not be named. `listing`: every name the binary
+    /// lists, from which a run of several of them skips the others (see [`selection_args`]).
     Listed {
         tests: Vec<SelectedTest>,
         whole_binary: bool,
+        listing: Arc<[String]>,
     },
     /// A binary run whole without listing it first (`--isolation binary`, when all its tests
     /// share the binary's settings): libtest selects with the user's filter (a retry: exactly
     /// `only`), and the run's own output names the tests. Listing would run the binary twice
     /// more; it happens only when the run's output does not account for every test.
-    Unlisted { only: Option<Vec<String>> },
+    Unlisted { only: Option<String> },
 }
 
 impl Selection {
@@ -57,20 +59,29 @@ impl Selection {
         }
     }
 
-    /// The same tests' retry: only those that failed, named.
-    fn retry(&self, failed: &[String]) -> Selection {
+    /// The same tests' retries: only those that failed, named. An unlisted binary's are
+    /// retried one per sandbox: without a listing there is nothing to skip, and a harness
+    /// other than libtest (libtest-mimic) takes one name at most.
+    fn retries(&self, failed: &[String]) -> Vec<Selection> {
+        if failed.is_empty() {
+            return Vec::new();
+        }
         match self {
-            Selection::Listed { tests, .. } => Selection::Listed {
+            Selection::Listed { tests, listing, .. } => vec![Selection::Listed {
                 tests: tests
                     .iter()
                     .filter(|t| failed.contains(&t.name))
                     .cloned()
                     .collect(),
                 whole_binary: false,
-            },
-            Selection::Unlisted { .. } => Selection::Unlisted {
-                only: Some(failed.to_vec()),
-            },
+                listing: listing.clone(),
+            }],
+            Selection::Unlisted { .. } => failed
+                .iter()
+                .map(|name| Selection::Unlisted {
+                    only: Some(name.clone()),
+                })
+                .collect(),
         }
     }
 }
@@ -312,9 +323,9 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                 }
                 {
                     let mut q = lock();
-                    if !failed.is_empty() {
+                    for selection in job.selection.retries(&failed) {
                         q.jobs.push_back(Job {
-                            selection: job.selection.retry(&failed),
+                            selection,
                             attempt: job.attempt + 1,
                             retry: job.retry + 1,
                             ..job.clone()
@@ -387,9 +398,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         Err(e) => {
             let names: Vec<&str> = match &job.selection {
                 Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
-                Selection::Unlisted { only: Some(names) } => {
-                    names.iter().map(String::as_str).collect()
-                }
+                Selection::Unlisted { only: Some(name) } => vec![name.as_str()],
                 Selection::Unlisted { only: None } => vec![list::WHOLE_BINARY],
             };
             return names
@@ -482,7 +491,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 };
                 let chosen: Vec<(String, bool, Plan)> = list::select(&tests, run.filter)
                     .into_iter()
-                    .filter(|(name, _, _)| only.as_ref().is_none_or(|o| o.contains(name)))
+                    .filter(|(name, _, _)| only.as_ref().is_none_or(|o| o == name))
                     .collect();
                 let mut selected: Vec<(String, Plan)> = chosen
                     .iter()
@@ -495,6 +504,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     let listed = Job {
                         selection: Selection::Listed {
                             whole_binary,
+                            listing: tests.iter().map(|t| t.name.clone()).collect(),
                             tests: chosen
                                 .into_iter()
                                 .filter(|(_, _, plan)| *plan == Plan::Run)
@@ -545,8 +555,7 @@ fn binary_records(
 ) -> Vec<TestRecord> {
     let (ran, skipped): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(_, p)| *p == Plan::Run);
     let unreported = match &job.selection {
-        Selection::Unlisted { only: Some(names) } => names
-            .iter()
+        Selection::Unlisted { only: Some(only) } => std::iter::once(only)
             .filter(|n| !ran.iter().chain(&skipped).any(|(name, _)| name == *n))
             .map(|n| (n.clone(), Plan::Run))
             .collect(),
@@ -659,12 +668,12 @@ fn libtest_args(job: &Job, filter: &TestFilter) -> Vec<String> {
             Selection::Listed {
                 tests,
                 whole_binary,
+                listing,
             },
             Isolation::Binary,
         ) => {
             if !whole_binary {
-                args.push("--exact".to_owned());
-                args.extend(tests.iter().map(|t| t.name.clone()));
+                args = selection_args(tests, listing);
             }
             if tests.iter().all(|t| t.ignored) {
                 args.push("--ignored".to_owned());
@@ -673,10 +682,39 @@ fn libtest_args(job: &Job, filter: &TestFilter) -> Vec<String> {
             }
         }
         (Selection::Unlisted { only: None }, _) => args = filter.libtest_args(),
-        (Selection::Unlisted { only: Some(names) }, _) => {
-            args.push("--exact".to_owned());
-            args.extend(names.iter().cloned());
+        (Selection::Unlisted { only: Some(name) }, _) => {
+            args.extend(["--exact".to_owned(), name.clone()]);
             args.extend(filter.ignored_flag().map(str::to_owned));
+        }
+    }
+    args
+}
+
+/// How many bytes of test names a run skips at most to select several tests (see
+/// [`selection_args`]): far below the kernel's limit on a command line (`ARG_MAX`, 2 MiB with
+/// the usual 8 MiB stack).
+const SKIP_BUDGET: usize = 256 * 1024;
+
+/// libtest flags that run exactly `tests` of a binary whose tests are `listing`. One test is
+/// named; several are selected by skipping every other test, since libtest-mimic (and other
+/// harnesses that mimic libtest) take one name at most, and any number of `--skip`. Only a
+/// binary whose other names would not fit a command line gets the names themselves, which
+/// libtest takes.
+fn selection_args(tests: &[SelectedTest], listing: &[String]) -> Vec<String> {
+    let mut args = vec!["--exact".to_owned()];
+    let others: Vec<&String> = listing
+        .iter()
+        .filter(|name| !tests.iter().any(|t| &t.name == *name))
+        .collect();
+    let skipped: usize = others
+        .iter()
+        .map(|name| name.len() + "--skip".len() + 2)
+        .sum();
+    if tests.len() == 1 || skipped > SKIP_BUDGET {
+        args.extend(tests.iter().map(|t| t.name.clone()));
+    } else {
+        for name in others {
+            args.extend(["--skip".to_owned(), name.clone()]);
         }
     }
     args
@@ -744,6 +782,71 @@ mod tests {
             ],
             "libtest-mimic pads names"
         );
+    }
+
+    fn selected(names: &[&str]) -> Vec<SelectedTest> {
+        names
+            .iter()
+            .map(|name| SelectedTest {
+                name: (*name).to_owned(),
+                ignored: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn several_tests_are_selected_by_skipping_the_others() {
+        let listing: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(
+            selection_args(&selected(&["b"]), &listing),
+            ["--exact", "b"]
+        );
+        // libtest-mimic takes one name: the others are skipped instead.
+        assert_eq!(
+            selection_args(&selected(&["a", "c"]), &listing),
+            ["--exact", "--skip", "b", "--skip", "d"]
+        );
+        // Names that would not fit a command line when skipped are named (libtest takes them).
+        let long: Vec<String> = (0..20_000)
+            .map(|i| format!("module::test_{i:05}"))
+            .collect();
+        assert_eq!(
+            selection_args(
+                &selected(&["module::test_00001", "module::test_00002"]),
+                &long
+            ),
+            ["--exact", "module::test_00001", "module::test_00002"]
+        );
+    }
+
+    #[test]
+    fn an_unlisted_binary_retries_each_failed_test_in_its_own_sandbox() {
+        let failed = ["x".to_owned(), "y".to_owned()];
+        assert!(Selection::Unlisted { only: None }.retries(&[]).is_empty());
+        let retries = Selection::Unlisted { only: None }.retries(&failed);
+        let only: Vec<Option<String>> = retries
+            .into_iter()
+            .map(|s| match s {
+                Selection::Unlisted { only } => only,
+                Selection::Listed { .. } => None,
+            })
+            .collect();
+        assert_eq!(only, [Some("x".to_owned()), Some("y".to_owned())]);
+        let listed = Selection::Listed {
+            tests: selected(&["x", "y", "z"]),
+            whole_binary: true,
+            listing: ["x", "y", "z"].map(String::from).into_iter().collect(),
+        };
+        assert!(
+            listed.retries(&[]).is_empty(),
+            "nothing failed, nothing to retry"
+        );
+        let retries = listed.retries(&failed);
+        assert_eq!(retries.len(), 1);
+        assert!(matches!(
+            &retries[0],
+            Selection::Listed { tests, whole_binary: false, .. } if tests.len() == 2
+        ));
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             }
         };
         let mut selected = list::select(&tests, &filter);
+        let listing: Arc<[String]> = tests.iter().map(|t| t.name.clone()).collect();
         let mut whole_binary = selected.len() == tests.len();
         if let Some(partition) = args.partition {
             let before = selected.len();
@@ -243,6 +244,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 selection: Selection::Listed {
                     tests,
                     whole_binary,
+                    listing: listing.clone(),
                 },
                 settings,
                 attempt: 0,
@@ -267,6 +269,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 selection: Selection::Listed {
                     tests,
                     whole_binary: whole_binary && single_group,
+                    listing: listing.clone(),
                 },
                 settings,
                 attempt: 0,

@@ -358,6 +358,129 @@ fn registers_an_exit_handler_that_aborts() {
     assert_eq!(got.len(), 4, "{got:?}");
 }
 
+/// A custom harness that, like libtest-mimic, takes one test name at most (and any number of
+/// `--skip`): "one" passes, "two" and "three" fail.
+const ONE_NAME_HARNESS: &str = r#"
+const TESTS: [(&str, bool); 3] = [("one", true), ("two", false), ("three", false)];
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut exact, mut list, mut names, mut skip) = (false, false, Vec::new(), Vec::new());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--exact" => exact = true,
+            "--list" => list = true,
+            "--skip" => skip.extend(args.next()),
+            "--format" | "--test-threads" | "--color" => drop(args.next()),
+            "--ignored" => return,
+            flag if flag.starts_with("--") => {}
+            _ => names.push(arg),
+        }
+    }
+    if names.len() > 1 {
+        eprintln!("error: unexpected argument '{}' found", names[1]);
+        std::process::exit(2);
+    }
+    let matches = |p: &String, n: &str| if exact { p == n } else { n.contains(p.as_str()) };
+    let chosen: Vec<_> = TESTS
+        .iter()
+        .filter(|(n, _)| names.iter().all(|p| matches(p, n)) && !skip.iter().any(|s| matches(s, n)))
+        .collect();
+    if list {
+        for (n, _) in &chosen {
+            println!("{n}: test");
+        }
+        return;
+    }
+    println!("\nrunning {} tests", chosen.len());
+    let failed: Vec<_> = chosen.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    for (n, ok) in &chosen {
+        println!("test {n} ... {}", if *ok { "ok" } else { "FAILED" });
+    }
+    println!("\nfailures:\n");
+    for n in &failed {
+        println!("---- {n} stdout ----\n{n} went wrong\n");
+    }
+    println!(
+        "test result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        chosen.len() - failed.len(),
+        failed.len(),
+        TESTS.len() - chosen.len()
+    );
+    std::process::exit(if failed.is_empty() { 0 } else { 101 });
+}
+"#;
+
+#[test]
+fn isolation_binary_runs_several_tests_of_a_harness_that_takes_one_name() {
+    if !privileged() {
+        return;
+    }
+    // "grouped": an override gives "one" settings of its own, so "two" and "three" share a
+    // sandbox of their own, and the binary is listed.
+    let config = "[[profile.grouped.overrides]]\ntest = \"exact:one\"\ntimeout = \"30s\"\n";
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-one-name-harness"),
+        "onename",
+        "[[test]]\nname = \"mimic\"\nharness = false\n",
+        &[
+            ("src/lib.rs", ""),
+            ("tests/mimic.rs", ONE_NAME_HARNESS),
+            (".config/sandbox.toml", config),
+        ],
+    );
+    for profile in ["grouped", "default"] {
+        let run = sandbox_test(
+            &manifest,
+            &[
+                "--test",
+                "mimic",
+                "--isolation",
+                "binary",
+                "--retries",
+                "1",
+                "-P",
+                profile,
+            ],
+        );
+        assert_eq!(run.code, 100, "{profile}: {}", run.stderr);
+        let tests = run.report["tests"].as_array().unwrap();
+        let record = |name: &str| {
+            tests
+                .iter()
+                .find(|t| t["name"] == name)
+                .unwrap_or_else(|| panic!("{profile}: no record for {name}: {tests:?}"))
+        };
+        assert_eq!(record("one")["outcome"], "passed", "{profile}");
+        assert_eq!(tests.len(), 3, "{profile}: {tests:?}");
+        for name in ["two", "three"] {
+            let t = record(name);
+            assert_eq!(t["outcome"], "failed", "{profile} {name}: {t}");
+            assert_eq!(t["attempts"], 2, "{profile} {name}: {t}");
+            // The harness ran the test (rather than rejecting a second name), every attempt.
+            let output = t["output"].to_string();
+            assert!(
+                output.contains(&format!("{name} went wrong")),
+                "{profile} {name}: {output}"
+            );
+            let argv: Vec<&str> = t["spec"]["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a.as_str())
+                .collect();
+            let want: &[&str] = if profile == "grouped" {
+                // Listed: the retry of both skips the test that passed.
+                &["--exact", "--skip", "one"]
+            } else {
+                // Unlisted: each failed test is retried in a sandbox of its own.
+                &["--exact", name]
+            };
+            assert_eq!(&argv[1..], want, "{profile} {name}");
+        }
+    }
+}
+
 #[test]
 fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
     if !privileged() {
