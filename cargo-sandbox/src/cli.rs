@@ -462,7 +462,8 @@ pub struct LimitArgs {
     pub writable: Vec<PathBuf>,
 
     /// Keep each sandbox's copy-on-write changes under this directory for inspection (for
-    /// `test`: DIR/<binary>/<test>/<attempt>/0/upper), instead of discarding them.
+    /// `test`: DIR/<binary>/<test>/<attempt>/0/upper; a whole binary's sandbox is `binary`, a
+    /// group of its tests `binary-<first test>`), instead of discarding them.
     #[arg(long, value_name = "DIR")]
     pub keep_writes: Option<PathBuf>,
 

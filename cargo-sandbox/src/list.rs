@@ -172,11 +172,40 @@ pub struct ListedTest {
 
 /// Parses `--list --format terse` output: `name: test` lines (benchmarks are left out).
 pub fn parse_terse(output: &str) -> Vec<String> {
+    names_of_kind(output, &[": test"])
+}
+
+/// The benchmarks of `--list --format terse` output: `name: benchmark` (libtest) or
+/// `name: bench` (libtest-mimic) lines.
+fn parse_benches(output: &str) -> Vec<String> {
+    names_of_kind(output, &[": benchmark", ": bench"])
+}
+
+fn names_of_kind(output: &str, suffixes: &[&str]) -> Vec<String> {
     output
         .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
+        .filter_map(|line| suffixes.iter().find_map(|s| line.strip_suffix(s)))
         .map(str::to_owned)
         .collect()
+}
+
+/// What a binary lists: its tests, and the names of its benchmarks, which a run of some of its
+/// tests must skip (a harness runs benchmarks once as tests unless they are filtered out).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub tests: Vec<ListedTest>,
+    pub benches: Vec<String>,
+}
+
+impl Listing {
+    /// Every name the binary lists, tests and benchmarks (see `schedule::selection_args`).
+    pub fn names(&self) -> std::sync::Arc<[String]> {
+        self.tests
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(self.benches.iter().cloned())
+            .collect()
+    }
 }
 
 /// Limits a `sandbox-harness` binary declares for its trials (`cargo-sandbox-limits` lines,
@@ -244,7 +273,7 @@ pub fn in_sandbox(
     settings: &Resolved,
     host_env: &[(String, String)],
     seed: u64,
-) -> Result<Vec<ListedTest>, Box<TestRecord>> {
+) -> Result<Listing, Box<TestRecord>> {
     let mut settings = settings.clone();
     settings.timeout = Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
     // The listing's text, and whether all of it was kept.
@@ -318,7 +347,10 @@ pub fn in_sandbox(
             test.declared = Some(limits);
         }
     }
-    Ok(tests)
+    Ok(Listing {
+        tests,
+        benches: parse_benches(&listing),
+    })
 }
 
 #[cfg(test)]
@@ -383,8 +415,18 @@ mod tests {
 
     #[test]
     fn parses_terse_listings() {
-        let out = "tests::a: test\ntests::b: test\nbench_x: benchmark\n";
+        let out = "tests::a: test\ntests::b: test\nbench_x: benchmark\nmimic_y: bench\n";
         assert_eq!(parse_terse(out), s(&["tests::a", "tests::b"]));
+        assert_eq!(parse_benches(out), s(&["bench_x", "mimic_y"]));
+        // A run of some tests skips the benchmarks too: harnesses run them once as tests.
+        let listing = Listing {
+            tests: combine(parse_terse(out), &[]),
+            benches: parse_benches(out),
+        };
+        assert_eq!(
+            &*listing.names(),
+            &s(&["tests::a", "tests::b", "bench_x", "mimic_y"])[..]
+        );
     }
 
     #[test]

@@ -302,7 +302,8 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                         let Some(entry) = pending.get_mut(&id) else {
                             continue;
                         };
-                        if retry {
+                        // A test an unlisted binary's output names twice is retried once.
+                        if retry && !failed.contains(&id.name) {
                             entry.expected += 1;
                             failed.push(id.name.clone());
                         }
@@ -377,8 +378,14 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 "_",
             )
         };
-        let test = match listed {
-            [one] => safe(&one.name),
+        // A directory per sandbox: each test's own, a retry's of one test of an unlisted
+        // binary, a group of tests after its first one.
+        let test = match (listed, &job.selection) {
+            ([one], _) => safe(&one.name),
+            (_, Selection::Unlisted { only: Some(name) }) => safe(name),
+            ([first, ..], Selection::Listed { whole_binary, .. }) if !whole_binary => {
+                format!("binary-{}", safe(&first.name))
+            }
             _ => "binary".to_owned(),
         };
         *keep_writes = Some(
@@ -482,8 +489,8 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                 // killed, or is no libtest binary): its listing names the tests.
                 let listing =
                     list::in_sandbox(run.engine, &job.binary, &job.settings, run.host_env, seed);
-                let tests = match listing {
-                    Ok(tests) => tests,
+                let (names, tests) = match listing {
+                    Ok(listing) => (listing.names(), listing.tests),
                     Err(record) => {
                         not_run.push(*record);
                         return finish(reported(&lines, true), not_run);
@@ -504,7 +511,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     let listed = Job {
                         selection: Selection::Listed {
                             whole_binary,
-                            listing: tests.iter().map(|t| t.name.clone()).collect(),
+                            listing: names,
                             tests: chosen
                                 .into_iter()
                                 .filter(|(_, _, plan)| *plan == Plan::Run)
@@ -702,9 +709,10 @@ const SKIP_BUDGET: usize = 256 * 1024;
 /// libtest takes.
 fn selection_args(tests: &[SelectedTest], listing: &[String]) -> Vec<String> {
     let mut args = vec!["--exact".to_owned()];
+    let chosen: std::collections::HashSet<&str> = tests.iter().map(|t| t.name.as_str()).collect();
     let others: Vec<&String> = listing
         .iter()
-        .filter(|name| !tests.iter().any(|t| &t.name == *name))
+        .filter(|name| !chosen.contains(name.as_str()))
         .collect();
     let skipped: usize = others
         .iter()

@@ -192,15 +192,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // Position of each selected test in report order, for `--partition slice`.
     let mut position = 0usize;
     for (ctx, listing) in listed.iter().zip(listings) {
-        let tests = match listing {
-            Ok(tests) => tests,
+        let (listing, tests) = match listing {
+            Ok(listing) => (listing.names(), listing.tests),
             Err(record) => {
                 records.push(*record);
                 continue;
             }
         };
         let mut selected = list::select(&tests, &filter);
-        let listing: Arc<[String]> = tests.iter().map(|t| t.name.clone()).collect();
         let mut whole_binary = selected.len() == tests.len();
         if let Some(partition) = args.partition {
             let before = selected.len();

@@ -6,8 +6,9 @@
 //! Only for root runners without a user namespace: joining a namespace owned by the host's user
 //! namespace needs CAP_SYS_ADMIN there, which a sandbox in its own user namespace lacks.
 //!
-//! No more are made than the run says it will take ([`NetPool::expect`]): each one left over
-//! costs its making, and its teardown in a kernel worker after the run.
+//! Once the run says how many it will take ([`NetPool::expect`]), no more are made than that:
+//! each one left over costs its making, and its teardown in a kernel worker after the run.
+//! Until then (a test run's build) a few are made.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
