@@ -154,7 +154,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // without listing it first: libtest applies the filter, and the run's output names the
     // tests. Every other binary is listed; listing runs its code, so it happens in sandboxes too.
     let mut unlisted: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
-    let mut listed: Vec<&Arc<BinaryContext>> = Vec::new();
+    let mut listed: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
     for ctx in &contexts {
         let package = &built.packages[&ctx.binary.package_id];
         let settings = resolve(&package.name, &ctx.binary.id, "", None);
@@ -168,7 +168,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         if whole {
             unlisted.push((ctx, settings));
         } else {
-            listed.push(ctx);
+            listed.push((ctx, settings));
         }
     }
     // The sandboxes of tests without settings of their own are started now, before listing
@@ -177,9 +177,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // tests after them (said once known).
     let known_uses = listed.is_empty().then_some(unlisted.len());
     engine.prepare(&base_spec, known_uses);
-    let listings = schedule::parallel_map(&listed, workers, |ctx| {
-        let settings = resolve(&package_of(ctx), &ctx.binary.id, "", None);
-        list::in_sandbox(&engine, ctx, &settings, &host_env, run_seed)
+    let listings = schedule::parallel_map(&listed, workers, |(ctx, settings)| {
+        list::in_sandbox(&engine, ctx, settings, &host_env, run_seed)
     });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while listing tests");
@@ -191,7 +190,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut binaries_with_tests = 0;
     // Position of each selected test in report order, for `--partition slice`.
     let mut position = 0usize;
-    for (ctx, listing) in listed.iter().zip(listings) {
+    for ((ctx, _), listing) in listed.iter().zip(listings) {
         let (listing, tests) = match listing {
             Ok(listing) => (listing.names(), listing.tests),
             Err(record) => {
