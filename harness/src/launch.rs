@@ -239,6 +239,12 @@ impl Engine {
             .as_ref()
             .filter(|_| !interactive && shape.can_start_ahead())
             .and_then(|pool| pool.take(&shape));
+        // A spare cgroup made while this one is torn down is for a sandbox still to come.
+        let refill = self.prepare_ahead
+            && self
+                .warm
+                .as_ref()
+                .is_none_or(|pool| pool.expects_more(&shape));
         let start = match warm {
             Some(start) => {
                 self.started_ahead
@@ -274,7 +280,7 @@ impl Engine {
                     .starter
                     .cgroups
                     .clone()
-                    .filter(|_| self.prepare_ahead)
+                    .filter(|_| refill)
                     .map(|run| (run, spec.limits)),
             }),
             // A failed removal is retried when the run directory is dropped, and swept at the

@@ -29,6 +29,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// caps of their own); the least recently asked for beyond these is dropped.
 const SHAPES: usize = 3;
 
+/// The longest a sandbox waits for the one the filler is making before it makes its own (the
+/// filler's start is stuck: its own would most likely be too, and then it reports why).
+const WAIT_FOR_FILLER_AT_MOST: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct WarmPool {
     shared: Arc<Shared>,
@@ -39,6 +43,8 @@ pub struct WarmPool {
 struct Shared {
     state: Mutex<State>,
     wanted: Condvar,
+    /// Signalled each time the filler ends a start, made or failed.
+    made: Condvar,
     starter: Arc<Starter>,
 }
 
@@ -54,6 +60,12 @@ struct State {
     /// and torn down for nothing, the teardown at the run's end).
     expected: Vec<(Shape, usize)>,
     ready: Vec<Started>,
+    /// The shape the filler is starting an init of right now.
+    making: Option<Shape>,
+    /// The shape a sandbox waits for the filler to make (one sandbox at a time): it takes that
+    /// init rather than make a second one beside it, which would cost a whole start and one
+    /// more teardown at the run's end.
+    claimed: Option<Shape>,
     stop: bool,
 }
 
@@ -76,13 +88,32 @@ impl State {
             .iter()
             .rev()
             .find(|w| {
+                let claimed = usize::from(self.claimed.as_ref() == Some(*w));
                 !self
                     .failed
                     .iter()
                     .any(|(f, at)| f == *w && at.elapsed() < RETRY_AFTER)
-                    && self.ready.iter().filter(|r| r.shape == **w).count() < self.wanted_ready(w)
+                    && self.ready.iter().filter(|r| r.shape == **w).count()
+                        < self.wanted_ready(w) + claimed
             })
             .cloned()
+    }
+
+    /// Whether the filler is making an init of `shape`, or, idle, would make one next for a
+    /// sandbox that waits for it; nobody else waiting.
+    fn coming(&mut self, shape: &Shape) -> bool {
+        if self.stop || self.claimed.is_some() {
+            return false;
+        }
+        match &self.making {
+            Some(making) => making == shape,
+            None => {
+                self.claimed = Some(shape.clone());
+                let next = self.next();
+                self.claimed = None;
+                next.as_ref() == Some(shape)
+            }
+        }
     }
 
     /// How many inits of `shape` should wait ready.
@@ -108,6 +139,7 @@ impl WarmPool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wanted: Condvar::new(),
+            made: Condvar::new(),
             starter,
         });
         let filler = shared.clone();
@@ -131,8 +163,18 @@ impl WarmPool {
         self.shared.wanted.notify_one();
     }
 
-    /// A waiting init of `shape`, when one is ready; either way the filler makes the next ones
-    /// of this shape.
+    /// Whether sandboxes of `shape` are still to be taken (when nobody said how many: yes).
+    pub fn expects_more(&self, shape: &Shape) -> bool {
+        self.shared
+            .lock()
+            .expected
+            .iter()
+            .find(|(s, _)| s == shape)
+            .is_none_or(|(_, uses)| *uses > 0)
+    }
+
+    /// A waiting init of `shape`, when one is ready or the filler is making one nobody else
+    /// waits for; either way the filler makes the next ones of this shape.
     pub fn take(&self, shape: &Shape) -> Option<Started> {
         let mut state = self.shared.lock();
         state.want(shape);
@@ -142,13 +184,30 @@ impl WarmPool {
         // Inits that died waiting go (to the janitor, outside the lock).
         let mut dead = Vec::new();
         let mut taken = None;
-        while let Some(i) = state.ready.iter().position(|s| s.shape == *shape) {
-            let started = state.ready.remove(i);
-            if started.alive() {
-                taken = Some(started);
+        let deadline = Instant::now() + WAIT_FOR_FILLER_AT_MOST;
+        loop {
+            while let Some(i) = state.ready.iter().position(|s| s.shape == *shape) {
+                let started = state.ready.remove(i);
+                if started.alive() {
+                    taken = Some(started);
+                    break;
+                }
+                dead.push(started);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if taken.is_some() || left.is_zero() || !state.coming(shape) {
                 break;
             }
-            dead.push(started);
+            // The one the filler makes is further along than any this sandbox could start now.
+            state.claimed = Some(shape.clone());
+            self.shared.wanted.notify_one();
+            state = self
+                .shared
+                .made
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            state.claimed = None;
         }
         drop(state);
         self.shared.wanted.notify_one();
@@ -167,6 +226,7 @@ impl Drop for WarmPool {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wanted.notify_one();
+        self.shared.made.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -180,7 +240,7 @@ fn fill(shared: &Shared) {
     loop {
         let shape = {
             // Woken when asked; after a failure, also when it may be tried again.
-            let (state, _) = shared
+            let (mut state, _) = shared
                 .wanted
                 .wait_timeout_while(shared.lock(), RETRY_AFTER, |s| {
                     !s.stop && s.next().is_none()
@@ -189,10 +249,11 @@ fn fill(shared: &Shared) {
             if state.stop {
                 return;
             }
-            match state.next() {
-                Some(shape) => shape,
-                None => continue,
-            }
+            let Some(shape) = state.next() else {
+                continue;
+            };
+            state.making = Some(shape.clone());
+            shape
         };
         let started = match &shared.starter.cgroups {
             Some(cgroups) => cgroups.new_group(&shape.limits).map(Some),
@@ -200,11 +261,13 @@ fn fill(shared: &Shared) {
         }
         .and_then(|group| shared.starter.start(shape.clone(), group, true));
         let mut state = shared.lock();
+        state.making = None;
         state.failed.retain(|(f, _)| *f != shape);
         match started {
             Ok(started) => state.ready.push(started),
             Err(_) => state.failed.push((shape, Instant::now())),
         }
+        shared.made.notify_all();
         // Inits of shapes nobody asks for any more go.
         let (kept, stale): (Vec<Started>, Vec<Started>) = std::mem::take(&mut state.ready)
             .into_iter()

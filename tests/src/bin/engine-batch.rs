@@ -29,6 +29,21 @@ fn main() {
         };
         spec
     };
+    // A sandbox asked for right after its shape was announced (as a run announces its tests
+    // once built) takes the init being made for it, rather than making a second one beside it.
+    let mut announced = spec(&["true"]);
+    announced.limits = Limits {
+        pids: Some(77),
+        ..Limits::default()
+    };
+    let before = engine.started_ahead();
+    engine.prepare(&announced, Some(1));
+    engine.run(&announced, None).expect("a sandbox");
+    println!(
+        "took_the_one_being_made {}",
+        engine.started_ahead() - before
+    );
+
     // Many in a row: each gets its own PID 1 and a network nobody used.
     let mut ok = 0;
     for _ in 0..20 {
