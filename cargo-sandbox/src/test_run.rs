@@ -355,8 +355,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             };
             schedule::run_jobs(&run, queue)
         });
-        for event in receiver {
-            emit(&event);
+        loop {
+            // Events come in bursts (a binary run whole reports all its tests at once): the
+            // reporters write what they have when the burst ends.
+            let event = match receiver.try_recv() {
+                Ok(event) => event,
+                Err(_) => {
+                    reporters.iter_mut().for_each(|r| r.flush());
+                    match receiver.recv() {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    }
+                }
+            };
+            reporters.iter_mut().for_each(|r| r.event(&event));
             if let Event::TestFinished(record) = event {
                 records.push(record.slim());
             }

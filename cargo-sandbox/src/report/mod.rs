@@ -129,6 +129,8 @@ impl RunSummary {
 /// A consumer of the run's events.
 pub trait Reporter {
     fn event(&mut self, _event: &Event) {}
+    /// No more events for now: what is buffered goes out.
+    fn flush(&mut self) {}
     fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()>;
 }
 

@@ -86,7 +86,13 @@ pub struct Terminal {
     palette: Palette,
     bar: ProgressBar,
     quiet: bool,
+    /// Lines not yet written: a binary run whole reports hundreds of tests at once, and a
+    /// write per line cost more than the rest of their reporting.
+    pending: String,
 }
+
+/// Past this, pending lines are written without waiting for a pause in the events.
+const PENDING_AT_MOST: usize = 64 << 10;
 
 impl Terminal {
     pub fn new(palette: Palette, quiet: bool) -> Terminal {
@@ -104,14 +110,28 @@ impl Terminal {
             palette,
             bar,
             quiet,
+            pending: String::new(),
         }
     }
 
-    fn line(&self, text: &str) {
+    fn line(&mut self, text: &str) {
         if self.bar.is_hidden() {
-            say!("{text}");
+            self.pending.push_str(text);
+            self.pending.push('\n');
+            if self.pending.len() > PENDING_AT_MOST {
+                self.write_pending();
+            }
         } else {
             self.bar.println(text);
+        }
+    }
+
+    /// Writes the pending lines in one go.
+    fn write_pending(&mut self) {
+        use std::io::Write as _;
+        if !self.pending.is_empty() {
+            let _ = std::io::stderr().write_all(self.pending.as_bytes());
+            self.pending.clear();
         }
     }
 
@@ -183,43 +203,57 @@ impl super::Reporter for Terminal {
         Terminal::event(self, event);
     }
 
+    fn flush(&mut self) {
+        self.write_pending();
+    }
+
     fn finish(&mut self, run: &super::RunSummary) -> anyhow::Result<()> {
+        use std::fmt::Write as _;
         self.bar.finish_and_clear();
         let p = self.palette;
+        let out = &mut self.pending;
         for r in run.records.iter().filter(|r| r.failure) {
             let text = shorten(&r.output_text());
-            say!(
+            let _ = writeln!(
+                out,
                 "\n{} {} {}",
                 p.red("---"),
                 p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
                 p.red("---")
             );
             if let Some(error) = &r.error {
-                say!("{error}");
+                let _ = writeln!(out, "{error}");
             }
             for leak in r.leaked_processes.iter().take(5) {
-                say!("leaked: pid {} {} [{}]", leak.pid, leak.comm, leak.cmdline);
+                let _ = writeln!(
+                    out,
+                    "leaked: pid {} {} [{}]",
+                    leak.pid, leak.comm, leak.cmdline
+                );
             }
             for change in r.files_written.iter().take(10) {
-                say!("file {:?}: {}", change.kind, change.path.display());
+                let _ = writeln!(out, "file {:?}: {}", change.kind, change.path.display());
             }
-            say_part!("{text}");
+            out.push_str(&text);
             if !text.ends_with('\n') && !text.is_empty() {
-                say!();
+                out.push('\n');
             }
         }
-        say!(
+        let _ = writeln!(
+            out,
             "{}",
             summary(&run.records, run.duration_ms, run.cancelled, p)
         );
         for line in top_users(&run.records) {
-            say!("{line}");
+            let _ = writeln!(out, "{line}");
         }
-        say!(
+        let _ = writeln!(
+            out,
             "{:>12} {}",
             p.bold("In force"),
             crate::summary::protections(&run.protections)
         );
+        self.write_pending();
         Ok(())
     }
 }
