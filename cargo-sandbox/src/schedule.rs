@@ -279,7 +279,13 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                             .map_or_else(|e| e.into_inner().0, |(q, _)| q);
                     }
                 };
-                let records = run_job(run, &job);
+                let records = contained(|| run_job(run, &job)).unwrap_or_else(|panic| {
+                    let error = format!(
+                        "internal error: cargo-sandbox panicked running this test ({panic}); \
+                         please report it"
+                    );
+                    unrun_records(&job, &error, None, None)
+                });
                 let mut failed = Vec::new();
                 let mut finished = Vec::new();
                 {
@@ -338,6 +344,43 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
             });
         }
     });
+}
+
+/// Records for every test a job was to run, when none of them could run: `error` says why.
+fn unrun_records(
+    job: &Job,
+    error: &str,
+    spec: Option<&Arc<SandboxSpec>>,
+    seed: Option<u64>,
+) -> Vec<TestRecord> {
+    let names: Vec<&str> = match &job.selection {
+        Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
+        Selection::Unlisted { only: Some(name) } => vec![name.as_str()],
+        Selection::Unlisted { only: None } => vec![list::WHOLE_BINARY],
+    };
+    names
+        .into_iter()
+        .map(|name| TestRecord {
+            spec: spec.cloned(),
+            error: Some(error.to_owned()),
+            seed,
+            order: Some(job.order),
+            ..TestRecord::not_run(test_id(job, name), Outcome::SandboxError, true)
+        })
+        .collect()
+}
+
+/// Runs `f`, turning a panic into its message. A worker that unwound would leave the others
+/// waiting for its job forever; a bug met by one job is that job's tests' error instead, and
+/// the run goes on (the engine cleans up whatever the job left, as after any failed sandbox).
+fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    })
 }
 
 fn test_id(job: &Job, name: &str) -> TestId {
@@ -402,23 +445,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let policies = job.settings.policies();
     let mut result = match result {
         Ok(result) => result,
-        Err(e) => {
-            let names: Vec<&str> = match &job.selection {
-                Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
-                Selection::Unlisted { only: Some(name) } => vec![name.as_str()],
-                Selection::Unlisted { only: None } => vec![list::WHOLE_BINARY],
-            };
-            return names
-                .into_iter()
-                .map(|name| TestRecord {
-                    spec: Some(spec.clone()),
-                    error: Some(e.to_string()),
-                    seed: Some(seed),
-                    order: Some(job.order),
-                    ..TestRecord::not_run(id(name), Outcome::SandboxError, true)
-                })
-                .collect();
-        }
+        Err(e) => return unrun_records(job, &e.to_string(), Some(&spec), Some(seed)),
     };
     // Under `--isolation binary` the binary's output is all its tests' together: each failing
     // test gets its own section of it (`binary_records`), no test a copy of the whole.
@@ -775,6 +802,18 @@ pub fn libtest_results(output: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_in_a_job_becomes_its_message() {
+        assert_eq!(contained(|| 7), Ok(7));
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let literal = contained(|| -> u8 { panic!("a bug") });
+        let formatted = contained(|| -> u8 { panic!("bug {}", 2) });
+        std::panic::set_hook(hook);
+        assert_eq!(literal, Err("a bug".to_owned()));
+        assert_eq!(formatted, Err("bug 2".to_owned()));
+    }
 
     #[test]
     fn parses_libtest_lines() {
