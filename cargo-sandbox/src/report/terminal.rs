@@ -128,11 +128,7 @@ impl Terminal {
 
     /// Writes the pending lines in one go.
     fn write_pending(&mut self) {
-        use std::io::Write as _;
-        if !self.pending.is_empty() {
-            let _ = std::io::stderr().write_all(self.pending.as_bytes());
-            self.pending.clear();
-        }
+        write_out(&mut self.pending);
     }
 
     pub fn event(&mut self, event: &Event) {
@@ -193,6 +189,15 @@ impl Terminal {
     }
 }
 
+/// Writes `text` to stderr in one go and empties it.
+fn write_out(text: &mut String) {
+    use std::io::Write as _;
+    if !text.is_empty() {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+        text.clear();
+    }
+}
+
 /// `1 binary`, `2 binaries`.
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -237,6 +242,10 @@ impl super::Reporter for Terminal {
             out.push_str(&text);
             if !text.ends_with('\n') && !text.is_empty() {
                 out.push('\n');
+            }
+            // Thousands of failures with long output are not all held at once.
+            if out.len() > PENDING_AT_MOST {
+                write_out(out);
             }
         }
         let _ = writeln!(
