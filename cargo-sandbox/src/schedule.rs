@@ -471,7 +471,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let lines = libtest_results(&text);
     let binary_outcome = classify(&result, true, policies);
     let finish = |tests, extra| {
-        let output = shared_output.as_ref();
+        let output = shared_output.as_ref().map(|o| (o, text.as_str()));
         binary_records(job, tests, extra, &lines, &binary_outcome, output, &record)
     };
     // The tests the binary reported, by their lines; `rest`: and one record for the binary's
@@ -576,7 +576,8 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
 
 /// Records for `tests` of one binary's run: each with its own libtest line's outcome (tests
 /// without one, the binary's), tests skipped as ignored without running, then `extra`; a retry
-/// also gets a record for each retried test the run did not report.
+/// also gets a record for each retried test the run did not report. `output`: the binary's,
+/// with its text.
 #[allow(clippy::too_many_arguments)]
 fn binary_records(
     job: &Job,
@@ -584,9 +585,15 @@ fn binary_records(
     extra: Vec<TestRecord>,
     lines: &[(String, String)],
     binary_outcome: &Outcome,
-    output: Option<&harness::CapturedOutput>,
+    output: Option<(&harness::CapturedOutput, &str)>,
     record: &dyn Fn(&str, Outcome) -> TestRecord,
 ) -> Vec<TestRecord> {
+    // Each test's own line, the first when its name comes twice (a binary of many thousand
+    // tests is looked up once per test).
+    let mut results: HashMap<&str, &str> = HashMap::with_capacity(lines.len());
+    for (name, result) in lines {
+        results.entry(name.as_str()).or_insert(result.as_str());
+    }
     let (ran, skipped): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(_, p)| *p == Plan::Run);
     let unreported = match &job.selection {
         Selection::Unlisted { only: Some(only) } => std::iter::once(only)
@@ -598,11 +605,7 @@ fn binary_records(
     ran.iter()
         .chain(&unreported)
         .map(|(name, _)| {
-            let outcome = match lines
-                .iter()
-                .find(|(line, _)| line == name)
-                .map(|(_, r)| r.as_str())
-            {
+            let outcome = match results.get(name.as_str()).copied() {
                 Some("ok") => Outcome::Passed,
                 Some("FAILED") => Outcome::Failed,
                 Some("ignored") => Outcome::Ignored,
@@ -614,7 +617,7 @@ fn binary_records(
             // (passing tests print nothing of their own).
             r.output = match r.outcome {
                 Outcome::Passed | Outcome::Ignored => None,
-                _ => output.map(|o| own_section(o, name)),
+                _ => output.map(|(o, text)| own_section(o, text, name)),
             };
             r
         })
@@ -635,9 +638,13 @@ fn ignored_records<'a>(
 }
 
 /// A test's own part of a whole binary's libtest output (`---- NAME stdout ----` up to the next
-/// section or the failure list); the whole output when it has no such section.
-fn own_section(output: &harness::CapturedOutput, name: &str) -> harness::CapturedOutput {
-    let text = output.text();
+/// section or the failure list); the whole output when it has no such section. `text`: the
+/// output's, made once for all its tests.
+fn own_section(
+    output: &harness::CapturedOutput,
+    text: &str,
+    name: &str,
+) -> harness::CapturedOutput {
     let marker = format!("---- {name} stdout ----\n");
     let Some(start) = text.find(&marker) else {
         return output.clone();
@@ -971,13 +978,13 @@ mod section_tests {
             truncated_bytes: 0,
         };
         assert_eq!(
-            own_section(&output, "b").text(),
+            own_section(&output, text, "b").text(),
             "---- b stdout ----\nb panicked\n\n"
         );
         assert_eq!(
-            own_section(&output, "c").text(),
+            own_section(&output, text, "c").text(),
             "---- c stdout ----\nc panicked\n\n"
         );
-        assert_eq!(own_section(&output, "zz").text(), text);
+        assert_eq!(own_section(&output, text, "zz").text(), text);
     }
 }
