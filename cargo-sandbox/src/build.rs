@@ -73,12 +73,8 @@ pub fn cargo() -> PathBuf {
 /// `cargo test --no-run` with the user's cargo flags.
 fn build_command(args: &CargoArgs) -> Command {
     let mut cmd = Command::new(cargo());
-    cmd.args([
-        "test",
-        "--no-run",
-        "--message-format",
-        "json-render-diagnostics",
-    ]);
+    cmd.args(["test", "--no-run", "--message-format"]);
+    cmd.arg(message_format(&args.message_format).cargo);
     let flag = |cmd: &mut Command, on: bool, name: &str| {
         if on {
             cmd.arg(name);
@@ -99,6 +95,8 @@ fn build_command(args: &CargoArgs) -> Command {
     many(&mut cmd, &args.test, "--test");
     flag(&mut cmd, args.examples, "--examples");
     many(&mut cmd, &args.example, "--example");
+    flag(&mut cmd, args.benches, "--benches");
+    many(&mut cmd, &args.bench, "--bench");
     flag(&mut cmd, args.all_targets, "--all-targets");
     many(&mut cmd, &args.features, "--features");
     flag(&mut cmd, args.all_features, "--all-features");
@@ -107,23 +105,100 @@ fn build_command(args: &CargoArgs) -> Command {
     if let Some(profile) = &args.cargo_profile {
         cmd.arg("--profile").arg(profile);
     }
+    many(&mut cmd, &args.target, "--target");
+    if let Some(jobs) = &args.build_jobs {
+        cmd.arg("--jobs").arg(jobs);
+    }
+    match args.timings.as_deref() {
+        Some("") => {
+            cmd.arg("--timings");
+        }
+        Some(formats) => {
+            cmd.arg(format!("--timings={formats}"));
+        }
+        None => {}
+    }
+    flag(&mut cmd, args.ignore_rust_version, "--ignore-rust-version");
+    flag(
+        &mut cmd,
+        args.future_incompat_report,
+        "--future-incompat-report",
+    );
     if let Some(dir) = &args.target_dir {
         cmd.arg("--target-dir").arg(dir);
     }
     if let Some(path) = &args.manifest_path {
         cmd.arg("--manifest-path").arg(path);
     }
-    flag(&mut cmd, args.locked, "--locked");
-    flag(&mut cmd, args.offline, "--offline");
-    flag(&mut cmd, args.frozen, "--frozen");
-    for _ in 0..args.verbose {
+    for _ in 0..args.verbose + args.cargo_verbose {
         cmd.arg("--verbose");
     }
-    flag(&mut cmd, args.quiet, "--quiet");
+    flag(&mut cmd, args.quiet || args.cargo_quiet, "--quiet");
+    cmd.args(global_options(args));
     if let Some(color) = args.color {
         cmd.arg("--color").arg(format!("{color:?}").to_lowercase());
     }
     cmd
+}
+
+/// Cargo's options that also shape `cargo metadata`: configuration, unstable flags, and how
+/// the lock file and the network may be used.
+fn global_options(args: &CargoArgs) -> Vec<String> {
+    let mut options = Vec::new();
+    for value in &args.config {
+        options.extend(["--config".to_owned(), value.clone()]);
+    }
+    for value in &args.unstable {
+        options.extend(["-Z".to_owned(), value.clone()]);
+    }
+    for (on, name) in [
+        (args.locked, "--locked"),
+        (args.offline, "--offline"),
+        (args.frozen, "--frozen"),
+    ] {
+        if on {
+            options.push(name.to_owned());
+        }
+    }
+    options
+}
+
+/// The build's `--message-format` for cargo, from the user's: cargo-sandbox reads cargo's
+/// JSON messages whatever the user asked, and shows them on stdout when the user asked for JSON.
+struct MessageFormat {
+    cargo: String,
+    forward_json: bool,
+}
+
+fn message_format(user: &[String]) -> MessageFormat {
+    let words: Vec<&str> = user.iter().flat_map(|f| f.split(',')).collect();
+    if words.iter().any(|w| w.starts_with("json")) {
+        return MessageFormat {
+            cargo: words.join(","),
+            forward_json: true,
+        };
+    }
+    let mut cargo = "json-render-diagnostics".to_owned();
+    if words.contains(&"short") {
+        cargo.push_str(",json-diagnostic-short");
+    }
+    MessageFormat {
+        cargo,
+        forward_json: false,
+    }
+}
+
+/// Cargo's messages as they are read, copied to stdout (`--message-format json`).
+struct Forwarded<R>(R);
+
+impl<R: std::io::Read> std::io::Read for Forwarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Write as _;
+        let n = self.0.read(buf)?;
+        // A closed stdout is no reason to stop reading the build.
+        let _ = std::io::stdout().write_all(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// A build under way: `cargo test --no-run` and, beside it, `cargo metadata --no-deps` (which
@@ -141,7 +216,9 @@ pub fn start(args: &CargoArgs) -> anyhow::Result<Building> {
     if let Some(path) = &args.manifest_path {
         metadata.manifest_path(path);
     }
+    metadata.other_options(global_options(args));
     let metadata = std::thread::spawn(move || metadata.exec());
+    let forward_json = message_format(&args.message_format).forward_json;
     let mut cmd = build_command(args);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -149,7 +226,7 @@ pub fn start(args: &CargoArgs) -> anyhow::Result<Building> {
     let child = cmd
         .spawn()
         .with_context(|| format!("running {}", cargo().display()))?;
-    let built = std::thread::spawn(move || build_tests(child));
+    let built = std::thread::spawn(move || build_tests(child, forward_json));
     Ok(Building { metadata, built })
 }
 
@@ -208,8 +285,13 @@ type Built = (
 );
 
 /// Reads the messages of `cargo test --no-run` (`child`) until it exits.
-fn build_tests(mut child: std::process::Child) -> anyhow::Result<Built> {
+fn build_tests(mut child: std::process::Child, forward_json: bool) -> anyhow::Result<Built> {
     let stdout = child.stdout.take().context("cargo's stdout")?;
+    let stdout: Box<dyn std::io::Read + Send> = if forward_json {
+        Box::new(Forwarded(stdout))
+    } else {
+        Box::new(stdout)
+    };
 
     let mut binaries = Vec::new();
     let mut bin_exes: BTreeMap<PackageId, Vec<(String, PathBuf)>> = BTreeMap::new();
@@ -307,6 +389,16 @@ mod tests {
     }
 
     #[test]
+    fn json_formats_are_the_users_and_forwarded() {
+        let f = message_format(&["json-diagnostic-short".into()]);
+        assert_eq!(f.cargo, "json-diagnostic-short");
+        assert!(f.forward_json);
+        let f = message_format(&["human".into()]);
+        assert_eq!(f.cargo, "json-render-diagnostics");
+        assert!(!f.forward_json);
+    }
+
+    #[test]
     fn passes_cargo_flags_through() {
         let args = CargoArgs {
             packages: vec!["a".into()],
@@ -314,6 +406,13 @@ mod tests {
             release: true,
             cargo_profile: Some("ci".into()),
             verbose: 2,
+            timings: Some(String::new()),
+            config: vec!["build.rustflags=['-Cdebuginfo=0']".into()],
+            unstable: vec!["unstable-options".into()],
+            message_format: vec!["short".into()],
+            build_jobs: Some("-1".into()),
+            bench: vec!["b".into()],
+            locked: true,
             ..CargoArgs::default()
         };
         let cmd = build_command(&args);
@@ -327,16 +426,26 @@ mod tests {
                 "test",
                 "--no-run",
                 "--message-format",
-                "json-render-diagnostics",
+                "json-render-diagnostics,json-diagnostic-short",
                 "--package",
                 "a",
+                "--bench",
+                "b",
                 "--features",
                 "x y",
                 "--release",
                 "--profile",
                 "ci",
+                "--jobs",
+                "-1",
+                "--timings",
                 "--verbose",
-                "--verbose"
+                "--verbose",
+                "--config",
+                "build.rustflags=['-Cdebuginfo=0']",
+                "-Z",
+                "unstable-options",
+                "--locked"
             ]
         );
     }

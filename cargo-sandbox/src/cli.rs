@@ -176,93 +176,282 @@ pub struct TestArgs {
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    #[command(flatten)]
-    pub limits: LimitArgs,
-
-    /// Sandboxes to run at once [default: the number of CPUs].
-    #[arg(short = 'j', long, value_name = "N")]
-    pub jobs: Option<usize>,
-
-    /// Configuration profile from .config/sandbox.toml [default: default].
-    #[arg(short = 'P', long, value_name = "NAME", env = "CARGO_SANDBOX_PROFILE")]
-    pub profile: Option<String>,
-
-    /// One sandbox per test, or one per test binary (faster; resources are then per binary)
-    /// [default: test].
-    #[arg(long, value_enum)]
-    pub isolation: Option<Isolation>,
-
-    /// Network inside the sandbox: none (no interface up), loopback (lo only), host (no network
-    /// namespace) [default: loopback].
-    #[arg(long, value_enum)]
-    pub network: Option<NetworkMode>,
-
-    /// Whether a test that leaves processes behind fails [default: pass].
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub leaks: Option<Policy>,
-
-    /// Whether a test that tries to reach the network fails [default: pass].
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub network_attempts: Option<Policy>,
-
-    /// What a test that changed files in the workspace gets: warn (its own outcome word, still
-    /// passing), fail, or allow (listed in the report only) [default: warn].
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub file_leaks: Option<FileLeakPolicy>,
-
-    /// Whether a flaky test (mixed outcomes over repeats or retries) fails [default: pass].
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub flaky: Option<Policy>,
-
-    /// Rerun a failing test up to N times; a later pass makes it flaky [default: 0].
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-
-    /// Run every test N times, each in a fresh sandbox; mixed outcomes make it flaky [default: 1].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub repeat: Option<u32>,
-
-    /// Pass a host variable to tests (NAME, `*` globs allowed), or set one (NAME=VALUE).
-    #[arg(long, value_name = "NAME[=VALUE]")]
-    pub env: Vec<String>,
-
-    /// Give tests the runner's whole environment instead of the hermetic one.
-    #[arg(long)]
-    pub inherit_env: bool,
-
-    /// Seed for each test's SANDBOX_SEED and for --shuffle [default: random, printed].
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Run tests in an order shuffled from the seed.
-    #[arg(long)]
-    pub shuffle: bool,
-
-    /// Run one shard of the selected tests: `hash:K/N` (stable per test) or `slice:K/N`; the
-    /// others are reported as skipped-by-partition. Merge shard reports with `report --merge`.
-    #[arg(long, value_name = "KIND:K/N")]
-    pub partition: Option<crate::list::Partition>,
-
-    /// Write the run's report as JSON to this file (schema: report.schema.json).
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
-
-    /// Write JUnit XML to this file.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-
-    /// GitHub Actions annotations on stdout and a job summary in $GITHUB_STEP_SUMMARY
-    /// [default: on when GITHUB_ACTIONS=true].
-    #[arg(long)]
-    pub github: bool,
-
     /// Run only tests whose name contains one of these.
     #[arg(value_name = "FILTER")]
     pub filters: Vec<String>,
 
-    /// libtest flags: --ignored, --include-ignored, --exact, --skip NAME, and more filters.
+    /// A nextest filterset (e.g. `test(parse) & package(core)`); several are or-ed, and a test
+    /// must match them and the FILTERs.
+    #[arg(
+        short = 'E',
+        long = "filterset",
+        alias = "filter-expr",
+        value_name = "EXPR",
+        help_heading = "Test selection"
+    )]
+    pub filtersets: Vec<String>,
+
+    /// Which tests to run by their `#[ignore]`: default (the others), only, all.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        help_heading = "Test selection"
+    )]
+    pub run_ignored: Option<RunIgnored>,
+
+    /// Run one shard of the selected tests: `hash:K/N` (stable per test) or `slice:K/N`; the
+    /// others are reported as skipped-by-partition. Merge shard reports with `report --merge`.
+    #[arg(long, value_name = "KIND:K/N", help_heading = "Test selection")]
+    pub partition: Option<crate::list::Partition>,
+
+    /// Build the tests, run none.
+    #[arg(long, help_heading = "Running")]
+    pub no_run: bool,
+
+    /// Sandboxes to run at once: N, `num-cpus`, or -N for that many fewer than the CPUs
+    /// [default: the number of CPUs; 1 with --no-capture].
+    #[arg(
+        short = 'j',
+        long = "jobs",
+        alias = "test-threads",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Running"
+    )]
+    pub jobs: Option<TestThreads>,
+
+    /// Stop starting tests after the first failure (running ones finish; the rest are
+    /// reported as not run).
+    #[arg(long, overrides_with = "no_fail_fast", help_heading = "Running")]
+    pub fail_fast: bool,
+
+    /// Run every test whatever fails (the default).
+    #[arg(long, overrides_with = "fail_fast", help_heading = "Running")]
+    pub no_fail_fast: bool,
+
+    /// Stop starting tests after N failures: N, `N:wait`, or `all` (no limit).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with_all = ["fail_fast", "no_fail_fast"],
+        help_heading = "Running"
+    )]
+    pub max_fail: Option<MaxFail>,
+
+    /// Show each test's output as it runs (stdout and stderr pass through; with --isolation
+    /// binary each binary's output is shown when it ends), one test at a time unless -j says.
+    #[arg(long, alias = "nocapture", help_heading = "Running")]
+    pub no_capture: bool,
+
+    /// Configuration profile from .config/sandbox.toml [default: default].
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "NAME",
+        env = "CARGO_SANDBOX_PROFILE",
+        help_heading = "Running"
+    )]
+    pub profile: Option<String>,
+
+    /// Rerun a failing test up to N times; a later pass makes it flaky [default: 0].
+    #[arg(long, value_name = "N", help_heading = "Running")]
+    pub retries: Option<u32>,
+
+    /// Run every test N times, each in a fresh sandbox; mixed outcomes make it flaky [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Running")]
+    pub repeat: Option<u32>,
+
+    /// Whether a flaky test (mixed outcomes over repeats or retries) fails [default: pass].
+    #[arg(
+        long,
+        alias = "flaky-result",
+        value_enum,
+        value_name = "POLICY",
+        help_heading = "Running"
+    )]
+    pub flaky: Option<Policy>,
+
+    /// Seed for each test's SANDBOX_SEED and for --shuffle [default: random, printed].
+    #[arg(long, value_name = "N", help_heading = "Running")]
+    pub seed: Option<u64>,
+
+    /// Run tests in an order shuffled from the seed.
+    #[arg(long, help_heading = "Running")]
+    pub shuffle: bool,
+
+    /// Which tests get a line as they finish: none, fail, retry, slow, leak, pass, skip, all
+    /// [default: skip; fail with -q].
+    #[arg(long, value_enum, value_name = "LEVEL", help_heading = "Reporting")]
+    pub status_level: Option<StatusLevel>,
+
+    /// Which tests are listed again after the run, above the failures' output: none, fail,
+    /// flaky, slow, leak, pass, skip, all [default: none].
+    #[arg(long, value_enum, value_name = "LEVEL", help_heading = "Reporting")]
+    pub final_status_level: Option<StatusLevel>,
+
+    /// Write the run's report as JSON to this file (schema: report.schema.json).
+    #[arg(long, value_name = "PATH", help_heading = "Reporting")]
+    pub report_json: Option<PathBuf>,
+
+    /// Write JUnit XML to this file.
+    #[arg(long, value_name = "PATH", help_heading = "Reporting")]
+    pub junit: Option<PathBuf>,
+
+    /// GitHub Actions annotations on stdout and a job summary in $GITHUB_STEP_SUMMARY
+    /// [default: on when GITHUB_ACTIONS=true].
+    #[arg(long, help_heading = "Reporting")]
+    pub github: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// One sandbox per test, or one per test binary (faster; resources are then per binary)
+    /// [default: test].
+    #[arg(long, value_enum, help_heading = "Isolation")]
+    pub isolation: Option<Isolation>,
+
+    /// Network inside the sandbox: none (no interface up), loopback (lo only), host (no network
+    /// namespace) [default: loopback].
+    #[arg(long, value_enum, help_heading = "Isolation")]
+    pub network: Option<NetworkMode>,
+
+    /// Whether a test that leaves processes behind fails [default: pass].
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "Isolation")]
+    pub leaks: Option<Policy>,
+
+    /// Whether a test that tries to reach the network fails [default: pass].
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "Isolation")]
+    pub network_attempts: Option<Policy>,
+
+    /// What a test that changed files in the workspace gets: warn (its own outcome word, still
+    /// passing), fail, or allow (listed in the report only) [default: warn].
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "Isolation")]
+    pub file_leaks: Option<FileLeakPolicy>,
+
+    /// Pass a host variable to tests (NAME, `*` globs allowed), or set one (NAME=VALUE).
+    #[arg(long, value_name = "NAME[=VALUE]", help_heading = "Isolation")]
+    pub env: Vec<String>,
+
+    /// Give tests the runner's whole environment instead of the hermetic one.
+    #[arg(long, help_heading = "Isolation")]
+    pub inherit_env: bool,
+
+    /// libtest flags: --ignored, --include-ignored, --exact, --skip NAME, --test-threads N,
+    /// --nocapture, and more filters.
     #[arg(last = true, value_name = "LIBTEST ARGS", allow_hyphen_values = true)]
     pub libtest: Vec<String>,
+}
+
+/// `--run-ignored`, nextest's spelling of libtest's `--ignored` / `--include-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunIgnored {
+    Default,
+    #[value(alias = "ignored-only")]
+    Only,
+    All,
+}
+
+/// `-j`/`--test-threads` as nextest takes it: a count, `num-cpus`, or a count below the CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestThreads {
+    Count(usize),
+    NumCpus,
+    FewerThanCpus(usize),
+}
+
+impl std::str::FromStr for TestThreads {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<TestThreads, String> {
+        let bad = || format!("`{text}` is not a number of jobs (examples: 4, num-cpus, -1)");
+        match text {
+            "num-cpus" => Ok(TestThreads::NumCpus),
+            _ => match text.strip_prefix('-') {
+                Some(fewer) => fewer
+                    .parse()
+                    .map(TestThreads::FewerThanCpus)
+                    .map_err(|_| bad()),
+                None => match text.parse() {
+                    Ok(0) | Err(_) => Err(bad()),
+                    Ok(n) => Ok(TestThreads::Count(n)),
+                },
+            },
+        }
+    }
+}
+
+impl TestThreads {
+    /// The number of sandboxes at once, with `cpus` CPUs (at least one).
+    pub fn resolve(self, cpus: usize) -> usize {
+        match self {
+            TestThreads::Count(n) => n,
+            TestThreads::NumCpus => cpus,
+            TestThreads::FewerThanCpus(n) => cpus.saturating_sub(n),
+        }
+        .max(1)
+    }
+}
+
+/// `--max-fail`: failures after which no more tests start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxFail {
+    Count(u32),
+    All,
+}
+
+impl std::str::FromStr for MaxFail {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MaxFail, String> {
+        if text == "all" {
+            return Ok(MaxFail::All);
+        }
+        let (count, mode) = text.split_once(':').unwrap_or((text, "wait"));
+        match mode {
+            "wait" => {}
+            "immediate" => {
+                return Err(
+                    "`:immediate` is not available: running tests always finish, so \
+                            each one's outcome and usage are whole (use `N` or `N:wait`)"
+                        .to_owned(),
+                )
+            }
+            other => return Err(format!("`{other}` is not a mode (wait)")),
+        }
+        match count.parse() {
+            Ok(0) | Err(_) => Err(format!(
+                "`{text}` is not a number of failures (examples: 1, 5, 5:wait, all)"
+            )),
+            Ok(n) => Ok(MaxFail::Count(n)),
+        }
+    }
+}
+
+/// nextest's status levels, most restrictive first: a test's line is shown when its level is
+/// at or below the chosen one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum StatusLevel {
+    None,
+    Fail,
+    #[value(alias = "flaky")]
+    Retry,
+    Slow,
+    Leak,
+    Pass,
+    Skip,
+    All,
+}
+
+impl TestArgs {
+    /// The most failures the run tolerates before it stops starting tests.
+    pub fn max_fail(&self) -> Option<u32> {
+        match self.max_fail {
+            Some(MaxFail::Count(n)) => Some(n),
+            Some(MaxFail::All) => None,
+            None => self.fail_fast.then_some(1),
+        }
+    }
 }
 
 /// Cargo's selection and build flags, passed through to `cargo test --no-run`.
@@ -273,78 +462,164 @@ pub struct CargoArgs {
         short = 'p',
         long = "package",
         value_name = "SPEC",
-        help_heading = "Cargo"
+        help_heading = "Package selection"
     )]
     pub packages: Vec<String>,
     /// Test all packages in the workspace.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, alias = "all", help_heading = "Package selection")]
     pub workspace: bool,
     /// Exclude packages from the test.
-    #[arg(long, value_name = "SPEC", help_heading = "Cargo")]
+    #[arg(long, value_name = "SPEC", help_heading = "Package selection")]
     pub exclude: Vec<String>,
     /// Test only this package's library.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Target selection")]
     pub lib: bool,
     /// Test all binaries.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Target selection")]
     pub bins: bool,
     /// Test only the specified binary.
-    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    #[arg(long, value_name = "NAME", help_heading = "Target selection")]
     pub bin: Vec<String>,
     /// Test all integration tests.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Target selection")]
     pub tests: bool,
     /// Test only the specified integration test.
-    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    #[arg(long, value_name = "NAME", help_heading = "Target selection")]
     pub test: Vec<String>,
     /// Test all examples.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Target selection")]
     pub examples: bool,
     /// Test only the specified example.
-    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    #[arg(long, value_name = "NAME", help_heading = "Target selection")]
     pub example: Vec<String>,
-    /// Test all targets (doc tests excepted).
-    #[arg(long, help_heading = "Cargo")]
+    /// Test all benches.
+    #[arg(long, help_heading = "Target selection")]
+    pub benches: bool,
+    /// Test only the specified bench target.
+    #[arg(long, value_name = "NAME", help_heading = "Target selection")]
+    pub bench: Vec<String>,
+    /// Test all targets (doc tests excepted, as in cargo).
+    #[arg(long, help_heading = "Target selection")]
     pub all_targets: bool,
+    /// Run only the libraries' doc tests (each in its own sandbox).
+    #[arg(long, help_heading = "Target selection")]
+    pub doc: bool,
     /// Features to activate.
-    #[arg(short = 'F', long, value_name = "FEATURES", help_heading = "Cargo")]
+    #[arg(
+        short = 'F',
+        long,
+        value_name = "FEATURES",
+        help_heading = "Feature selection"
+    )]
     pub features: Vec<String>,
     /// Activate all features.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Feature selection")]
     pub all_features: bool,
     /// Do not activate the `default` feature.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Feature selection")]
     pub no_default_features: bool,
     /// Build in release mode.
-    #[arg(short = 'r', long, help_heading = "Cargo")]
+    #[arg(short = 'r', long, help_heading = "Build")]
     pub release: bool,
-    /// Cargo's build profile (cargo's `--profile`).
-    #[arg(long, value_name = "NAME", help_heading = "Cargo")]
+    /// Cargo's build profile (cargo's `--profile`; `-P/--profile` is cargo-sandbox's).
+    #[arg(long, value_name = "NAME", help_heading = "Build")]
     pub cargo_profile: Option<String>,
+    /// Build for the target triple.
+    #[arg(long, value_name = "TRIPLE", help_heading = "Build")]
+    pub target: Vec<String>,
     /// Directory for all generated artifacts.
-    #[arg(long, value_name = "DIR", help_heading = "Cargo")]
+    #[arg(long, value_name = "DIR", help_heading = "Build")]
     pub target_dir: Option<PathBuf>,
+    /// Parallel build jobs (cargo's `-j`; `-j` here is sandboxes at once, as in nextest).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Build"
+    )]
+    pub build_jobs: Option<String>,
+    /// Cargo's build timings report (html, json).
+    #[arg(
+        long,
+        value_name = "FMTS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        help_heading = "Build"
+    )]
+    pub timings: Option<String>,
+    /// Cargo's build message format: human, short, json, json-diagnostic-short,
+    /// json-diagnostic-rendered-ansi, json-render-diagnostics (JSON messages go to stdout).
+    #[arg(
+        long,
+        alias = "cargo-message-format",
+        value_name = "FMT",
+        value_parser = parse_message_format,
+        help_heading = "Build"
+    )]
+    pub message_format: Vec<String>,
     /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH", help_heading = "Cargo")]
+    #[arg(long, value_name = "PATH", help_heading = "Build")]
     pub manifest_path: Option<PathBuf>,
     /// Require Cargo.lock to be up to date.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Build")]
     pub locked: bool,
     /// Run without accessing the network.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Build")]
     pub offline: bool,
     /// Both --locked and --offline.
-    #[arg(long, help_heading = "Cargo")]
+    #[arg(long, help_heading = "Build")]
     pub frozen: bool,
+    /// Ignore `rust-version` in the packages.
+    #[arg(long, help_heading = "Build")]
+    pub ignore_rust_version: bool,
+    /// Report future-incompatibility warnings of the dependencies.
+    #[arg(long, help_heading = "Build")]
+    pub future_incompat_report: bool,
+    /// Override a cargo configuration value (passed to cargo).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Build")]
+    pub config: Vec<String>,
+    /// Unstable (nightly-only) cargo flags (passed to cargo).
+    #[arg(short = 'Z', value_name = "FLAG", help_heading = "Build")]
+    pub unstable: Vec<String>,
+    /// Quiet cargo only (nextest's spelling).
+    #[arg(long, help_heading = "Build")]
+    pub cargo_quiet: bool,
+    /// Verbose cargo only (nextest's spelling).
+    #[arg(long, action = clap::ArgAction::Count, help_heading = "Build")]
+    pub cargo_verbose: u8,
     /// More output (also passed to cargo).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = "Cargo")]
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Less output (also passed to cargo).
-    #[arg(short = 'q', long, help_heading = "Cargo")]
+    /// Less output: failing tests only (also passed to cargo).
+    #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Coloring: auto, always, never (also CARGO_TERM_COLOR; NO_COLOR turns it off).
-    #[arg(long, value_name = "WHEN", help_heading = "Cargo")]
+    #[arg(long, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+}
+
+/// cargo's `--message-format` values (comma-separated, as cargo takes them); nextest's test
+/// output formats are not build formats, and have their own flag here.
+fn parse_message_format(text: &str) -> Result<String, String> {
+    for word in text.split(',') {
+        match word {
+            "human"
+            | "short"
+            | "json"
+            | "json-diagnostic-short"
+            | "json-diagnostic-rendered-ansi"
+            | "json-render-diagnostics" => {}
+            "libtest-json" | "libtest-json-plus" => {
+                return Err(format!(
+                    "`{word}` is a format of test results, not of the build: use \
+                     --report-json PATH for machine-readable results"
+                ))
+            }
+            other => return Err(format!("`{other}` is not one of cargo's message formats")),
+        }
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -361,6 +636,7 @@ pub struct EngineArgs {
     /// cgroup v2 (for runners that share their cgroup, or run without root), one per controller
     /// on v1 (repeat the flag; `:`-separated in the variable).
     #[arg(
+        help_heading = "Isolation",
         long,
         value_name = "DIR",
         env = "CARGO_SANDBOX_CGROUP_PARENT",
@@ -370,14 +646,14 @@ pub struct EngineArgs {
 
     /// When no cgroup can be used (e.g. without root and without delegation), run without caps
     /// instead of failing; every report then says which protections were not in force.
-    #[arg(long)]
+    #[arg(help_heading = "Isolation", long)]
     pub allow_degraded: bool,
 
     /// Run as root on the host, yet give each sandbox a user namespace whose root is host user
     /// UID (and group GID): a file a test creates in a writable directory is owned by that user
     /// [default when given without a value: 65534:65534, nobody]. Without root this is always
     /// in force, as the runner's own user.
-    #[arg(
+    #[arg(help_heading = "Isolation", 
         long,
         value_name = "UID[:GID]",
         num_args = 0..=1,
@@ -416,36 +692,36 @@ fn sibling_init() -> Option<PathBuf> {
 #[derive(Debug, Args, Clone)]
 pub struct LimitArgs {
     /// Memory cap (e.g. 512M, 2G), swap included; `none` lifts it [default: 4G].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(help_heading = "Limits", long, value_name = "SIZE")]
     pub memory: Option<Memory>,
 
     /// Cap on processes and threads; `none` lifts it [default: 1024].
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Limits", long, value_name = "N")]
     pub pids: Option<Pids>,
 
     /// CPU quota in CPUs (e.g. 1.5) [default: none].
-    #[arg(long, value_name = "CPUS")]
+    #[arg(help_heading = "Limits", long, value_name = "CPUS")]
     pub cpus: Option<Cpus>,
 
     /// Pin the sandbox to these CPUs (e.g. 0, 0-1, 0,2), for reproducible timing.
-    #[arg(long, value_name = "CPUS")]
+    #[arg(help_heading = "Limits", long, value_name = "CPUS")]
     pub cpuset: Option<CpuList>,
 
     /// Cap on the bytes per second written to each block device (e.g. 10M); `none` lifts it
     /// [default: none].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(help_heading = "Limits", long, value_name = "BYTES")]
     pub io_write_bps: Option<Bandwidth>,
 
     /// Kill the sandbox after this long (e.g. 30s, 2m); `none` for no limit [default: none].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Limits", long, value_name = "DURATION")]
     pub timeout: Option<Timeout>,
 
     /// Time between SIGTERM and SIGKILL at the timeout [default: 1s].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Limits", long, value_name = "DURATION")]
     pub grace: Option<Grace>,
 
     /// Size of the private tmpfs on /tmp (and /dev/shm) [default: 256M].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(help_heading = "Limits", long, value_name = "SIZE")]
     pub tmp_size: Option<Size>,
 
     #[command(flatten)]
@@ -454,22 +730,22 @@ pub struct LimitArgs {
     /// isolated: the host read-only, the workspace (for `exec`, the current directory)
     /// copy-on-write with every change reported; host: no file isolation [default: isolated for
     /// `test`, host for `exec`].
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(help_heading = "Isolation", long, value_enum, value_name = "MODE")]
     pub fs: Option<FsMode>,
 
     /// A host path that stays writable under `--fs isolated` (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Isolation", long, value_name = "PATH")]
     pub writable: Vec<PathBuf>,
 
     /// Keep each sandbox's copy-on-write changes under this directory for inspection (for
     /// `test`: DIR/<binary>/<test>/<attempt>/0/upper; a whole binary's sandbox is `binary`, a
     /// group of its tests `binary-<first test>`), instead of discarding them.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Isolation", long, value_name = "DIR")]
     pub keep_writes: Option<PathBuf>,
 
     /// Give the command its full capabilities back (no reduced capability set, no
     /// no_new_privs, no seccomp deny-list); reports mark it.
-    #[arg(long)]
+    #[arg(help_heading = "Isolation", long)]
     pub privileged: bool,
 }
 

@@ -200,6 +200,8 @@ pub enum Event {
         ignored: usize,
         seed: u64,
         profile: String,
+        /// Sandboxes run at once.
+        jobs: usize,
     },
     TestStarted(TestId),
     TestFinished(Box<TestRecord>),

@@ -40,6 +40,10 @@ pub struct TestFilter {
     pub skip: Vec<String>,
     pub exact: bool,
     pub ignored: IgnoredMode,
+    /// libtest's `--test-threads N`: how many sandboxes at once, when `-j` does not say.
+    pub test_threads: Option<usize>,
+    /// libtest's `--nocapture`: as `--no-capture`.
+    pub nocapture: bool,
 }
 
 impl TestFilter {
@@ -60,14 +64,22 @@ impl TestFilter {
                     Some(name) => f.skip.push(name.clone()),
                     None => bail!("`--skip` needs a test name after it"),
                 },
-                "--nocapture" | "--no-capture" | "--show-output" | "--quiet" | "-q" => {}
-                "--test-threads" | "--color" | "--format" => {
+                "--nocapture" | "--no-capture" => f.nocapture = true,
+                "--show-output" | "--quiet" | "-q" => {}
+                "--test-threads" => match args.next() {
+                    Some(n) => f.test_threads = Some(test_threads(n)?),
+                    None => bail!("`--test-threads` needs a number after it"),
+                },
+                "--color" | "--format" => {
                     args.next();
                 }
                 other if other.starts_with("--skip=") => {
                     f.skip.push(other["--skip=".len()..].to_owned())
                 }
-                other if other.starts_with("--test-threads=") || other.starts_with("--color=") => {}
+                other if other.starts_with("--test-threads=") => {
+                    f.test_threads = Some(test_threads(&other["--test-threads=".len()..])?)
+                }
+                other if other.starts_with("--color=") || other.starts_with("--format=") => {}
                 other if other.starts_with('-') => bail!(
                     "the libtest flag `{other}` is not supported by cargo sandbox test (supported: \
                      --ignored, --include-ignored, --exact, --skip NAME and test-name filters)"
@@ -76,6 +88,16 @@ impl TestFilter {
             }
         }
         Ok(f)
+    }
+
+    /// `--run-ignored`, which overrides `--ignored` / `--include-ignored`.
+    pub fn run_ignored(&mut self, which: crate::cli::RunIgnored) {
+        use crate::cli::RunIgnored;
+        self.ignored = match which {
+            RunIgnored::Default => IgnoredMode::Skip,
+            RunIgnored::Only => IgnoredMode::Only,
+            RunIgnored::All => IgnoredMode::Include,
+        };
     }
 
     /// The selection as libtest's own arguments, for a binary that selects its tests itself.
@@ -109,6 +131,14 @@ impl TestFilter {
             }
         };
         (self.filters.is_empty() || self.filters.iter().any(hit)) && !self.skip.iter().any(hit)
+    }
+}
+
+/// libtest's `--test-threads` value: a positive count.
+fn test_threads(text: &str) -> anyhow::Result<usize> {
+    match text.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("`--test-threads {text}`: the number of threads must be a positive integer"),
     }
 }
 

@@ -31,6 +31,8 @@ pub enum Outcome {
     FileLeak,
     /// Selected, but another shard's (`--partition`).
     SkippedByPartition,
+    /// Selected, but `--fail-fast` / `--max-fail` stopped the run before it started.
+    NotRun,
 }
 
 impl Serialize for Outcome {
@@ -57,6 +59,7 @@ impl FromStr for Outcome {
             "flaky" => Outcome::Flaky,
             "file-leak" => Outcome::FileLeak,
             "skipped-by-partition" => Outcome::SkippedByPartition,
+            "not-run" => Outcome::NotRun,
             other => match other.strip_prefix("signal:") {
                 Some(name) => Outcome::Signal(name.to_owned()),
                 None => return Err(format!("unknown outcome `{other}`")),
@@ -111,12 +114,15 @@ impl Outcome {
             Outcome::Flaky => "flaky".into(),
             Outcome::FileLeak => "file-leak".into(),
             Outcome::SkippedByPartition => "skipped-by-partition".into(),
+            Outcome::NotRun => "not-run".into(),
         }
     }
 
     pub fn is_failure(&self, policies: Policies) -> bool {
         match self {
-            Outcome::Passed | Outcome::Ignored | Outcome::SkippedByPartition => false,
+            Outcome::Passed | Outcome::Ignored | Outcome::SkippedByPartition | Outcome::NotRun => {
+                false
+            }
             Outcome::Leaked => policies.leaks == Policy::Fail,
             Outcome::Network => policies.network == Policy::Fail,
             Outcome::Flaky => policies.flaky == Policy::Fail,
@@ -174,6 +180,7 @@ mod tests {
             Outcome::Flaky,
             Outcome::FileLeak,
             Outcome::SkippedByPartition,
+            Outcome::NotRun,
         ] {
             assert_eq!(o.word().parse::<Outcome>(), Ok(o));
         }

@@ -56,7 +56,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         Ok(document) => document.into_run(),
         Err(code) => return Ok(code),
     };
-    let mut terminal = terminal::Terminal::new(terminal::Palette::new(args.color), true);
+    let mut terminal = terminal::Terminal::new(
+        terminal::Palette::new(args.color),
+        terminal::Options {
+            quiet: true,
+            status_level: crate::cli::StatusLevel::Fail,
+            final_status_level: crate::cli::StatusLevel::None,
+            show_output: false,
+        },
+    );
     for record in &run.records {
         terminal.event(&Event::TestFinished(Box::new(record.clone())));
     }

@@ -219,12 +219,20 @@ pub struct Run<'a> {
     pub keep_writes: Option<std::path::PathBuf>,
     /// The user's test selection, which libtest applies in unlisted binaries.
     pub filter: &'a TestFilter,
+    /// `--fail-fast` / `--max-fail N`: after this many failed tests no job starts.
+    pub max_fail: Option<u32>,
+    /// `--no-capture`: a test sandboxed alone writes straight to the runner's stdout and stderr.
+    pub no_capture: bool,
 }
 
 /// The jobs not yet taken, and how many are running (each may queue a retry).
 struct Queue {
     jobs: VecDeque<Job>,
     busy: usize,
+    /// Failed tests so far (final outcomes, after retries).
+    failures: u32,
+    /// `--max-fail` was reached: no more jobs start.
+    stopped: bool,
 }
 
 /// Attempts of one test collected so far.
@@ -252,6 +260,8 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
     let queue = Mutex::new(Queue {
         jobs: VecDeque::from(jobs),
         busy: 0,
+        failures: 0,
+        stopped: false,
     });
     // Idle workers wait on this while others still run jobs that may queue retries; they are
     // woken when a job ends (the last one ends the run at once).
@@ -263,7 +273,7 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                 let job = {
                     let mut q = lock();
                     loop {
-                        if run.cancel.is_cancelled() {
+                        if run.cancel.is_cancelled() || q.stopped {
                             return;
                         }
                         if let Some(job) = q.jobs.pop_front() {
@@ -322,14 +332,18 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
                         }
                     }
                 }
+                let mut newly_failed = 0;
                 for done in finished {
-                    let _ = run.events.send(Event::TestFinished(Box::new(combine(
-                        done.records,
-                        &job.settings,
-                    ))));
+                    let record = combine(done.records, &job.settings);
+                    newly_failed += u32::from(record.failure);
+                    let _ = run.events.send(Event::TestFinished(Box::new(record)));
                 }
                 {
                     let mut q = lock();
+                    q.failures += newly_failed;
+                    if run.max_fail.is_some_and(|max| q.failures >= max) {
+                        q.stopped = true;
+                    }
                     for selection in job.selection.retries(&failed) {
                         q.jobs.push_back(Job {
                             selection,
@@ -344,6 +358,39 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
             });
         }
     });
+    let q = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+    if q.stopped {
+        let (pending, _) = pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        for record in not_run(q.jobs, pending) {
+            let _ = run.events.send(Event::TestFinished(Box::new(record)));
+        }
+    }
+}
+
+/// Records for what `--max-fail` kept from running: a test some of whose attempts ran shows
+/// them; a test none of whose ran is `not-run`, and so is a binary not yet run whole.
+fn not_run(jobs: VecDeque<Job>, mut pending: HashMap<TestId, Pending>) -> Vec<TestRecord> {
+    let mut records = Vec::new();
+    for job in &jobs {
+        let names: Vec<&str> = match &job.selection {
+            Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
+            Selection::Unlisted { only: Some(name) } => vec![name.as_str()],
+            Selection::Unlisted { only: None } => vec![list::WHOLE_BINARY],
+        };
+        for name in names {
+            let id = test_id(job, name);
+            let attempts = pending.remove(&id).map(|p| p.records).unwrap_or_default();
+            records.push(if attempts.is_empty() {
+                TestRecord {
+                    order: Some(job.order),
+                    ..TestRecord::not_run(id, Outcome::NotRun, false)
+                }
+            } else {
+                combine(attempts, &job.settings)
+            });
+        }
+    }
+    records
 }
 
 /// Records for every test a job was to run, when none of them could run: `error` says why.
@@ -412,6 +459,10 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         .chain(libtest_args(job, run.filter))
         .collect();
     let mut spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
+    let pass_through = run.no_capture && job.settings.isolation == Isolation::Test;
+    if pass_through {
+        spec.output = Output::Inherit;
+    }
     if let (Some(base), Filesystem::Isolated { keep_writes, .. }) =
         (&run.keep_writes, &mut spec.filesystem)
     {
@@ -463,7 +514,8 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         }
     };
     if job.settings.isolation == Isolation::Test {
-        let ran_one = result.exit != Exit::Code(0) || ran_exactly_one(&result);
+        // Output passed through is not seen: the exit status alone says how the test went.
+        let ran_one = result.exit != Exit::Code(0) || pass_through || ran_exactly_one(&result);
         let name = listed.first().map_or("", |t| t.name.as_str());
         return vec![record(name, classify(&result, ran_one, policies))];
     }

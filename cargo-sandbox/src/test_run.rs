@@ -1,7 +1,7 @@
 //! `cargo sandbox test`: configure → build → list → schedule → sandbox → events → reporters.
 
 use crate::build::{self, BuildFailed};
-use crate::cli::TestArgs;
+use crate::cli::{StatusLevel, TestArgs};
 use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
@@ -52,13 +52,17 @@ fn read_config(root: &Path, profile: &str) -> Result<Config, String> {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<i32> {
-    let filter = match TestFilter::new(&args.filters, &args.libtest) {
+    let mut filter = match TestFilter::new(&args.filters, &args.libtest) {
         Ok(filter) => filter,
         Err(e) => {
             say!("cargo-sandbox: error: {e:#}");
             return Ok(exit::USAGE);
         }
     };
+    if let Some(which) = args.run_ignored {
+        filter.run_ignored(which);
+    }
+    let no_capture = args.no_capture || filter.nocapture;
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
     env::prefetch_sysroot();
@@ -76,7 +80,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         ..args.limits.engine.options()
     };
     // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
-    let engine = Engine::new(options);
+    // `--no-run` makes no sandbox, so it works where sandboxes cannot be made.
+    let engine = (!args.no_run).then(|| Engine::new(options));
     let mut config = None;
     let built = building.finish(|root| {
         config = Some(read_config(root, &profile));
@@ -104,6 +109,17 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         }
     };
     let config = config.context("the workspace's root was never known")?;
+    let Some(engine) = engine else {
+        say!(
+            "{:>12} {} (--no-run: none run)",
+            palette.green("Built"),
+            match built.binaries.len() {
+                1 => "1 test binary".to_owned(),
+                n => format!("{n} test binaries"),
+            }
+        );
+        return Ok(0);
+    };
     let cli = args.layer();
     // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
     // the overrides and the command line.
@@ -124,10 +140,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     };
     let engine = engine.context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None);
-    let base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
-    let workers = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
+    if no_capture && base_settings.isolation == Isolation::Test {
+        // The sandboxes made ahead are for tests, whose output then passes through.
+        base_spec.output = harness::Output::Inherit;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // `-j` first, then libtest's `--test-threads` after `--`; one at a time when output
+    // passes through, so it is not interleaved.
+    let workers = match (args.jobs, filter.test_threads) {
+        (Some(jobs), _) => jobs.resolve(cpus),
+        (None, Some(threads)) => threads,
+        (None, None) if no_capture => 1,
+        (None, None) => cpus,
+    };
     let run_seed = args.seed.unwrap_or_else(random_seed);
     let started = Instant::now();
 
@@ -311,8 +337,19 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         job.order = order;
     }
 
+    let quiet = args.cargo.quiet;
+    let terminal = terminal::Options {
+        quiet,
+        status_level: args.status_level.unwrap_or(if quiet {
+            StatusLevel::Fail
+        } else {
+            StatusLevel::Skip
+        }),
+        final_status_level: args.final_status_level.unwrap_or(StatusLevel::None),
+        show_output: no_capture,
+    };
     let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(terminal::Terminal::new(palette, args.cargo.quiet))];
+        vec![Box::new(terminal::Terminal::new(palette, terminal))];
     if let Some(path) = &args.report_json {
         reporters.push(Box::new(json::JsonReporter::new(path.clone())));
     }
@@ -333,6 +370,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             .count(),
         seed: run_seed,
         profile: profile.clone(),
+        jobs: workers,
     });
     for record in records.iter().chain(&ignored) {
         emit(&Event::TestFinished(Box::new(record.clone())));
@@ -352,6 +390,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 workers,
                 keep_writes,
                 filter: &filter,
+                max_fail: args.max_fail(),
+                no_capture,
             };
             schedule::run_jobs(&run, queue)
         });

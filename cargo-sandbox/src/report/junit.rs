@@ -36,6 +36,10 @@ pub fn render(run: &RunSummary) -> anyhow::Result<String> {
 fn test_case(r: &TestRecord) -> TestCase {
     let status = if r.outcome == Outcome::Ignored {
         TestCaseStatus::skipped()
+    } else if r.outcome == Outcome::NotRun {
+        let mut status = TestCaseStatus::skipped();
+        status.set_message("not run: the run stopped at --fail-fast / --max-fail");
+        status
     } else if r.failure {
         let kind = if r.outcome == Outcome::Failed {
             NonSuccessKind::Failure

@@ -152,7 +152,12 @@ pub fn sorted(mut records: Vec<TestRecord>) -> Vec<TestRecord> {
 pub fn ran(records: &[TestRecord]) -> usize {
     records
         .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Ignored | Outcome::SkippedByPartition))
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                Outcome::Ignored | Outcome::SkippedByPartition | Outcome::NotRun
+            )
+        })
         .count()
 }
 

@@ -1,6 +1,7 @@
 //! What people see: a progress bar while tests run (only on a terminal), one status line per
 //! finished test, the output of failing tests (bounded), and a summary.
 
+use crate::cli::StatusLevel;
 use crate::event::{Event, TestRecord};
 use crate::outcome::Outcome;
 use harness::units::format_bytes;
@@ -73,6 +74,7 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
         Outcome::Flaky => "FLAKY".to_owned(),
         Outcome::FileLeak => "FILE-LEAK".to_owned(),
         Outcome::SkippedByPartition => "SKIP".to_owned(),
+        Outcome::NotRun => "NOT-RUN".to_owned(),
     };
     let padded = format!("{word:>12}");
     match (outcome, failure) {
@@ -82,10 +84,39 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
     }
 }
 
+/// What the terminal shows besides the summary.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub quiet: bool,
+    /// Tests at or below this level get a line as they finish.
+    pub status_level: StatusLevel,
+    /// Tests at or below this level are listed again before the summary.
+    pub final_status_level: StatusLevel,
+    /// `--no-capture`: each test's captured output follows its line (when it was captured at
+    /// all: a test run alone wrote straight to the terminal).
+    pub show_output: bool,
+}
+
+/// The level a test's line belongs to, as nextest ranks them.
+fn level(r: &TestRecord) -> StatusLevel {
+    if r.failure {
+        return StatusLevel::Fail;
+    }
+    match r.outcome {
+        Outcome::Flaky => StatusLevel::Retry,
+        Outcome::Leaked | Outcome::Network | Outcome::FileLeak => StatusLevel::Leak,
+        Outcome::Ignored => StatusLevel::Skip,
+        // Never one line per test unless asked for all: a stopped run or a shard would list
+        // every test it did not run.
+        Outcome::NotRun | Outcome::SkippedByPartition => StatusLevel::All,
+        _ => StatusLevel::Pass,
+    }
+}
+
 pub struct Terminal {
     palette: Palette,
     bar: ProgressBar,
-    quiet: bool,
+    options: Options,
     /// Lines not yet written: a binary run whole reports hundreds of tests at once, and a
     /// write per line cost more than the rest of their reporting.
     pending: String,
@@ -95,9 +126,10 @@ pub struct Terminal {
 const PENDING_AT_MOST: usize = 64 << 10;
 
 impl Terminal {
-    pub fn new(palette: Palette, quiet: bool) -> Terminal {
+    pub fn new(palette: Palette, options: Options) -> Terminal {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
-        if std::io::stderr().is_terminal() && !quiet {
+        // Output passed through would be torn by a bar redrawn under it.
+        if std::io::stderr().is_terminal() && !options.quiet && !options.show_output {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
                 "{prefix:>12.bold.cyan} [{elapsed_precise}] {wide_bar} {pos}/{len}: {msg}",
@@ -109,7 +141,7 @@ impl Terminal {
         Terminal {
             palette,
             bar,
-            quiet,
+            options,
             pending: String::new(),
         }
     }
@@ -140,6 +172,7 @@ impl Terminal {
                 ignored,
                 seed,
                 profile,
+                jobs,
             } => {
                 if *unlisted_binaries == 0 {
                     self.bar.set_length(*tests as u64);
@@ -169,20 +202,26 @@ impl Terminal {
                     ),
                 };
                 self.line(&format!(
-                    "{:>12} {what} (profile {profile}, seed {seed})",
+                    "{:>12} {what} (profile {profile}, seed {seed}, jobs {jobs})",
                     self.palette.green("Starting")
                 ));
             }
             Event::TestStarted(id) => self.bar.set_message(id.to_string()),
             Event::TestFinished(record) => {
-                if record.outcome == Outcome::SkippedByPartition {
-                    return;
-                }
-                if record.outcome != Outcome::Ignored {
+                if !matches!(
+                    record.outcome,
+                    Outcome::Ignored | Outcome::NotRun | Outcome::SkippedByPartition
+                ) {
                     self.bar.inc(1);
                 }
-                if !self.quiet || record.failure {
+                if level(record) <= self.options.status_level {
                     self.line(&status_line(record, self.palette));
+                    if self.options.show_output && !record.failure {
+                        let text = record.output_text();
+                        if !text.is_empty() {
+                            self.line(text.trim_end_matches('\n'));
+                        }
+                    }
                 }
             }
         }
@@ -246,6 +285,13 @@ impl super::Reporter for Terminal {
             // Thousands of failures with long output are not all held at once.
             if out.len() > PENDING_AT_MOST {
                 write_out(out);
+            }
+        }
+        if self.options.final_status_level > StatusLevel::None {
+            for r in &run.records {
+                if level(r) <= self.options.final_status_level {
+                    let _ = writeln!(out, "{}", status_line(r, p));
+                }
             }
         }
         let _ = writeln!(
@@ -336,6 +382,10 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         .get("ignored")
         .map(|n| format!("; {n} ignored"))
         .unwrap_or_default();
+    let not_run = totals
+        .get("not-run")
+        .map(|n| format!("; {n} not run (--max-fail reached)"))
+        .unwrap_or_default();
     let failed = records.iter().any(|r| r.failure);
     let head = if cancelled {
         p.red("Cancelled")
@@ -345,7 +395,7 @@ pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Pal
         p.green("Summary")
     };
     format!(
-        "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}{skipped}",
+        "{:>12} [{:>8.3}s] {ran} test{} run: {}{ignored}{not_run}{skipped}",
         head,
         duration_ms / 1000.0,
         if ran == 1 { "" } else { "s" },
