@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 /// One test executable.
 #[derive(Debug, Clone)]
 pub struct TestBinary {
-    /// nextest-style id: `pkg` (lib), `pkg::test-target`, `pkg::bin/name`, `pkg::example/name`.
+    /// nextest-style id: `pkg` (lib), `pkg::test-target`, `pkg::bin/name`, `pkg::example/name`;
+    /// a library's doc tests are `pkg::doctest/lib-name`.
     pub id: String,
     pub package_id: PackageId,
     pub target_name: String,
@@ -25,10 +26,28 @@ pub struct TestBinary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinaryKind {
     Lib,
+    ProcMacro,
     Bin,
     Test,
     Bench,
     Example,
+    /// One doc test, compiled by rustdoc (see `doctest`).
+    Doctest,
+}
+
+impl BinaryKind {
+    /// The word nextest's `kind()` matches, and the reports' `kind`.
+    pub fn word(self) -> &'static str {
+        match self {
+            BinaryKind::Lib => "lib",
+            BinaryKind::ProcMacro => "proc-macro",
+            BinaryKind::Bin => "bin",
+            BinaryKind::Test => "test",
+            BinaryKind::Bench => "bench",
+            BinaryKind::Example => "example",
+            BinaryKind::Doctest => "doctest",
+        }
+    }
 }
 
 /// What a build script of a package produced.
@@ -75,19 +94,7 @@ fn build_command(args: &CargoArgs) -> Command {
     let mut cmd = Command::new(cargo());
     cmd.args(["test", "--no-run", "--message-format"]);
     cmd.arg(message_format(&args.message_format).cargo);
-    let flag = |cmd: &mut Command, on: bool, name: &str| {
-        if on {
-            cmd.arg(name);
-        }
-    };
-    let many = |cmd: &mut Command, values: &[String], name: &str| {
-        for v in values {
-            cmd.arg(name).arg(v);
-        }
-    };
-    many(&mut cmd, &args.packages, "--package");
-    flag(&mut cmd, args.workspace, "--workspace");
-    many(&mut cmd, &args.exclude, "--exclude");
+    package_flags(&mut cmd, args);
     flag(&mut cmd, args.lib, "--lib");
     flag(&mut cmd, args.bins, "--bins");
     many(&mut cmd, &args.bin, "--bin");
@@ -98,17 +105,7 @@ fn build_command(args: &CargoArgs) -> Command {
     flag(&mut cmd, args.benches, "--benches");
     many(&mut cmd, &args.bench, "--bench");
     flag(&mut cmd, args.all_targets, "--all-targets");
-    many(&mut cmd, &args.features, "--features");
-    flag(&mut cmd, args.all_features, "--all-features");
-    flag(&mut cmd, args.no_default_features, "--no-default-features");
-    flag(&mut cmd, args.release, "--release");
-    if let Some(profile) = &args.cargo_profile {
-        cmd.arg("--profile").arg(profile);
-    }
-    many(&mut cmd, &args.target, "--target");
-    if let Some(jobs) = &args.build_jobs {
-        cmd.arg("--jobs").arg(jobs);
-    }
+    compile_flags(&mut cmd, args);
     match args.timings.as_deref() {
         Some("") => {
             cmd.arg("--timings");
@@ -118,18 +115,11 @@ fn build_command(args: &CargoArgs) -> Command {
         }
         None => {}
     }
-    flag(&mut cmd, args.ignore_rust_version, "--ignore-rust-version");
     flag(
         &mut cmd,
         args.future_incompat_report,
         "--future-incompat-report",
     );
-    if let Some(dir) = &args.target_dir {
-        cmd.arg("--target-dir").arg(dir);
-    }
-    if let Some(path) = &args.manifest_path {
-        cmd.arg("--manifest-path").arg(path);
-    }
     for _ in 0..args.verbose + args.cargo_verbose {
         cmd.arg("--verbose");
     }
@@ -139,6 +129,61 @@ fn build_command(args: &CargoArgs) -> Command {
         cmd.arg("--color").arg(format!("{color:?}").to_lowercase());
     }
     cmd
+}
+
+/// `cargo test --doc` for collecting doc tests (see `doctest`): `packages` by id, or as the
+/// user's flags select; the build as the tests' build. Never `--quiet`: libtest would print
+/// its terse format, which names no test.
+pub fn doc_command(args: &CargoArgs, packages: Option<&[String]>) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.args(["test", "--doc", "--no-fail-fast"]);
+    match packages {
+        Some(ids) => many(&mut cmd, ids, "--package"),
+        None => package_flags(&mut cmd, args),
+    }
+    compile_flags(&mut cmd, args);
+    cmd.args(global_options(args));
+    cmd
+}
+
+fn flag(cmd: &mut Command, on: bool, name: &str) {
+    if on {
+        cmd.arg(name);
+    }
+}
+
+fn many(cmd: &mut Command, values: &[String], name: &str) {
+    for v in values {
+        cmd.arg(name).arg(v);
+    }
+}
+
+fn package_flags(cmd: &mut Command, args: &CargoArgs) {
+    many(cmd, &args.packages, "--package");
+    flag(cmd, args.workspace, "--workspace");
+    many(cmd, &args.exclude, "--exclude");
+}
+
+/// What shapes the compiled code and where it goes.
+fn compile_flags(cmd: &mut Command, args: &CargoArgs) {
+    many(cmd, &args.features, "--features");
+    flag(cmd, args.all_features, "--all-features");
+    flag(cmd, args.no_default_features, "--no-default-features");
+    flag(cmd, args.release, "--release");
+    if let Some(profile) = &args.cargo_profile {
+        cmd.arg("--profile").arg(profile);
+    }
+    many(cmd, &args.target, "--target");
+    if let Some(jobs) = &args.build_jobs {
+        cmd.arg("--jobs").arg(jobs);
+    }
+    flag(cmd, args.ignore_rust_version, "--ignore-rust-version");
+    if let Some(dir) = &args.target_dir {
+        cmd.arg("--target-dir").arg(dir);
+    }
+    if let Some(path) = &args.manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
 }
 
 /// Cargo's options that also shape `cargo metadata`: configuration, unstable flags, and how
@@ -219,6 +264,12 @@ pub fn start(args: &CargoArgs) -> anyhow::Result<Building> {
     metadata.other_options(global_options(args));
     let metadata = std::thread::spawn(move || metadata.exec());
     let forward_json = message_format(&args.message_format).forward_json;
+    if args.doc {
+        // Doc tests only: `cargo test --doc` builds what they need when they are collected
+        // (cargo has no `--doc --no-run`).
+        let built = std::thread::spawn(|| Ok(<Built as Default>::default()));
+        return Ok(Building { metadata, built });
+    }
     let mut cmd = build_command(args);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -359,14 +410,16 @@ fn binary_kind(kinds: &[TargetKind]) -> BinaryKind {
         Some(TargetKind::Test) => BinaryKind::Test,
         Some(TargetKind::Bench) => BinaryKind::Bench,
         Some(TargetKind::Example) => BinaryKind::Example,
+        Some(TargetKind::ProcMacro) => BinaryKind::ProcMacro,
         _ => BinaryKind::Lib,
     }
 }
 
 /// The ids nextest uses, so users recognise them.
-fn binary_id(package: &str, kind: BinaryKind, target: &str) -> String {
+pub fn binary_id(package: &str, kind: BinaryKind, target: &str) -> String {
     match kind {
-        BinaryKind::Lib => package.to_owned(),
+        BinaryKind::Lib | BinaryKind::ProcMacro => package.to_owned(),
+        BinaryKind::Doctest => format!("{package}::doctest/{target}"),
         BinaryKind::Test => format!("{package}::{target}"),
         BinaryKind::Bin => format!("{package}::bin/{target}"),
         BinaryKind::Bench => format!("{package}::bench/{target}"),

@@ -137,13 +137,18 @@ pub struct ReportArgs {
 const TEST_AFTER_HELP: &str = "\
 Tests are selected as `cargo test` selects them: FILTERs match test names by substring, and the \
 libtest flags after `--` (--ignored, --include-ignored, --exact, --skip NAME) work as they do \
-there. Doc tests are not run (they are compiled into rustdoc's own runner, not a test binary).
+there; nextest's -E filtersets narrow them further. Doc tests run as in `cargo test` (unless a \
+target flag is given; only them with --doc), each in its own sandbox. Failures do not stop the \
+run unless --fail-fast or --max-fail says so. docs/compat.md lists every flag of `cargo test` and \
+`cargo nextest run` and what it does here.
 
-Cargo's own build profile is --cargo-profile (`--profile` is reserved for cargo-sandbox profiles).
+Cargo's own build profile is --cargo-profile and its build jobs --build-jobs (`-P/--profile` and \
+`-j` are cargo-sandbox's, as in nextest).
 
 Exit status: 0 all tests passed; 100 a test failed (or leaked / tried the network under a `fail` \
-policy); 101 the build failed; 2 bad flags or configuration; 125 sandboxes are unavailable here \
-(not root, no cgroups) or cargo-sandbox itself failed; 130 interrupted.";
+policy); 101 the build failed; 2 bad flags or configuration; 4 no tests to run under \
+--no-tests fail; 125 sandboxes are unavailable here (not root, no cgroups) or cargo-sandbox \
+itself failed; 130 interrupted.";
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -303,6 +308,38 @@ pub struct TestArgs {
     #[arg(long, help_heading = "Reporting")]
     pub github: bool,
 
+    /// When a failing test's output is shown: never, immediate, final, immediate-final
+    /// [default: final].
+    #[arg(long, value_enum, value_name = "WHEN", help_heading = "Reporting")]
+    pub failure_output: Option<OutputWhen>,
+
+    /// When a passing test's output is shown: never, immediate, final, immediate-final
+    /// [default: never; immediate with --no-capture].
+    #[arg(long, value_enum, value_name = "WHEN", help_heading = "Reporting")]
+    pub success_output: Option<OutputWhen>,
+
+    /// The progress bar: auto, none, bar, counter, only (the bar and no per-test lines)
+    /// [default: auto, a bar when stderr is a terminal].
+    #[arg(long, value_enum, value_name = "HOW", help_heading = "Reporting")]
+    pub show_progress: Option<ShowProgress>,
+
+    /// No progress bar (as --show-progress none).
+    #[arg(long, help_heading = "Reporting")]
+    pub hide_progress_bar: bool,
+
+    /// What a run that selects no test does: pass, warn (exit 0), fail (exit 4) [default: pass,
+    /// as cargo test].
+    #[arg(long, value_enum, value_name = "ACTION", help_heading = "Reporting")]
+    pub no_tests: Option<NoTests>,
+
+    /// nextest's flags that have nothing to change here (see docs/compat.md).
+    #[command(flatten)]
+    pub accepted: AcceptedFlags,
+
+    /// nextest's flags that cannot apply, each refused with its alternative.
+    #[command(flatten)]
+    pub refused: RefusedFlags,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 
@@ -341,6 +378,208 @@ pub struct TestArgs {
     /// --nocapture, and more filters.
     #[arg(last = true, value_name = "LIBTEST ARGS", allow_hyphen_values = true)]
     pub libtest: Vec<String>,
+}
+
+/// `--failure-output` / `--success-output`, as nextest has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputWhen {
+    Never,
+    Immediate,
+    Final,
+    ImmediateFinal,
+}
+
+impl OutputWhen {
+    pub fn immediate(self) -> bool {
+        matches!(self, OutputWhen::Immediate | OutputWhen::ImmediateFinal)
+    }
+
+    pub fn at_end(self) -> bool {
+        matches!(self, OutputWhen::Final | OutputWhen::ImmediateFinal)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowProgress {
+    Auto,
+    None,
+    Bar,
+    Counter,
+    Only,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NoTests {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// Accepted so that scripts written for nextest run; each has nothing to do here.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AcceptedFlags {
+    /// Output is never indented.
+    #[arg(long, hide = true)]
+    pub no_output_indent: bool,
+    /// There is no input handler.
+    #[arg(long, hide = true)]
+    pub no_input_handler: bool,
+    /// There is no pager.
+    #[arg(long, hide = true)]
+    pub no_pager: bool,
+    /// There is no version to check.
+    #[arg(long, hide = true)]
+    pub override_version_check: bool,
+    /// The bar shows one running test.
+    #[arg(long, hide = true, value_name = "N")]
+    pub max_progress_running: Option<String>,
+}
+
+/// nextest's flags that cannot apply: given, each is refused with the alternative (exit 2).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RefusedFlags {
+    #[arg(long, hide = true, value_name = "N")]
+    stress_count: Option<String>,
+    #[arg(long, hide = true, value_name = "D")]
+    stress_duration: Option<String>,
+    #[arg(long, hide = true, value_name = "CMD")]
+    debugger: Option<String>,
+    #[arg(long, hide = true, value_name = "CMD")]
+    tracer: Option<String>,
+    #[arg(short = 'R', long, hide = true, value_name = "RUN")]
+    rerun: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    archive_file: Option<String>,
+    #[arg(long, hide = true, value_name = "FORMAT")]
+    archive_format: Option<String>,
+    #[arg(long, hide = true, value_name = "DIR")]
+    extract_to: Option<String>,
+    #[arg(long, hide = true)]
+    extract_overwrite: bool,
+    #[arg(long, hide = true)]
+    persist_extract_tempdir: bool,
+    #[arg(long, hide = true, value_name = "PATH")]
+    cargo_metadata: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    binaries_metadata: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    workspace_remap: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    target_dir_remap: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    build_dir_remap: Option<String>,
+    #[arg(long, hide = true, value_name = "PLATFORM")]
+    platform_filter: Option<String>,
+    #[arg(long, hide = true)]
+    ignore_default_filter: bool,
+    #[arg(long, hide = true, value_name = "VERSION")]
+    message_format_version: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    config_file: Option<String>,
+    #[arg(long, hide = true, value_name = "PATH")]
+    user_config_file: Option<String>,
+    #[arg(long, hide = true, value_name = "TOOL:PATH")]
+    tool_config_file: Option<String>,
+    #[arg(long, hide = true)]
+    unit_graph: bool,
+}
+
+impl RefusedFlags {
+    /// The first refused flag given, and what to use instead.
+    pub fn refusal(&self) -> Option<String> {
+        let archive = "cargo-sandbox builds and runs on the same machine (split a suite across \
+                       machines with --partition)";
+        let config = "the configuration is .config/sandbox.toml (or [workspace.metadata.sandbox])";
+        let given: [(bool, &str, &str); 22] = [
+            (
+                self.stress_count.is_some(),
+                "--stress-count",
+                "use --repeat N (each run in a fresh sandbox)",
+            ),
+            (
+                self.stress_duration.is_some(),
+                "--stress-duration",
+                "a run repeats a fixed number of times, so its report is reproducible: use \
+                 --repeat N",
+            ),
+            (
+                self.debugger.is_some(),
+                "--debugger",
+                "run the test under a debugger in the same sandbox with `cargo sandbox exec \
+                 [LIMITS] -- gdb --args BINARY --exact NAME`",
+            ),
+            (
+                self.tracer.is_some(),
+                "--tracer",
+                "run the test under a tracer in the same sandbox with `cargo sandbox exec \
+                 [LIMITS] -- strace BINARY --exact NAME`",
+            ),
+            (
+                self.rerun.is_some(),
+                "--rerun",
+                "rerun one recorded test exactly with `cargo sandbox replay REPORT TEST`, or \
+                 failures with --retries N",
+            ),
+            (self.archive_file.is_some(), "--archive-file", archive),
+            (self.archive_format.is_some(), "--archive-format", archive),
+            (self.extract_to.is_some(), "--extract-to", archive),
+            (self.extract_overwrite, "--extract-overwrite", archive),
+            (
+                self.persist_extract_tempdir,
+                "--persist-extract-tempdir",
+                archive,
+            ),
+            (self.cargo_metadata.is_some(), "--cargo-metadata", archive),
+            (
+                self.binaries_metadata.is_some(),
+                "--binaries-metadata",
+                archive,
+            ),
+            (self.workspace_remap.is_some(), "--workspace-remap", archive),
+            (
+                self.target_dir_remap.is_some(),
+                "--target-dir-remap",
+                archive,
+            ),
+            (self.build_dir_remap.is_some(), "--build-dir-remap", archive),
+            (
+                self.platform_filter.is_some(),
+                "--platform-filter",
+                "use -E 'platform(host)' or -E 'platform(target)'",
+            ),
+            (
+                self.ignore_default_filter,
+                "--ignore-default-filter",
+                "cargo-sandbox has no default filter to ignore",
+            ),
+            (
+                self.message_format_version.is_some(),
+                "--message-format-version",
+                "machine-readable results are --report-json PATH",
+            ),
+            (self.config_file.is_some(), "--config-file", config),
+            (
+                self.user_config_file.is_some(),
+                "--user-config-file",
+                config,
+            ),
+            (
+                self.tool_config_file.is_some(),
+                "--tool-config-file",
+                config,
+            ),
+            (
+                self.unit_graph,
+                "--unit-graph",
+                "it prints cargo's unit graph and builds nothing: run `cargo test --unit-graph \
+                 -Z unstable-options`",
+            ),
+        ];
+        given
+            .iter()
+            .find(|(on, _, _)| *on)
+            .map(|(_, flag, instead)| format!("{flag} cannot apply here: {instead}"))
+    }
 }
 
 /// `--run-ignored`, nextest's spelling of libtest's `--ignored` / `--include-ignored`.
@@ -597,6 +836,22 @@ pub struct CargoArgs {
     /// Coloring: auto, always, never (also CARGO_TERM_COLOR; NO_COLOR turns it off).
     #[arg(long, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+}
+
+impl CargoArgs {
+    /// Whether a target selection flag was given (which leaves doc tests out, as in cargo).
+    pub fn selects_targets(&self) -> bool {
+        self.lib
+            || self.bins
+            || !self.bin.is_empty()
+            || self.tests
+            || !self.test.is_empty()
+            || self.examples
+            || !self.example.is_empty()
+            || self.benches
+            || !self.bench.is_empty()
+            || self.all_targets
+    }
 }
 
 /// cargo's `--message-format` values (comma-separated, as cargo takes them); nextest's test

@@ -29,6 +29,10 @@ impl std::fmt::Display for TestId {
 pub struct TestRecord {
     #[serde(flatten)]
     pub id: TestId,
+    /// The binary's kind: lib, proc-macro, bin, test, bench, example, doctest (empty in
+    /// reports from before it was recorded).
+    #[serde(default)]
+    pub kind: String,
     pub outcome: Outcome,
     /// Whether the outcome counts as a failure under the run's policies.
     pub failure: bool,
@@ -86,6 +90,7 @@ impl TestRecord {
     pub fn not_run(id: TestId, outcome: Outcome, failure: bool) -> TestRecord {
         TestRecord {
             id,
+            kind: String::new(),
             outcome,
             failure,
             exit_code: None,

@@ -15,3 +15,5 @@ pub const INTERRUPTED: i32 = 130;
 pub const USAGE: i32 = 2;
 /// `test`: at least one test failed.
 pub const TESTS_FAILED: i32 = 100;
+/// `test --no-tests fail`: no test was selected (as nextest).
+pub const NO_TESTS: i32 = 4;

@@ -21,6 +21,7 @@ mod build;
 mod cli;
 mod config;
 mod config_cmd;
+mod doctest;
 mod doctor;
 mod env;
 mod event;
@@ -44,6 +45,10 @@ fn main() {
     harness::init::run_if_requested();
 
     let mut args: Vec<OsString> = std::env::args_os().collect();
+    // rustdoc handing over a compiled doc test while they are collected (see `doctest`).
+    if args.get(1).is_some_and(|a| a == doctest::SUBCOMMAND) {
+        std::process::exit(doctest::collector_main(&args[2..]));
+    }
     // `cargo sandbox X` runs `cargo-sandbox sandbox X`.
     if args.get(1).is_some_and(|a| a == "sandbox") {
         args.remove(1);

@@ -135,7 +135,26 @@ impl Outcome {
 /// Classifies one sandboxed test run. Precedence: the harshest thing that happened wins, so a
 /// test that hit the memory cap is `oom` even if it then exited with a panic.
 pub fn classify(r: &SandboxResult, libtest_ran_one: bool, policies: Policies) -> Outcome {
-    let succeeded = r.exit == Exit::Code(0);
+    let succeeded = r.exit == Exit::Code(0) && libtest_ran_one;
+    judge(r, succeeded, true, policies)
+}
+
+/// A doc test, judged as rustdoc judges it: by its exit status alone. One marked
+/// `should_panic` succeeds when it fails (a panic, any non-zero exit, a signal) and fails when
+/// it exits 0; the harsher outcomes (cancel, timeout, OOM, fork bomb) stand either way.
+pub fn classify_doctest(r: &SandboxResult, should_panic: bool, policies: Policies) -> Outcome {
+    let exited_zero = r.exit == Exit::Code(0);
+    if should_panic {
+        judge(r, !exited_zero, false, policies)
+    } else {
+        judge(r, exited_zero, true, policies)
+    }
+}
+
+/// `succeeded`: the command did what it should; `signal_fails`: a death by signal is its own
+/// outcome rather than the way it succeeded.
+fn judge(r: &SandboxResult, succeeded: bool, signal_fails: bool, policies: Policies) -> Outcome {
+    let signal = r.exit.signal_name().filter(|_| signal_fails);
     if r.cancelled {
         Outcome::Cancelled
     } else if r.timed_out {
@@ -144,9 +163,9 @@ pub fn classify(r: &SandboxResult, libtest_ran_one: bool, policies: Policies) ->
         Outcome::Oom
     } else if r.usage.forks_refused > 0 {
         Outcome::ForkBomb
-    } else if let Some(signal) = r.exit.signal_name() {
+    } else if let Some(signal) = signal {
         Outcome::Signal(signal)
-    } else if !succeeded || !libtest_ran_one {
+    } else if !succeeded {
         Outcome::Failed
     } else if r.network_attempts.total() > 0 {
         Outcome::Network

@@ -58,12 +58,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
     };
     let mut terminal = terminal::Terminal::new(
         terminal::Palette::new(args.color),
-        terminal::Options {
-            quiet: true,
-            status_level: crate::cli::StatusLevel::Fail,
-            final_status_level: crate::cli::StatusLevel::None,
-            show_output: false,
-        },
+        terminal::Options::quiet(),
     );
     for record in &run.records {
         terminal.event(&Event::TestFinished(Box::new(record.clone())));

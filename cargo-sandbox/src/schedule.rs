@@ -8,7 +8,7 @@ use crate::config::{FsMode, Isolation, Resolved};
 use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
-use crate::outcome::{classify, Outcome};
+use crate::outcome::{classify, classify_doctest, Outcome};
 use harness::{Cancel, Engine, Exit, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -24,6 +24,16 @@ pub const OUTPUT_LIMIT: usize = 1 << 20;
 pub struct BinaryContext {
     pub binary: TestBinary,
     pub env: BinaryEnv,
+    pub runs_as: RunsAs,
+}
+
+/// How a binary is run and its result read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsAs {
+    /// A libtest (or libtest-compatible) harness: told which tests, and its output read.
+    Libtest,
+    /// One doc test: run without arguments, judged by its exit status (see `doctest`).
+    DocTest { should_panic: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -455,9 +465,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         Isolation::Binary => job.binary.binary.id.clone(),
     };
     let seed = seed_for(run.run_seed, &key, job.attempt);
-    let argv = std::iter::once(job.binary.binary.path.display().to_string())
-        .chain(libtest_args(job, run.filter))
-        .collect();
+    let program = job.binary.binary.path.display().to_string();
+    let argv = match job.binary.runs_as {
+        RunsAs::Libtest => std::iter::once(program)
+            .chain(libtest_args(job, run.filter))
+            .collect(),
+        RunsAs::DocTest { .. } => vec![program],
+    };
     let mut spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
     let pass_through = run.no_capture && job.settings.isolation == Isolation::Test;
     if pass_through {
@@ -513,6 +527,13 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
             ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
         }
     };
+    if let RunsAs::DocTest { should_panic } = job.binary.runs_as {
+        let name = listed.first().map_or("", |t| t.name.as_str());
+        return vec![record(
+            name,
+            classify_doctest(&result, should_panic, policies),
+        )];
+    }
     if job.settings.isolation == Isolation::Test {
         // Output passed through is not seen: the exit status alone says how the test went.
         let ran_one = result.exit != Exit::Code(0) || pass_through || ran_exactly_one(&result);

@@ -1,14 +1,16 @@
 //! `cargo sandbox test`: configure → build → list → schedule → sandbox → events → reporters.
 
+use crate::build::BinaryKind;
 use crate::build::{self, BuildFailed};
-use crate::cli::{StatusLevel, TestArgs};
+use crate::cli::{NoTests, OutputWhen, ShowProgress, StatusLevel, TestArgs};
 use crate::config::{Config, Isolation, Layer, Resolved};
+use crate::doctest;
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::Outcome;
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
-use crate::schedule::{self, BinaryContext, Job, SelectedTest, Selection};
+use crate::schedule::{self, BinaryContext, Job, RunsAs, SelectedTest, Selection};
 use crate::{exit, signals};
 use anyhow::Context;
 use harness::Engine;
@@ -52,6 +54,10 @@ fn read_config(root: &Path, profile: &str) -> Result<Config, String> {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<i32> {
+    if let Some(refusal) = args.refused.refusal() {
+        say!("cargo-sandbox: error: {refusal}");
+        return Ok(exit::USAGE);
+    }
     let mut filter = match TestFilter::new(&args.filters, &args.libtest) {
         Ok(filter) => filter,
         Err(e) => {
@@ -165,6 +171,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             Arc::new(BinaryContext {
                 binary: binary.clone(),
                 env: env::for_binary(binary, &built, &host_env),
+                runs_as: RunsAs::Libtest,
             })
         })
         .collect();
@@ -203,13 +210,35 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // tests after them (said once known).
     let known_uses = listed.is_empty().then_some(unlisted.len());
     engine.prepare(&base_spec, known_uses);
-    let listings = schedule::parallel_map(&listed, workers, |(ctx, settings)| {
-        list::in_sandbox(&engine, ctx, settings, &host_env, run_seed)
+    // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
+    let doc_request = doctest_request(&args, &built, &filter);
+    let (listings, collected) = std::thread::scope(|scope| {
+        let collecting = doc_request
+            .as_ref()
+            .map(|request| scope.spawn(|| doctest::collect(request)));
+        let listings = schedule::parallel_map(&listed, workers, |(ctx, settings)| {
+            list::in_sandbox(&engine, ctx, settings, &host_env, run_seed)
+        });
+        let collected = collecting.map(|c| {
+            c.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("collecting doc tests panicked")))
+        });
+        (listings, collected)
     });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while listing tests");
         return Ok(exit::INTERRUPTED);
     }
+    let collected = match collected.transpose() {
+        Ok(collected) => collected,
+        Err(e) => {
+            if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
+                say!("cargo-sandbox: error: building the doc tests: {e}");
+                return Ok(*code);
+            }
+            return Err(e.context("collecting the doc tests"));
+        }
+    };
     let mut records: Vec<TestRecord> = Vec::new();
     let mut jobs = Vec::new();
     let mut ignored = Vec::new();
@@ -305,6 +334,21 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             binaries_with_tests += 1;
         }
     }
+    // Doc tests rustdoc settled have no job to tell their kind.
+    let mut doc_kinds = Vec::new();
+    if let Some(collected) = &collected {
+        let doc = doc_tests(collected, &built, &host_env, &filter, &resolve);
+        doc_kinds.extend(
+            doc.settled
+                .iter()
+                .chain(&doc.ignored)
+                .map(|r| (r.id.binary_id.clone(), BinaryKind::Doctest.word())),
+        );
+        binaries_with_tests += doc.libraries;
+        jobs.extend(doc.jobs);
+        records.extend(doc.settled);
+        ignored.extend(doc.ignored);
+    }
     let unlisted_binaries = unlisted.len();
     for (ctx, settings) in unlisted {
         jobs.push(Job {
@@ -317,6 +361,16 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         });
     }
     let to_run: usize = jobs.iter().map(|j| j.selection.listed().len()).sum();
+    if to_run == 0 && unlisted_binaries == 0 {
+        match args.no_tests.unwrap_or(NoTests::Pass) {
+            NoTests::Pass => {}
+            NoTests::Warn => say!("cargo-sandbox: warning: no tests to run"),
+            NoTests::Fail => {
+                say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
+                return Ok(exit::NO_TESTS);
+            }
+        }
+    }
     // Repeats go on the queue up front, each attempt its own job; then the order is fixed.
     let mut queue: Vec<Job> = jobs
         .into_iter()
@@ -338,15 +392,28 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     }
 
     let quiet = args.cargo.quiet;
+    let progress = if args.hide_progress_bar {
+        ShowProgress::None
+    } else {
+        args.show_progress.unwrap_or(ShowProgress::Auto)
+    };
+    let success_output = args.success_output.unwrap_or(if no_capture {
+        OutputWhen::Immediate
+    } else {
+        OutputWhen::Never
+    });
     let terminal = terminal::Options {
         quiet,
-        status_level: args.status_level.unwrap_or(if quiet {
-            StatusLevel::Fail
-        } else {
-            StatusLevel::Skip
+        status_level: args.status_level.unwrap_or(match (quiet, progress) {
+            (_, ShowProgress::Only) => StatusLevel::None,
+            (true, _) => StatusLevel::Fail,
+            (false, _) => StatusLevel::Skip,
         }),
         final_status_level: args.final_status_level.unwrap_or(StatusLevel::None),
-        show_output: no_capture,
+        success_output,
+        failure_output: args.failure_output.unwrap_or(OutputWhen::Final),
+        // Output passed through would be torn by a bar redrawn under it.
+        progress: !no_capture && !matches!(progress, ShowProgress::None),
     };
     let mut reporters: Vec<Box<dyn Reporter>> =
         vec![Box::new(terminal::Terminal::new(palette, terminal))];
@@ -372,7 +439,17 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         profile: profile.clone(),
         jobs: workers,
     });
-    for record in records.iter().chain(&ignored) {
+    // Each record names its binary's kind (`doctest` for doc tests) in every report.
+    let kinds: std::collections::HashMap<String, &'static str> = queue
+        .iter()
+        .map(|job| &job.binary.binary)
+        .chain(contexts.iter().map(|ctx| &ctx.binary))
+        .map(|binary| (binary.id.clone(), binary.kind.word()))
+        .chain(doc_kinds)
+        .collect();
+    let kind_of = |id: &TestId| kinds.get(&id.binary_id).copied().unwrap_or_default();
+    for record in records.iter_mut().chain(&mut ignored) {
+        record.kind = kind_of(&record.id).to_owned();
         emit(&Event::TestFinished(Box::new(record.clone())));
     }
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -408,9 +485,21 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                     }
                 }
             };
+            let mut event = event;
+            if let Event::TestFinished(record) = &mut event {
+                record.kind = kind_of(&record.id).to_owned();
+            }
             reporters.iter_mut().for_each(|r| r.event(&event));
             if let Event::TestFinished(record) = event {
-                records.push(record.slim());
+                // A passing test's output is kept only when it is shown at the end.
+                records.push(if success_output.at_end() {
+                    TestRecord {
+                        spec: None,
+                        ..*record
+                    }
+                } else {
+                    record.slim()
+                });
             }
         }
     });
@@ -438,6 +527,146 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// Whether and how doc tests are collected: as `cargo test` runs them, with `--doc` or
+/// without any target selected; those of the libraries whose other tests were built.
+fn doctest_request<'a>(
+    args: &'a TestArgs,
+    built: &'a build::Build,
+    filter: &'a TestFilter,
+) -> Option<doctest::Request<'a>> {
+    let cargo = &args.cargo;
+    if !cargo.doc && cargo.selects_targets() {
+        return None;
+    }
+    let selected = (!cargo.doc).then(|| {
+        let mut ids: Vec<_> = built
+            .binaries
+            .iter()
+            .map(|b| b.package_id.clone())
+            .filter(|id| built.packages.get(id).is_some_and(doctest::has_doctests))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    });
+    if selected.as_ref().is_some_and(Vec::is_empty) {
+        return None;
+    }
+    Some(doctest::Request {
+        cargo,
+        packages: &built.packages,
+        selected,
+        filter,
+        target_dir: &built.target_dir,
+        show_build: cargo.doc,
+    })
+}
+
+/// Settings for a package, binary and test, with what the test declares itself.
+type Resolve<'a> = dyn Fn(&str, &str, &str, Option<&Layer>) -> Resolved + 'a;
+
+/// The doc tests as the run's jobs and records.
+struct DocTests {
+    jobs: Vec<Job>,
+    /// Those rustdoc settled by compiling them.
+    settled: Vec<TestRecord>,
+    ignored: Vec<TestRecord>,
+    /// Libraries with a doc test to run.
+    libraries: usize,
+}
+
+/// Each selected doc test a job of its own (one sandbox per doc test, whatever the isolation),
+/// under the settings of its package, `pkg::doctest/lib` and its name.
+fn doc_tests(
+    collected: &doctest::Collected,
+    built: &build::Build,
+    host_env: &[(String, String)],
+    filter: &TestFilter,
+    resolve: &Resolve,
+) -> DocTests {
+    let mut doc = DocTests {
+        jobs: Vec::new(),
+        settled: Vec::new(),
+        ignored: Vec::new(),
+        libraries: 0,
+    };
+    let package_name = |id: &cargo_metadata::PackageId| {
+        built
+            .packages
+            .get(id)
+            .map(|p| p.name.to_string())
+            .unwrap_or_default()
+    };
+    let mut libraries = std::collections::BTreeSet::new();
+    for test in collected.tests.iter().filter(|t| filter.matches(&t.name)) {
+        let package = package_name(&test.package_id);
+        let binary = build::TestBinary {
+            id: build::binary_id(&package, BinaryKind::Doctest, &test.lib_name),
+            package_id: test.package_id.clone(),
+            target_name: test.lib_name.clone(),
+            kind: BinaryKind::Doctest,
+            path: test.binary.clone(),
+        };
+        let mut env = env::for_binary(&binary, built, host_env);
+        env.vars.extend(test.env());
+        let settings = Resolved {
+            isolation: Isolation::Test,
+            ..resolve(&package, &binary.id, &test.name, None)
+        };
+        libraries.insert(binary.id.clone());
+        doc.jobs.push(Job {
+            binary: Arc::new(BinaryContext {
+                binary,
+                env,
+                runs_as: RunsAs::DocTest {
+                    should_panic: test.should_panic,
+                },
+            }),
+            selection: Selection::Listed {
+                tests: vec![SelectedTest {
+                    name: test.name.clone(),
+                    ignored: false,
+                }],
+                whole_binary: true,
+                listing: Arc::from([test.name.clone()]),
+            },
+            settings: Arc::new(settings),
+            attempt: 0,
+            retry: 0,
+            order: 0,
+        });
+    }
+    doc.libraries = libraries.len();
+    for settled in collected.settled.iter().filter(|t| filter.matches(&t.name)) {
+        let id = TestId {
+            binary_id: build::binary_id(
+                &package_name(&settled.package_id),
+                BinaryKind::Doctest,
+                &settled.lib_name,
+            ),
+            name: settled.name.clone(),
+        };
+        match &settled.verdict {
+            doctest::SettledVerdict::Ignored => {
+                doc.ignored
+                    .push(TestRecord::not_run(id, Outcome::Ignored, false));
+            }
+            doctest::SettledVerdict::Passed => {
+                doc.settled
+                    .push(TestRecord::not_run(id, Outcome::Passed, false));
+            }
+            doctest::SettledVerdict::Failed(output) => doc.settled.push(TestRecord {
+                output: Some(harness::CapturedOutput {
+                    head: output.clone(),
+                    ..Default::default()
+                }),
+                ..TestRecord::not_run(id, Outcome::Failed, true)
+            }),
+        }
+    }
+    doc
 }
 
 /// What every sandbox of the run has in common with the workspace-wide settings (its command
@@ -485,6 +714,7 @@ mod tests {
                 workspace_root: root.to_owned(),
                 target_dir: target.to_owned(),
             },
+            runs_as: RunsAs::Libtest,
         };
         for fs in [crate::config::FsMode::Isolated, crate::config::FsMode::Host] {
             let settings = Resolved {

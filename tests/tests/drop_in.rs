@@ -275,3 +275,79 @@ fn cargo_flags_pass_through_to_the_build() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(timings.exists(), "--timings wrote no report");
 }
+
+/// nextest's reporter flags: when output is shown, what a run without tests does; and its
+/// flags that cannot apply are refused with the alternative.
+#[test]
+fn nextest_reporter_flags_and_refusals() {
+    if !privileged() {
+        return;
+    }
+    let manifest = fixtures_manifest();
+    let marker = "--- FAILED basic tests::fails ---";
+    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "tests::fails"]);
+    assert!(run.stderr.contains(marker), "{}", run.stderr);
+    let run = sandbox_test(
+        &manifest,
+        &[
+            "-p",
+            "basic",
+            "--lib",
+            "tests::fails",
+            "--failure-output",
+            "never",
+        ],
+    );
+    assert!(!run.stderr.contains(marker), "{}", run.stderr);
+    assert_eq!(run.code, 100);
+    // A passing test's output, right after its line.
+    let run = sandbox_test(
+        &manifest,
+        &[
+            "-p",
+            "basic",
+            "--lib",
+            "tests::passes",
+            "--success-output",
+            "immediate",
+        ],
+    );
+    assert!(
+        run.stderr.contains("test tests::passes ... ok"),
+        "{}",
+        run.stderr
+    );
+    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "tests::passes"]);
+    assert!(!run.stderr.contains("test tests::passes ... ok"));
+
+    for (action, code) in [("pass", 0), ("warn", 0), ("fail", 4)] {
+        let run = sandbox_test(
+            &manifest,
+            &["-p", "basic", "--no-tests", action, "no_such_test"],
+        );
+        assert_eq!(run.code, code, "--no-tests {action}: {}", run.stderr);
+    }
+    for (flag, alternative) in [
+        (&["--stress-count", "3"][..], "--repeat"),
+        (&["-R", "latest"], "cargo sandbox replay"),
+        (&["--archive-file", "a.tar.zst"], "--partition"),
+        (&["--platform-filter", "host"], "platform(host)"),
+        (&["--debugger", "gdb"], "cargo sandbox exec"),
+    ] {
+        let run = sandbox_test(&manifest, flag);
+        assert_eq!(run.code, 2, "{flag:?}");
+        assert!(run.stderr.contains(alternative), "{flag:?}: {}", run.stderr);
+    }
+    let run = sandbox_test(
+        &manifest,
+        &[
+            "-p",
+            "basic",
+            "passes",
+            "--no-input-handler",
+            "--no-output-indent",
+            "--hide-progress-bar",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

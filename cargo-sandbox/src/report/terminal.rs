@@ -1,7 +1,7 @@
 //! What people see: a progress bar while tests run (only on a terminal), one status line per
 //! finished test, the output of failing tests (bounded), and a summary.
 
-use crate::cli::StatusLevel;
+use crate::cli::{OutputWhen, StatusLevel};
 use crate::event::{Event, TestRecord};
 use crate::outcome::Outcome;
 use harness::units::format_bytes;
@@ -92,9 +92,35 @@ pub struct Options {
     pub status_level: StatusLevel,
     /// Tests at or below this level are listed again before the summary.
     pub final_status_level: StatusLevel,
-    /// `--no-capture`: each test's captured output follows its line (when it was captured at
-    /// all: a test run alone wrote straight to the terminal).
-    pub show_output: bool,
+    /// When a passing test's captured output is shown (with `--no-capture` output that passed
+    /// through was not captured).
+    pub success_output: OutputWhen,
+    /// When a failing test's output is shown.
+    pub failure_output: OutputWhen,
+    /// A progress bar, when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Options {
+    /// Only failures, for re-rendering a report.
+    pub fn quiet() -> Options {
+        Options {
+            quiet: true,
+            status_level: StatusLevel::Fail,
+            final_status_level: StatusLevel::None,
+            success_output: OutputWhen::Never,
+            failure_output: OutputWhen::Final,
+            progress: false,
+        }
+    }
+
+    fn output_when(&self, r: &TestRecord) -> OutputWhen {
+        if r.failure {
+            self.failure_output
+        } else {
+            self.success_output
+        }
+    }
 }
 
 /// The level a test's line belongs to, as nextest ranks them.
@@ -129,7 +155,7 @@ impl Terminal {
     pub fn new(palette: Palette, options: Options) -> Terminal {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         // Output passed through would be torn by a bar redrawn under it.
-        if std::io::stderr().is_terminal() && !options.quiet && !options.show_output {
+        if std::io::stderr().is_terminal() && !options.quiet && options.progress {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
                 "{prefix:>12.bold.cyan} [{elapsed_precise}] {wide_bar} {pos}/{len}: {msg}",
@@ -216,7 +242,7 @@ impl Terminal {
                 }
                 if level(record) <= self.options.status_level {
                     self.line(&status_line(record, self.palette));
-                    if self.options.show_output && !record.failure {
+                    if self.options.output_when(record).immediate() {
                         let text = record.output_text();
                         if !text.is_empty() {
                             self.line(text.trim_end_matches('\n'));
@@ -256,14 +282,21 @@ impl super::Reporter for Terminal {
         self.bar.finish_and_clear();
         let p = self.palette;
         let out = &mut self.pending;
-        for r in run.records.iter().filter(|r| r.failure) {
+        let shown = |r: &&TestRecord| {
+            let when = self.options.output_when(r);
+            when.at_end() && (r.failure || !r.output_text().is_empty())
+        };
+        for r in run.records.iter().filter(shown) {
             let text = shorten(&r.output_text());
+            let mark = if r.failure {
+                p.red("---")
+            } else {
+                p.green("---")
+            };
             let _ = writeln!(
                 out,
-                "\n{} {} {}",
-                p.red("---"),
+                "\n{mark} {} {mark}",
                 p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
-                p.red("---")
             );
             if let Some(error) = &r.error {
                 let _ = writeln!(out, "{error}");
