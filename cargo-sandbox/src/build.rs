@@ -4,6 +4,7 @@
 //! `cargo test` runs it.
 
 use crate::cli::CargoArgs;
+use crate::filterset::{Platform, TestQuery};
 use anyhow::{bail, Context};
 use cargo_metadata::{Message, MetadataCommand, Package, PackageId, TargetKind};
 use std::collections::BTreeMap;
@@ -46,6 +47,24 @@ impl BinaryKind {
             BinaryKind::Bench => "bench",
             BinaryKind::Example => "example",
             BinaryKind::Doctest => "doctest",
+        }
+    }
+}
+
+impl TestBinary {
+    /// One of its tests as filtersets see it; proc-macro crates are built for the host.
+    pub fn filter_query<'a>(&'a self, package: &'a str, test: &'a str) -> TestQuery<'a> {
+        TestQuery {
+            package,
+            binary_id: &self.id,
+            binary_name: &self.target_name,
+            kind: self.kind.word(),
+            platform: if self.kind == BinaryKind::ProcMacro {
+                Platform::Host
+            } else {
+                Platform::Target
+            },
+            test_name: test,
         }
     }
 }

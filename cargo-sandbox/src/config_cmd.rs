@@ -11,8 +11,13 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<i32> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let (settings, origins) =
-        Resolved::from_layers(config.layers_for(&profile, &args.package, &args.binary, &args.test));
+    let (settings, origins) = Resolved::from_layers(config.layers_for(
+        &profile,
+        &args.package,
+        &args.binary,
+        &args.test,
+        None,
+    ));
     let source = config.source.as_ref().map_or_else(
         || "no configuration file".to_owned(),
         |p| p.display().to_string(),
@@ -22,6 +27,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<i32> {
         args.test, args.binary, args.package
     );
     println!("# from {source}; command-line flags would override these");
+    if config.has_filters() {
+        println!("# overrides with a `filter` are left out here: they apply per test, in a run");
+    }
     let value = serde_json::to_value(&settings)?;
     let map = value.as_object().cloned().unwrap_or_default();
     for (key, v) in map {

@@ -27,6 +27,7 @@ mod env;
 mod event;
 mod exec;
 mod exit;
+mod filterset;
 mod list;
 mod outcome;
 mod replay;

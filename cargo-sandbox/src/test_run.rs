@@ -7,6 +7,7 @@ use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
 use crate::env;
 use crate::event::{Event, TestId, TestRecord};
+use crate::filterset::{Filtersets, PackageGraph, TestQuery};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::Outcome;
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
@@ -126,11 +127,35 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         );
         return Ok(0);
     };
+    // Filtersets (`-E`, and the configuration's `filter`s) resolve `package()` and `deps()`
+    // against the workspace's packages.
+    let graph = PackageGraph::new(built.packages.values().map(|p| {
+        let deps = p.dependencies.iter().map(|d| d.name.clone()).collect();
+        (p.name.to_string(), deps)
+    }));
+    let filtersets = match Filtersets::parse_all(&args.filtersets, &graph) {
+        Ok(filtersets) => filtersets,
+        Err(e) => {
+            say!("{e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let mut config = config;
+    if let Err(e) = config.compile_filters(&graph) {
+        say!("cargo-sandbox: error: {e}");
+        return Ok(exit::USAGE);
+    }
+    let config = config;
     let cli = args.layer();
     // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
     // the overrides and the command line.
-    let resolve = |package: &str, binary: &str, test: &str, declared: Option<&Layer>| -> Resolved {
-        let mut layers = config.layers_for(&profile, package, binary, test);
+    let resolve = |package: &str,
+                   binary: &str,
+                   test: &str,
+                   declared: Option<&Layer>,
+                   query: Option<&TestQuery>|
+     -> Resolved {
+        let mut layers = config.layers_for(&profile, package, binary, test, query);
         if let Some(declared) = declared {
             let first_override = layers
                 .iter()
@@ -145,7 +170,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         Resolved::from_layers(layers).0
     };
     let engine = engine.context("cannot set up sandboxes")?;
-    let base_settings = resolve("", "", "", None);
+    let base_settings = resolve("", "", "", None, None);
     let mut base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
     if no_capture && base_settings.isolation == Isolation::Test {
         // The sandboxes made ahead are for tests, whose output then passes through.
@@ -190,10 +215,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut listed: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
     for ctx in &contexts {
         let package = &built.packages[&ctx.binary.package_id];
-        let settings = resolve(&package.name, &ctx.binary.id, "", None);
+        let settings = resolve(&package.name, &ctx.binary.id, "", None, None);
         let whole = settings.isolation == Isolation::Binary
             && settings.repeat == 1
             && args.partition.is_none()
+            // A filterset may name tests, which only the listing tells.
+            && filtersets.is_empty()
             && !config.has_test_overrides(&profile, &package.name, &ctx.binary.id)
             // sandbox-harness trials may declare limits of their own, which only the listing
             // tells.
@@ -253,7 +280,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 continue;
             }
         };
+        let package = package_of(ctx);
         let mut selected = list::select(&tests, &filter);
+        selected
+            .retain(|(name, _, _)| filtersets.matches(&ctx.binary.filter_query(&package, name)));
         let mut whole_binary = selected.len() == tests.len();
         if let Some(partition) = args.partition {
             let before = selected.len();
@@ -271,7 +301,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             });
             whole_binary &= selected.len() == before;
         }
-        let package = package_of(ctx);
         let mut binary_groups: Vec<(Arc<Resolved>, Vec<SelectedTest>)> = Vec::new();
         for (name, is_ignored, plan) in &selected {
             if *plan == Plan::Ignore {
@@ -287,7 +316,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 .find(|t| &t.name == name)
                 .and_then(|t| t.declared)
                 .map(Layer::declared);
-            let settings = resolve(&package, &ctx.binary.id, name, declared.as_ref());
+            let query = ctx.binary.filter_query(&package, name);
+            let settings = resolve(
+                &package,
+                &ctx.binary.id,
+                name,
+                declared.as_ref(),
+                Some(&query),
+            );
             let test = SelectedTest {
                 name: name.clone(),
                 ignored: *is_ignored,
@@ -337,7 +373,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // Doc tests rustdoc settled have no job to tell their kind.
     let mut doc_kinds = Vec::new();
     if let Some(collected) = &collected {
-        let doc = doc_tests(collected, &built, &host_env, &filter, &resolve);
+        let selects = |binary: &build::TestBinary, package: &str, name: &str| {
+            filter.matches(name) && filtersets.matches(&binary.filter_query(package, name))
+        };
+        let doc = doc_tests(collected, &built, &host_env, &selects, &resolve);
         doc_kinds.extend(
             doc.settled
                 .iter()
@@ -565,7 +604,10 @@ fn doctest_request<'a>(
 }
 
 /// Settings for a package, binary and test, with what the test declares itself.
-type Resolve<'a> = dyn Fn(&str, &str, &str, Option<&Layer>) -> Resolved + 'a;
+type Resolve<'a> = dyn Fn(&str, &str, &str, Option<&Layer>, Option<&TestQuery>) -> Resolved + 'a;
+
+/// Whether the user's filters and filtersets select a test (of a binary, in a package).
+type Selects<'a> = dyn Fn(&build::TestBinary, &str, &str) -> bool + 'a;
 
 /// The doc tests as the run's jobs and records.
 struct DocTests {
@@ -583,7 +625,7 @@ fn doc_tests(
     collected: &doctest::Collected,
     built: &build::Build,
     host_env: &[(String, String)],
-    filter: &TestFilter,
+    selects: &Selects,
     resolve: &Resolve,
 ) -> DocTests {
     let mut doc = DocTests {
@@ -600,7 +642,7 @@ fn doc_tests(
             .unwrap_or_default()
     };
     let mut libraries = std::collections::BTreeSet::new();
-    for test in collected.tests.iter().filter(|t| filter.matches(&t.name)) {
+    for test in &collected.tests {
         let package = package_name(&test.package_id);
         let binary = build::TestBinary {
             id: build::binary_id(&package, BinaryKind::Doctest, &test.lib_name),
@@ -609,11 +651,20 @@ fn doc_tests(
             kind: BinaryKind::Doctest,
             path: test.binary.clone(),
         };
+        if !selects(&binary, &package, &test.name) {
+            continue;
+        }
         let mut env = env::for_binary(&binary, built, host_env);
         env.vars.extend(test.env());
         let settings = Resolved {
             isolation: Isolation::Test,
-            ..resolve(&package, &binary.id, &test.name, None)
+            ..resolve(
+                &package,
+                &binary.id,
+                &test.name,
+                None,
+                Some(&binary.filter_query(&package, &test.name)),
+            )
         };
         libraries.insert(binary.id.clone());
         doc.jobs.push(Job {
@@ -639,13 +690,20 @@ fn doc_tests(
         });
     }
     doc.libraries = libraries.len();
-    for settled in collected.settled.iter().filter(|t| filter.matches(&t.name)) {
+    for settled in &collected.settled {
+        let package = package_name(&settled.package_id);
+        let binary = build::TestBinary {
+            id: build::binary_id(&package, BinaryKind::Doctest, &settled.lib_name),
+            package_id: settled.package_id.clone(),
+            target_name: settled.lib_name.clone(),
+            kind: BinaryKind::Doctest,
+            path: PathBuf::new(),
+        };
+        if !selects(&binary, &package, &settled.name) {
+            continue;
+        }
         let id = TestId {
-            binary_id: build::binary_id(
-                &package_name(&settled.package_id),
-                BinaryKind::Doctest,
-                &settled.lib_name,
-            ),
+            binary_id: binary.id,
             name: settled.name.clone(),
         };
         match &settled.verdict {

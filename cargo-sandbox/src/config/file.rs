@@ -1,6 +1,7 @@
 //! Reading the configuration file and choosing, for one test, the layers that apply.
 
 use super::Layer;
+use crate::filterset::{Filterset, PackageGraph, TestQuery};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ pub struct Config {
     /// Where the configuration was read from, if anywhere.
     pub source: Option<PathBuf>,
     profiles: BTreeMap<String, Layer>,
+    /// Overrides' filtersets, compiled, by where each comes from (`profile.x.overrides[i]`).
+    filters: BTreeMap<String, Filterset>,
 }
 
 /// Profiles that exist even when the file does not define them.
@@ -127,6 +130,7 @@ impl Config {
         validate(&source, &text, &file)?;
         Ok(Config {
             source: Some(source),
+            filters: BTreeMap::new(),
             profiles: file.profile,
         })
     }
@@ -150,25 +154,59 @@ impl Config {
         )))
     }
 
+    /// Compiles the overrides' filtersets against the workspace's packages (`package()` and
+    /// `deps()` need them); a bad one is reported with its place in the file.
+    pub fn compile_filters(&mut self, graph: &PackageGraph) -> Result<(), ConfigError> {
+        let mut filters = BTreeMap::new();
+        for (name, profile) in &self.profiles {
+            let Some(overrides) = &profile.overrides else {
+                continue;
+            };
+            for (i, o) in overrides.get_ref().iter().enumerate() {
+                let Some(filter) = &o.get_ref().filter else {
+                    continue;
+                };
+                let origin = format!("profile.{name}.overrides[{i}]");
+                let compiled = Filterset::parse(filter.get_ref(), graph).map_err(|e| {
+                    ConfigError(format!(
+                        "invalid filter in {} ({origin}):\n{e}",
+                        self.source.as_deref().map_or_else(
+                            || "the configuration".into(),
+                            |p| p.display().to_string()
+                        )
+                    ))
+                })?;
+                filters.insert(origin, compiled);
+            }
+        }
+        self.filters = filters;
+        Ok(())
+    }
+
     /// The layers that apply to one test, lowest priority first: `[profile.default]`, the chosen
     /// profile, then matching overrides (default's, then the profile's; within a profile the
-    /// first matching override has the last word).
+    /// first matching override has the last word). An override with a `filter` applies only to
+    /// a test (`query`), never to a whole binary.
     pub fn layers_for(
         &self,
         profile: &str,
         package: &str,
         binary: &str,
         test: &str,
+        query: Option<&TestQuery>,
     ) -> Vec<(&Layer, String)> {
         let names = profile_names(profile);
         let mut layers: Vec<(&Layer, String)> = names
             .iter()
             .filter_map(|name| Some((self.profiles.get(*name)?, format!("profile.{name}"))))
             .collect();
-        layers.extend(self.overrides(profile).into_iter().filter(|(o, _)| {
+        layers.extend(self.overrides(profile).into_iter().filter(|(o, origin)| {
+            let filter_hit = o.filter.is_none()
+                || query.is_some_and(|q| self.filters.get(origin).is_some_and(|f| f.matches(q)));
             hit(&o.package, package, false)
                 && hit(&o.binary, binary, false)
                 && hit(&o.test, test, true)
+                && filter_hit
         }));
         layers
     }
@@ -177,7 +215,18 @@ impl Config {
     /// tests may not all share the binary's settings, and the binary must be listed to tell.
     pub fn has_test_overrides(&self, profile: &str, package: &str, binary: &str) -> bool {
         self.overrides(profile).into_iter().any(|(o, _)| {
-            o.test.is_some() && hit(&o.package, package, false) && hit(&o.binary, binary, false)
+            (o.test.is_some() || o.filter.is_some())
+                && hit(&o.package, package, false)
+                && hit(&o.binary, binary, false)
+        })
+    }
+
+    /// Whether some override has a filterset (which `cargo sandbox config` cannot evaluate).
+    pub fn has_filters(&self) -> bool {
+        self.profiles.values().any(|p| {
+            p.overrides
+                .as_ref()
+                .is_some_and(|o| o.get_ref().iter().any(|o| o.get_ref().filter.is_some()))
         })
     }
 
@@ -218,14 +267,16 @@ fn validate(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigErro
         ))
     };
     for (name, profile) in &file.profile {
-        for (key, filter) in [
-            ("package", &profile.package),
-            ("binary", &profile.binary),
-            ("test", &profile.test),
-        ] {
-            if let Some(filter) = filter {
+        let spans = [
+            ("package", profile.package.as_ref().map(|p| p.span())),
+            ("binary", profile.binary.as_ref().map(|p| p.span())),
+            ("test", profile.test.as_ref().map(|p| p.span())),
+            ("filter", profile.filter.as_ref().map(|p| p.span())),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
                 return Err(at(
-                    filter.span(),
+                    span,
                     key,
                     &format!(
                         "filters belong in [[profile.{name}.overrides]], not in [profile.{name}]"
@@ -245,8 +296,12 @@ fn validate(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigErro
                     "overrides cannot have overrides of their own",
                 ));
             }
-            if layer.package.is_none() && layer.binary.is_none() && layer.test.is_none() {
-                return Err(at(o.span(), "overrides", "an override needs at least one of `package`, `binary` or `test` to say which tests it applies to"));
+            if layer.package.is_none()
+                && layer.binary.is_none()
+                && layer.test.is_none()
+                && layer.filter.is_none()
+            {
+                return Err(at(o.span(), "overrides", "an override needs at least one of `package`, `binary`, `test` or `filter` to say which tests it applies to"));
             }
         }
     }
@@ -309,7 +364,7 @@ mod tests {
         )
         .unwrap();
         let settings = |profile, test| {
-            super::super::Resolved::from_layers(config.layers_for(profile, "p", "p", test)).0
+            super::super::Resolved::from_layers(config.layers_for(profile, "p", "p", test, None)).0
         };
         assert_eq!(
             settings("default", "lexer").memory,

@@ -120,6 +120,9 @@ pub struct Layer {
     pub package: Option<toml::Spanned<file::Pattern>>,
     pub binary: Option<toml::Spanned<file::Pattern>>,
     pub test: Option<toml::Spanned<file::Pattern>>,
+    /// A nextest filterset (`filter = 'test(parse) & kind(lib)'`), compiled once the
+    /// workspace's packages are known ([`Config::compile_filters`]).
+    pub filter: Option<toml::Spanned<String>>,
     // Only in profiles.
     pub overrides: Option<toml::Spanned<Vec<toml::Spanned<Layer>>>>,
 }
