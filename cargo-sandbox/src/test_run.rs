@@ -373,10 +373,13 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     // Doc tests rustdoc settled have no job to tell their kind.
     let mut doc_kinds = Vec::new();
     if let Some(collected) = &collected {
+        // libtest's filters see rustdoc's names without the mode cargo shows after them.
         let selects = |binary: &build::TestBinary, package: &str, name: &str| {
-            filter.matches(name) && filtersets.matches(&binary.filter_query(package, name))
+            filter.matches(doctest::libtest_name(name))
+                && filtersets.matches(&binary.filter_query(package, name))
         };
-        let doc = doc_tests(collected, &built, &host_env, &selects, &resolve);
+        let partition = args.partition.map(|p| (p, &mut position));
+        let doc = doc_tests(collected, &built, &host_env, &selects, &resolve, partition);
         doc_kinds.extend(
             doc.settled
                 .iter()
@@ -627,6 +630,7 @@ fn doc_tests(
     host_env: &[(String, String)],
     selects: &Selects,
     resolve: &Resolve,
+    partition: Option<(list::Partition, &mut usize)>,
 ) -> DocTests {
     let mut doc = DocTests {
         jobs: Vec::new(),
@@ -641,6 +645,46 @@ fn doc_tests(
             .map(|p| p.name.to_string())
             .unwrap_or_default()
     };
+    // `--partition`: the doc tests take their positions after the other binaries', in report
+    // order (rustdoc reports them in the order they finish).
+    let mut others = std::collections::BTreeSet::new();
+    if let Some((partition, position)) = partition {
+        let mut all: Vec<TestId> = collected
+            .tests
+            .iter()
+            .map(|t| (&t.package_id, &t.lib_name, &t.name))
+            .chain(
+                collected
+                    .settled
+                    .iter()
+                    .map(|t| (&t.package_id, &t.lib_name, &t.name)),
+            )
+            .map(|(package_id, lib, name)| TestId {
+                binary_id: build::binary_id(&package_name(package_id), BinaryKind::Doctest, lib),
+                name: name.clone(),
+            })
+            .collect();
+        all.sort();
+        for id in all {
+            *position += 1;
+            if !partition.includes(*position - 1, &id.binary_id, &id.name) {
+                others.insert(id);
+            }
+        }
+    }
+    let mine = |binary: &build::TestBinary, name: &str| {
+        !others.contains(&TestId {
+            binary_id: binary.id.clone(),
+            name: name.to_owned(),
+        })
+    };
+    for id in &others {
+        doc.ignored.push(TestRecord::not_run(
+            id.clone(),
+            Outcome::SkippedByPartition,
+            false,
+        ));
+    }
     let mut libraries = std::collections::BTreeSet::new();
     for test in &collected.tests {
         let package = package_name(&test.package_id);
@@ -651,7 +695,7 @@ fn doc_tests(
             kind: BinaryKind::Doctest,
             path: test.binary.clone(),
         };
-        if !selects(&binary, &package, &test.name) {
+        if !selects(&binary, &package, &test.name) || !mine(&binary, &test.name) {
             continue;
         }
         let mut env = env::for_binary(&binary, built, host_env);
@@ -699,7 +743,7 @@ fn doc_tests(
             kind: BinaryKind::Doctest,
             path: PathBuf::new(),
         };
-        if !selects(&binary, &package, &settled.name) {
+        if !selects(&binary, &package, &settled.name) || !mine(&binary, &settled.name) {
             continue;
         }
         let id = TestId {

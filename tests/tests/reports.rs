@@ -88,7 +88,12 @@ fn redact(text: &str) -> String {
     let root = workspace_root().display().to_string();
     let text = text.replace(&root, "[root]");
     let hash = Regex::new(r"/deps/([A-Za-z0-9_]+)-[0-9a-f]{16}").unwrap();
-    hash.replace_all(&text, "/deps/$1-[hash]").into_owned()
+    let text = hash.replace_all(&text, "/deps/$1-[hash]");
+    // A run's kept doc-test binaries: `<runner pid>-<time>/<collector pid>-<time>`.
+    let doctests = Regex::new(r"/sandbox/doctests/[0-9]+-[0-9]+/(merged-)?[0-9]+-[0-9]+").unwrap();
+    doctests
+        .replace_all(&text, "/sandbox/doctests/[run]/${1}[binary]")
+        .into_owned()
 }
 
 /// Replaces what may differ between runs and machines: timings, sizes, CPU, pids peaks,

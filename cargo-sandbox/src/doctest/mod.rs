@@ -93,6 +93,14 @@ pub struct Request<'a> {
     pub show_build: bool,
 }
 
+/// The name libtest matches filters against: cargo shows a doc test's mode after it.
+pub fn libtest_name(shown: &str) -> &str {
+    [" - compile fail", " - compile", " - should panic"]
+        .iter()
+        .find_map(|mode| shown.strip_suffix(mode))
+        .unwrap_or(shown)
+}
+
 /// Packages with a library whose doc tests cargo would run.
 pub fn has_doctests(package: &Package) -> bool {
     package.targets.iter().any(|t| {
@@ -197,6 +205,13 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
         }
     }
     merged_tests(request, &mut collected)?;
+    // rustdoc reports them as they finish: the run's order must not depend on that.
+    collected
+        .tests
+        .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
+    collected
+        .settled
+        .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
     Ok(collected)
 }
 

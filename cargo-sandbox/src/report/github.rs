@@ -81,20 +81,28 @@ pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
         let title = format!("{}: {}", r.outcome.word(), r.id);
         let output = r.output_text();
         let mut properties = Vec::new();
-        let message = match panic_location(&output) {
-            Some(at) => {
-                let absolute = run.workspace_root.join(&at.file);
-                let file = absolute
-                    .strip_prefix(repo_root)
-                    .unwrap_or(&absolute)
-                    .display()
-                    .to_string();
-                properties.push(format!("file={}", escape_property(&file)));
-                properties.push(format!("line={}", at.line));
-                at.message
-            }
-            None => describe(r),
+        let mut place = |file: &str, line: u32| {
+            let absolute = normalize(&run.workspace_root.join(file));
+            let file = absolute
+                .strip_prefix(repo_root)
+                .unwrap_or(&absolute)
+                .display()
+                .to_string();
+            properties.push(format!("file={}", escape_property(&file)));
+            properties.push(format!("line={line}"));
         };
+        let panic = panic_location(&output);
+        // A doc test is pointed at where it is written: its panic's location lies in code
+        // rustdoc generated around it.
+        match doctest_place(r) {
+            Some((file, line)) => place(file, line),
+            None => {
+                if let Some(at) = &panic {
+                    place(&at.file, at.line);
+                }
+            }
+        }
+        let message = panic.map_or_else(|| describe(r), |at| at.message);
         properties.push(format!("title={}", escape_property(&title)));
         lines.push(format!(
             "::{level} {}::{}",
@@ -103,6 +111,37 @@ pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// A doc test's file and first line, from its name (`src/lib.rs - add (line 3)`).
+fn doctest_place(r: &TestRecord) -> Option<(&str, u32)> {
+    if r.kind != "doctest" {
+        return None;
+    }
+    let (file, rest) = r.id.name.split_once(" - ")?;
+    let line = rest
+        .rsplit_once("(line ")?
+        .1
+        .split(')')
+        .next()?
+        .parse()
+        .ok()?;
+    Some((file, line))
+}
+
+/// `a/../b` as `b`: rustdoc names a crate's doc tests by the path cargo gave it.
+fn normalize(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// One sentence on what happened to a test without a panic message.

@@ -66,6 +66,9 @@ fn test_case(r: &TestRecord) -> TestCase {
         case.add_property(Property::new(name, value));
     };
     property("outcome", r.outcome.word());
+    if !r.kind.is_empty() {
+        property("kind", r.kind.clone());
+    }
     if r.ran_in_sandbox() {
         let opt = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
         property("memory_peak_bytes", opt(r.memory_peak_bytes));
