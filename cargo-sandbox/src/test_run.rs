@@ -470,7 +470,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     }
     let mut emit = |event: &Event| reporters.iter_mut().for_each(|r| r.event(event));
     emit(&Event::RunStarted {
-        tests: to_run,
+        // With the records known before any sandbox (doc tests rustdoc settled, binaries that
+        // could not list), which count as run too.
+        tests: to_run + records.len(),
         binaries: binaries_with_tests,
         unlisted_binaries,
         ignored: ignored
