@@ -381,6 +381,8 @@ pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
 /// them; a test none of whose ran is `not-run`, and so is a binary not yet run whole.
 fn not_run(jobs: VecDeque<Job>, mut pending: HashMap<TestId, Pending>) -> Vec<TestRecord> {
     let mut records = Vec::new();
+    // A test repeated (`--repeat`) or retried has several jobs left; it gets one record.
+    let mut recorded = std::collections::HashSet::new();
     for job in &jobs {
         let names: Vec<&str> = match &job.selection {
             Selection::Listed { tests, .. } => tests.iter().map(|t| t.name.as_str()).collect(),
@@ -389,6 +391,9 @@ fn not_run(jobs: VecDeque<Job>, mut pending: HashMap<TestId, Pending>) -> Vec<Te
         };
         for name in names {
             let id = test_id(job, name);
+            if !recorded.insert(id.clone()) {
+                continue;
+            }
             let attempts = pending.remove(&id).map(|p| p.records).unwrap_or_default();
             records.push(if attempts.is_empty() {
                 TestRecord {

@@ -68,6 +68,26 @@ fn fail_fast_and_max_fail_stop_starting_tests() {
         assert_eq!(run.code, 100);
         assert_eq!(counts(&run), counts(&all), "{flags:?}");
     }
+    // A repeated test with attempts left gets one record, not one per attempt.
+    let run = sandbox_test(
+        &manifest,
+        &[
+            "-p",
+            "basic",
+            "--lib",
+            "-j",
+            "1",
+            "--fail-fast",
+            "--repeat",
+            "2",
+        ],
+    );
+    assert_eq!(
+        run.report["tests"].as_array().unwrap().len(),
+        lib_tests,
+        "{}",
+        run.stderr
+    );
     let run = sandbox_test(&manifest, &["-p", "basic", "--max-fail", "all"]);
     assert_eq!(counts(&run).get("not-run"), None);
 

@@ -23,9 +23,13 @@ fn stable_terminal(stderr: &str) -> String {
         .map(|l| {
             let (word, rest) = l.trim_start().split_once(" [").unwrap();
             let after = rest.split_once("s] ").unwrap().1.trim_start();
-            // after = "<size> <unit> <binary> <name>" or "<binary> <name>" for ignored tests
+            // after = "<size> <unit> <binary> <name>", or "<binary> <name>" for tests that ran
+            // in no sandbox (ignored, or doc tests rustdoc settled); names may hold spaces.
             let parts: Vec<&str> = after.split_whitespace().collect();
-            let id = if parts.len() >= 4 {
+            let sized = parts
+                .get(1)
+                .is_some_and(|unit| ["B", "KiB", "MiB", "GiB", "TiB"].contains(unit));
+            let id = if sized {
                 parts[2..].join(" ")
             } else {
                 parts.join(" ")
