@@ -107,13 +107,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     };
     let built = match built {
         Ok(built) => built,
-        Err(e) => {
-            if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
-                say!("cargo-sandbox: error: {e}");
-                return Ok(*code);
-            }
-            return Err(e.context("building the tests"));
-        }
+        Err(e) => return build_failure(e, "building the tests"),
     };
     let config = config.context("the workspace's root was never known")?;
     let Some(engine) = engine else {
@@ -258,13 +252,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     }
     let collected = match collected.transpose() {
         Ok(collected) => collected,
-        Err(e) => {
-            if let Some(BuildFailed(code)) = e.downcast_ref::<BuildFailed>() {
-                say!("cargo-sandbox: error: building the doc tests: {e}");
-                return Ok(*code);
-            }
-            return Err(e.context("collecting the doc tests"));
-        }
+        Err(e) => return build_failure(e, "collecting the doc tests"),
     };
     let mut records: Vec<TestRecord> = Vec::new();
     let mut jobs = Vec::new();
@@ -571,6 +559,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// A build that failed ends the run with cargo's exit code (cargo said why); anything else
+/// that went wrong while `doing` is cargo-sandbox's own failure.
+fn build_failure(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
+    match e.downcast_ref::<BuildFailed>() {
+        Some(BuildFailed(code)) => {
+            say!("cargo-sandbox: error: {doing}: {e}");
+            Ok(*code)
+        }
+        None => Err(e.context(doing.to_owned())),
+    }
 }
 
 /// Whether and how doc tests are collected: as `cargo test` runs them, with `--doc` or

@@ -184,3 +184,20 @@ fn a_runs_kept_doc_test_binaries_are_removed_when_it_ends() {
         .unwrap_or_default();
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// With `--doc` nothing else builds the library: its compile error is cargo's, shown, with
+/// cargo's exit code.
+#[test]
+fn a_library_that_does_not_build_fails_doc_only_runs_with_cargos_code() {
+    let dir = std::env::temp_dir().join("e2e-doc-build-failure");
+    let manifest = scratch_crate(
+        &dir,
+        "broken",
+        "",
+        &[("src/lib.rs", "pub fn f() -> u32 { \"not a number\" }\n")],
+    );
+    let run = sandbox_test(&manifest, &["--doc"]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    assert!(run.stderr.contains("mismatched types"), "{}", run.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
