@@ -52,6 +52,17 @@ impl BinaryKind {
 }
 
 impl TestBinary {
+    /// A library's doc test (`pkg::doctest/lib`), kept at `path`.
+    pub fn doctest(package: &str, package_id: &PackageId, lib: &str, path: PathBuf) -> TestBinary {
+        TestBinary {
+            id: binary_id(package, BinaryKind::Doctest, lib),
+            package_id: package_id.clone(),
+            target_name: lib.to_owned(),
+            kind: BinaryKind::Doctest,
+            path,
+        }
+    }
+
     /// One of its tests as filtersets see it; proc-macro crates are built for the host.
     pub fn filter_query<'a>(&'a self, package: &'a str, test: &'a str) -> TestQuery<'a> {
         TestQuery {

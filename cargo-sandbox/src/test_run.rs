@@ -690,13 +690,12 @@ fn doc_tests(
     let mut libraries = std::collections::BTreeSet::new();
     for test in &collected.tests {
         let package = package_name(&test.package_id);
-        let binary = build::TestBinary {
-            id: build::binary_id(&package, BinaryKind::Doctest, &test.lib_name),
-            package_id: test.package_id.clone(),
-            target_name: test.lib_name.clone(),
-            kind: BinaryKind::Doctest,
-            path: test.binary.clone(),
-        };
+        let binary = build::TestBinary::doctest(
+            &package,
+            &test.package_id,
+            &test.lib_name,
+            test.binary.clone(),
+        );
         if !selects(&binary, &package, &test.name) || !mine(&binary, &test.name) {
             continue;
         }
@@ -738,13 +737,13 @@ fn doc_tests(
     doc.libraries = libraries.len();
     for settled in &collected.settled {
         let package = package_name(&settled.package_id);
-        let binary = build::TestBinary {
-            id: build::binary_id(&package, BinaryKind::Doctest, &settled.lib_name),
-            package_id: settled.package_id.clone(),
-            target_name: settled.lib_name.clone(),
-            kind: BinaryKind::Doctest,
-            path: PathBuf::new(),
-        };
+        // Settled without a binary to run.
+        let binary = build::TestBinary::doctest(
+            &package,
+            &settled.package_id,
+            &settled.lib_name,
+            PathBuf::new(),
+        );
         if !selects(&binary, &package, &settled.name) || !mine(&binary, &settled.name) {
             continue;
         }
