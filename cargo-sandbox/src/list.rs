@@ -196,8 +196,8 @@ impl Partition {
 pub struct ListedTest {
     pub name: String,
     pub ignored: bool,
-    /// Limits the test declares itself (sandbox-harness trials).
-    pub declared: Option<harness::TrialLimits>,
+    /// Settings the test declares itself (sandbox-harness trials).
+    pub declared: Option<harness::TrialSettings>,
 }
 
 /// Parses `--list --format terse` output: `name: test` lines (benchmarks are left out).
@@ -238,9 +238,9 @@ impl Listing {
     }
 }
 
-/// Limits a `sandbox-harness` binary declares for its trials (`cargo-sandbox-limits` lines,
+/// Settings a `sandbox-harness` binary declares for its trials (`cargo-sandbox-limits` lines,
 /// printed when the listing asks for them).
-pub fn parse_declared_limits(output: &str) -> Vec<(String, harness::TrialLimits)> {
+pub fn parse_declared_settings(output: &str) -> Vec<(String, harness::TrialSettings)> {
     output
         .lines()
         .filter_map(|line| {
@@ -372,7 +372,7 @@ pub fn in_sandbox(
     };
     let ignored = parse_terse(&ignored);
     let mut tests = combine(parse_terse(&listing), &ignored);
-    for (name, limits) in parse_declared_limits(&listing) {
+    for (name, limits) in parse_declared_settings(&listing) {
         if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
             test.declared = Some(limits);
         }

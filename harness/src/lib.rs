@@ -47,10 +47,15 @@ mod zygote;
 pub use cancel::Cancel;
 pub use capture::CapturedOutput;
 pub use error::SandboxError;
-pub use front::TrialLimits;
+pub use front::{Network, TrialSettings};
 pub use launch::{Engine, EngineOptions};
+/// libtest-mimic's API at the root, so `use sandbox_harness as libtest_mimic;` (or renaming the
+/// dependency in Cargo.toml) ports a libtest-mimic suite without touching its code.
 #[cfg(feature = "libtest")]
-pub use libtest::{Harness, Trial};
+pub use libtest::{
+    run, Arguments, ColorSetting, Completion, Conclusion, Failed, FormatSetting, Harness,
+    Measurement, Trial,
+};
 pub use result::{
     Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections, ResourceUsage,
     SandboxResult,

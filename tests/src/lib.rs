@@ -214,6 +214,24 @@ pub const FIXTURE_CAPS: &[&str] = &[
 ];
 
 /// The fixtures workspace's manifest.
+/// Runs `cargo ARGS` in the fixtures' workspace (plain cargo: `test`, `nextest run`), returning
+/// its exit code and its stdout and stderr together.
+pub fn cargo_in_fixtures(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(workspace_root().join("fixtures"))
+        .output()
+        .expect("cargo");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("fixtures/Cargo.toml")
 }

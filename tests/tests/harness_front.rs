@@ -2,22 +2,6 @@
 //! they declare, enforced under plain `cargo test`, `cargo nextest run` and `cargo sandbox test`.
 
 use e2e::*;
-use std::process::Command;
-
-fn cargo_in_fixtures(args: &[&str]) -> (Option<i32>, String) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(args)
-        .current_dir(workspace_root().join("fixtures"))
-        .output()
-        .expect("cargo");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
 
 fn assert_limits_enforced(runner: &str, text: &str) {
     for expected in [
@@ -36,7 +20,7 @@ fn plain_cargo_test_runs_each_trial_in_its_own_sandbox() {
     if !privileged() {
         return;
     }
-    let (code, text) = cargo_in_fixtures(&["test", "-p", "harness-front"]);
+    let (code, text) = cargo_in_fixtures(&["test", "-p", "harness-front"], &[]);
     assert_eq!(code, Some(101), "two trials fail:\n{text}");
     assert!(
         text.contains("test passes            ... ok") || text.contains("test passes ... ok"),
@@ -50,8 +34,10 @@ fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
     if !privileged() {
         return;
     }
-    let (code, text) =
-        cargo_in_fixtures(&["nextest", "run", "-p", "harness-front", "--no-fail-fast"]);
+    let (code, text) = cargo_in_fixtures(
+        &["nextest", "run", "-p", "harness-front", "--no-fail-fast"],
+        &[],
+    );
     assert!(
         !text.contains("no such command"),
         "cargo-nextest is needed for this test (`cargo install cargo-nextest`):\n{text}"

@@ -53,6 +53,16 @@ pub enum NetworkMode {
     Host,
 }
 
+impl From<harness::Network> for NetworkMode {
+    fn from(network: harness::Network) -> NetworkMode {
+        match network {
+            harness::Network::None => NetworkMode::None,
+            harness::Network::Loopback => NetworkMode::Loopback,
+            harness::Network::Host => NetworkMode::Host,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FsMode {
@@ -141,15 +151,16 @@ pub struct EnvLayer {
 }
 
 impl Layer {
-    /// The limits a test declares itself, as a layer.
-    pub fn declared(limits: harness::TrialLimits) -> Layer {
+    /// The settings a test declares itself, as a layer.
+    pub fn declared(settings: harness::TrialSettings) -> Layer {
         Layer {
-            memory: limits.memory_bytes.map(|b| Memory(Cap::Max(b))),
-            pids: limits.pids.map(|n| Pids(Cap::Max(n))),
-            cpus: limits.cpu_millis.map(Cpus),
-            timeout: limits
+            memory: settings.memory_bytes.map(|b| Memory(Cap::Max(b))),
+            pids: settings.pids.map(|n| Pids(Cap::Max(n))),
+            cpus: settings.cpu_millis.map(Cpus),
+            timeout: settings
                 .timeout_ms
                 .map(|ms| Timeout(Cap::Max(Duration::from_millis(ms)))),
+            network: settings.network.map(NetworkMode::from),
             ..Layer::default()
         }
     }
