@@ -245,6 +245,24 @@ pub struct TestRun {
 }
 
 impl TestRun {
+    /// The report's record of the test named `name` (panics, naming it, when there is none).
+    pub fn test(&self, name: &str) -> &Value {
+        self.report["tests"]
+            .as_array()
+            .and_then(|tests| tests.iter().find(|t| t["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in the report: {}", self.stderr))
+    }
+
+    /// What the test named `name` printed, as the report keeps it (head and tail).
+    pub fn output(&self, name: &str) -> String {
+        let output = &self.test(name)["output"];
+        format!(
+            "{}{}",
+            output["head"].as_str().unwrap_or_default(),
+            output["tail"].as_str().unwrap_or_default()
+        )
+    }
+
     /// `(binary id, test name) → outcome word` from the report.
     pub fn outcomes(&self) -> std::collections::BTreeMap<(String, String), String> {
         self.report["tests"]
@@ -302,6 +320,15 @@ pub fn sandbox_test(manifest: &Path, args: &[&str]) -> TestRun {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         report,
     }
+}
+
+/// `text` with every run of whitespace made one space: libtest and libtest-mimic pad names
+/// into columns whose width depends on the longest name.
+pub fn squeezed(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The fixtures' expected outcomes (`fixtures/expected-outcomes.txt`).

@@ -18,14 +18,6 @@ fn assert_messages(runner: &str, text: &str) {
     }
 }
 
-/// libtest-mimic pads names and kinds into columns; one space between words reads the same.
-fn squeezed(text: &str) -> String {
-    text.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn plain_cargo_test_runs_each_case_in_its_own_sandbox() {
     if !privileged() {
@@ -96,30 +88,13 @@ fn cargo_sandbox_test_runs_the_trials_with_their_declared_settings() {
             run.stderr
         );
     }
-    let test = |name: &str| {
-        run.report["tests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in the report"))
-            .clone()
-    };
     assert_eq!(
-        test("[stress] hog")["spec"]["limits"]["memory_bytes"],
+        run.test("[stress] hog")["spec"]["limits"]["memory_bytes"],
         64u64 << 20,
         "the case file's own memory cap"
     );
-    let output = |name: &str| {
-        let output = &test(name)["output"];
-        format!(
-            "{}{}",
-            output["head"].as_str().unwrap_or_default(),
-            output["tail"].as_str().unwrap_or_default()
-        )
-    };
-    assert!(output("[arith] wrong").contains(MESSAGES[0]));
-    assert!(output("[arith] overflow").contains(MESSAGES[1]));
+    assert!(run.output("[arith] wrong").contains(MESSAGES[0]));
+    assert!(run.output("[arith] overflow").contains(MESSAGES[1]));
 }
 
 #[test]

@@ -3,11 +3,16 @@
 
 use e2e::*;
 
+/// What each misbehaving trial's failure or warning says, under every runner.
+const MESSAGES: [&str; 4] = [
+    "OOM: killed by the memory cap (64.0 MiB)",
+    "FORK BOMB contained: the pids cap (16) refused",
+    "TIMED OUT after 1s and killed",
+    "LEAKED: `leaks_a_sleeper` left 1 process(es) behind, killed:",
+];
+
 fn assert_limits_enforced(runner: &str, text: &str) {
-    for expected in [
-        "OOM: killed by the memory cap (64.0 MiB)",
-        "FORK BOMB contained: the pids cap (16) refused",
-    ] {
+    for expected in MESSAGES {
         assert!(
             text.contains(expected),
             "{runner}: `{expected}` in:\n{text}"
@@ -21,11 +26,20 @@ fn plain_cargo_test_runs_each_trial_in_its_own_sandbox() {
         return;
     }
     let (code, text) = cargo_in_fixtures(&["test", "-p", "harness-front"], &[]);
-    assert_eq!(code, Some(101), "two trials fail:\n{text}");
-    assert!(
-        text.contains("test passes            ... ok") || text.contains("test passes ... ok"),
-        "{text}"
-    );
+    assert_eq!(code, Some(101), "three trials fail:\n{text}");
+    let lines = squeezed(&text);
+    for line in [
+        "test passes ... ok",
+        "test bomb_is_contained ... FAILED",
+        "test hog_is_oom_killed ... FAILED",
+        "test hangs_past_its_timeout ... FAILED",
+        // A leak is reported, and the leaked process killed, but libtest has no word for it.
+        "test leaks_a_sleeper ... ok",
+        "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out;",
+    ] {
+        assert!(lines.contains(line), "`{line}` in:\n{text}");
+    }
+    assert!(text.contains("killed: 3 sleep 300"), "{text}");
     assert_limits_enforced("cargo test", &text);
 }
 
@@ -35,7 +49,16 @@ fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
         return;
     }
     let (code, text) = cargo_in_fixtures(
-        &["nextest", "run", "-p", "harness-front", "--no-fail-fast"],
+        // nextest hides a passing test's output; the leak warning is on one.
+        &[
+            "nextest",
+            "run",
+            "-p",
+            "harness-front",
+            "--no-fail-fast",
+            "--success-output",
+            "final",
+        ],
         &[],
     );
     assert!(
@@ -54,15 +77,9 @@ fn cargo_sandbox_test_applies_the_declared_limits_itself() {
     let run = sandbox_test(&fixtures_manifest(), &["-p", "harness-front"]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let limits = |name: &str| {
-        let test = run.report["tests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap()
-            .clone();
+        let test = run.test(name);
         (
-            test["outcome"].as_str().unwrap().to_owned(),
+            test["outcome"].as_str().unwrap_or_default().to_owned(),
             test["spec"]["limits"].clone(),
             test["spec"]["timeout"].clone(),
         )
@@ -82,6 +99,11 @@ fn cargo_sandbox_test_applies_the_declared_limits_itself() {
         ),
         ("fork-bomb", Some(16), Some(256 << 20))
     );
+    let (outcome, _, timeout) = limits("hangs_past_its_timeout");
+    assert_eq!((outcome.as_str(), timeout), ("timed-out", 1_000.into()));
+    let leak = run.test("leaks_a_sleeper");
+    assert_eq!(leak["outcome"], "leaked", "{leak}");
+    assert_eq!(leak["leaked_total"], 1, "{leak}");
     // The command line still wins over what a test declares.
     let run = sandbox_test(
         &fixtures_manifest(),

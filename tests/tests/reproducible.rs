@@ -5,20 +5,6 @@ use e2e::*;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn output_of(run: &TestRun, name: &str) -> String {
-    let test = run.report["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in the report"));
-    format!(
-        "{}{}",
-        test["output"]["head"].as_str().unwrap_or(""),
-        test["output"]["tail"].as_str().unwrap_or("")
-    )
-}
-
 #[test]
 fn the_environment_is_built_not_inherited() {
     if !privileged() {
@@ -39,7 +25,7 @@ fn the_environment_is_built_not_inherited() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let out = output_of(&run, "tests::reports_environment");
+    let out = run.output("tests::reports_environment");
     for line in [
         "env TZ=UTC",
         "env HOME=/tmp/home",
@@ -72,7 +58,8 @@ fn the_environment_is_built_not_inherited() {
         &["-p", "basic", "reports_environment", "--inherit-env"],
     );
     assert!(
-        output_of(&inherited, "tests::reports_environment")
+        inherited
+            .output("tests::reports_environment")
             .contains("env CARGO_SANDBOX_E2E_SECRET=s3cr3t"),
         "--inherit-env loosens it"
     );

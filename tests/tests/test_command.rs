@@ -18,11 +18,16 @@ fn with_caps<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 fn stable_terminal(stderr: &str) -> String {
     let mut status: Vec<String> = stderr
         .lines()
-        .filter(|l| l.contains(" [") && l.contains("s] "))
-        .filter(|l| !l.trim_start().starts_with("Summary"))
-        .map(|l| {
-            let (word, rest) = l.trim_start().split_once(" [").unwrap();
-            let after = rest.split_once("s] ").unwrap().1.trim_start();
+        // `WORD [ 0.012s] ...`: test names may hold brackets (`[kind] name`) too.
+        .filter_map(|l| {
+            let (word, rest) = l.trim_start().split_once(" [")?;
+            let (time, after) = rest.split_once("s] ")?;
+            time.trim().parse::<f64>().ok()?;
+            Some((word, after))
+        })
+        .filter(|(word, _)| *word != "Summary")
+        .map(|(word, after)| {
+            let after = after.trim_start();
             // after = "<size> <unit> <binary> <name>", or "<binary> <name>" for tests that ran
             // in no sandbox (ignored, or doc tests rustdoc settled); names may hold spaces.
             let parts: Vec<&str> = after.split_whitespace().collect();
@@ -97,15 +102,7 @@ fn every_fixture_ends_as_written_down() {
         "nothing outlives its sandbox"
     );
 
-    let test = |name: &str| {
-        run.report["tests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in the report"))
-            .clone()
-    };
+    let test = |name: &str| run.test(name);
     let flood = test("tests::floods_stdout");
     assert!(
         flood["output"]["truncated_bytes"].as_u64().unwrap() > 60 << 20,
