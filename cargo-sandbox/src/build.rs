@@ -7,13 +7,14 @@ use crate::cli::CargoArgs;
 use crate::filterset::{Platform, TestQuery};
 use anyhow::{bail, Context};
 use cargo_metadata::{Message, MetadataCommand, Package, PackageId, TargetKind};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// One test executable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestBinary {
     /// nextest-style id: `pkg` (lib), `pkg::test-target`, `pkg::bin/name`, `pkg::example/name`;
     /// a library's doc tests are `pkg::doctest/lib-name`.
@@ -24,7 +25,7 @@ pub struct TestBinary {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BinaryKind {
     Lib,
     ProcMacro,
@@ -81,14 +82,15 @@ impl TestBinary {
 }
 
 /// What a build script of a package produced.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildScriptOutput {
     pub out_dir: PathBuf,
     pub env: Vec<(String, String)>,
     pub linked_paths: Vec<PathBuf>,
 }
 
-#[derive(Debug)]
+/// Everything a run needs of the build; an archive keeps it (see `archive`).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Build {
     pub binaries: Vec<TestBinary>,
     pub packages: BTreeMap<PackageId, Package>,
@@ -99,6 +101,9 @@ pub struct Build {
     pub workspace_root: PathBuf,
     /// `target/<profile>/deps`, where dylib dependencies are.
     pub deps_dirs: Vec<PathBuf>,
+    /// Where the toolchain's dylibs are when not in its sysroot (a run from an archive).
+    #[serde(skip)]
+    pub toolchain_lib: Option<PathBuf>,
 }
 
 /// The build failed; cargo already printed why. Carries cargo's exit code.
@@ -352,6 +357,7 @@ impl Building {
             target_dir: metadata.target_directory.into(),
             workspace_root: metadata.workspace_root.into(),
             deps_dirs,
+            toolchain_lib: None,
         })
     }
 }

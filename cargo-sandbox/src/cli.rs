@@ -44,6 +44,16 @@ pub enum Command {
     #[command(after_help = TEST_AFTER_HELP)]
     Test(Box<TestArgs>),
 
+    /// Build the tests and write them, with what they need at run time, into one archive that
+    /// `test --archive-file` runs on other machines without cargo (sharded CI: one build, N
+    /// shards).
+    #[command(
+        after_help = "Exit status: 0 written; cargo's own when the build failed; 2 for bad \
+                      flags; 125 when the archive could not be written; 130 when interrupted \
+                      (no partial archive is left)."
+    )]
+    Archive(ArchiveArgs),
+
     /// Rerun one recorded test with exactly its recorded sandbox spec and say whether the
     /// outcome matched.
     #[command(
@@ -59,6 +69,20 @@ pub enum Command {
                             2 for bad flags or an unreadable report."
     )]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    /// Where to write the archive (`.tar.zst`).
+    #[arg(long, value_name = "PATH")]
+    pub archive_file: PathBuf,
+
+    /// zstd compression level, 1 (fast) to 19 (small).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +237,26 @@ pub struct TestArgs {
     /// Build the tests, run none.
     #[arg(long, help_heading = "Running")]
     pub no_run: bool,
+
+    /// Run the tests of an archive made by `cargo sandbox archive` instead of building them
+    /// (cargo need not be installed).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "no_run",
+        help_heading = "Archive"
+    )]
+    pub archive_file: Option<PathBuf>,
+
+    /// The checkout the archive's tests run in: its sources and data files, and every path a
+    /// test sees (CARGO_MANIFEST_DIR, cwd) [default: the current directory].
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "archive_file",
+        help_heading = "Archive"
+    )]
+    pub workspace_remap: Option<PathBuf>,
 
     /// Sandboxes to run at once: N, `num-cpus`, or -N for that many fewer than the CPUs
     /// [default: the number of CPUs; 1 with --no-capture].
@@ -448,8 +492,6 @@ pub struct RefusedFlags {
     tracer: Option<String>,
     #[arg(short = 'R', long, hide = true, value_name = "RUN")]
     rerun: Option<String>,
-    #[arg(long, hide = true, value_name = "PATH")]
-    archive_file: Option<String>,
     #[arg(long, hide = true, value_name = "FORMAT")]
     archive_format: Option<String>,
     #[arg(long, hide = true, value_name = "DIR")]
@@ -462,8 +504,6 @@ pub struct RefusedFlags {
     cargo_metadata: Option<String>,
     #[arg(long, hide = true, value_name = "PATH")]
     binaries_metadata: Option<String>,
-    #[arg(long, hide = true, value_name = "PATH")]
-    workspace_remap: Option<String>,
     #[arg(long, hide = true, value_name = "PATH")]
     target_dir_remap: Option<String>,
     #[arg(long, hide = true, value_name = "PATH")]
@@ -487,10 +527,11 @@ pub struct RefusedFlags {
 impl RefusedFlags {
     /// The first refused flag given, and what to use instead.
     pub fn refusal(&self) -> Option<String> {
-        let archive = "cargo-sandbox builds and runs on the same machine (split a suite across \
-                       machines with --partition)";
+        let archive = "cargo-sandbox's archives are .tar.zst, unpacked into a private \
+                       directory removed after the run: run one with --archive-file PATH \
+                       [--workspace-remap DIR] (see docs/archives.md)";
         let config = "the configuration is .config/sandbox.toml (or [workspace.metadata.sandbox])";
-        let given: [(bool, &str, &str); 22] = [
+        let given: [(bool, &str, &str); 20] = [
             (
                 self.stress_count.is_some(),
                 "--stress-count",
@@ -520,7 +561,6 @@ impl RefusedFlags {
                 "rerun one recorded test exactly with `cargo sandbox replay REPORT TEST`, or \
                  failures with --retries N",
             ),
-            (self.archive_file.is_some(), "--archive-file", archive),
             (self.archive_format.is_some(), "--archive-format", archive),
             (self.extract_to.is_some(), "--extract-to", archive),
             (self.extract_overwrite, "--extract-overwrite", archive),
@@ -535,7 +575,6 @@ impl RefusedFlags {
                 "--binaries-metadata",
                 archive,
             ),
-            (self.workspace_remap.is_some(), "--workspace-remap", archive),
             (
                 self.target_dir_remap.is_some(),
                 "--target-dir-remap",
@@ -694,7 +733,7 @@ impl TestArgs {
 }
 
 /// Cargo's selection and build flags, passed through to `cargo test --no-run`.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq)]
 pub struct CargoArgs {
     /// Package(s) to test.
     #[arg(
@@ -840,6 +879,20 @@ pub struct CargoArgs {
 
 impl CargoArgs {
     /// Whether a target selection flag was given (which leaves doc tests out, as in cargo).
+    /// Whether a flag shapes what is built or selected (not only how cargo talks): a run from
+    /// an archive takes none, its build was made with them.
+    pub fn shapes_the_build(&self) -> bool {
+        let talk_only = CargoArgs {
+            color: self.color,
+            quiet: self.quiet,
+            cargo_quiet: self.cargo_quiet,
+            verbose: self.verbose,
+            cargo_verbose: self.cargo_verbose,
+            ..CargoArgs::default()
+        };
+        *self != talk_only
+    }
+
     pub fn selects_targets(&self) -> bool {
         self.lib
             || self.bins

@@ -113,7 +113,7 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
         );
     }
     library_paths.extend(build.deps_dirs.iter().cloned());
-    library_paths.extend(sysroot_lib());
+    library_paths.extend(build.toolchain_lib.clone().or_else(sysroot_lib));
     let existing = host.get("LD_LIBRARY_PATH").copied().unwrap_or_default();
     let mut joined = std::env::join_paths(
         library_paths
@@ -218,7 +218,7 @@ pub fn prefetch_sysroot() {
 }
 
 /// The Rust sysroot's library directory, for `-C prefer-dynamic` builds. Found once per run.
-fn sysroot_lib() -> Option<PathBuf> {
+pub fn sysroot_lib() -> Option<PathBuf> {
     static SYSROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     SYSROOT
         .get_or_init(|| {

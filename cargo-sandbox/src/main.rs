@@ -17,6 +17,7 @@ macro_rules! say_part {
     }};
 }
 
+mod archive;
 mod build;
 mod cli;
 mod config;
@@ -33,6 +34,7 @@ mod outcome;
 mod replay;
 mod report;
 mod report_cmd;
+mod run_dir;
 mod schedule;
 mod signals;
 mod summary;
@@ -77,6 +79,7 @@ fn main() {
         cli::Command::Doctor(args) => doctor::run(args),
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Test(args) => test_run::run(*args),
+        cli::Command::Archive(args) => archive::run(args),
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Replay(args) => replay::run(args),
     };

@@ -11,8 +11,9 @@ use crate::filterset::{Filtersets, PackageGraph, TestQuery};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::Outcome;
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
+use crate::run_dir::RunDir;
 use crate::schedule::{self, BinaryContext, Job, RunsAs, SelectedTest, Selection};
-use crate::{exit, signals};
+use crate::{archive, exit, signals};
 use anyhow::Context;
 use harness::Engine;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,134 @@ fn read_config(root: &Path, profile: &str) -> Result<Config, String> {
     Ok(config)
 }
 
+/// An engine as it started (or why it could not).
+type EngineStart = Result<Engine, harness::SandboxError>;
+
+/// The run's tests, built now or unpacked from an archive, and the workspace's configuration.
+struct Tests {
+    built: build::Build,
+    config: Config,
+    /// The doc tests an archive collected when it was made.
+    archived_doctests: Option<doctest::Collected>,
+    /// An archive's unpacked files, kept for the run's length.
+    unpacked: Option<RunDir>,
+}
+
+/// Builds the tests (or unpacks the archive) while the engine starts; `Err` is the exit code,
+/// the message said.
+fn prepare(
+    args: &TestArgs,
+    profile: &str,
+    cancel: &harness::Cancel,
+    start_engine: impl FnOnce() -> Option<EngineStart>,
+) -> anyhow::Result<Result<(Tests, Option<EngineStart>), i32>> {
+    if let Some(path) = &args.archive_file {
+        return from_archive(args, path, profile, cancel, start_engine);
+    }
+    env::prefetch_sysroot();
+    // While cargo builds: the engine starts (its zygote, its network namespaces, and on
+    // cgroup v1 the kernel kept ready for the first sandboxes' moves: the first move after a
+    // pause waits for an RCU grace period), and the configuration is read once the workspace's
+    // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
+    // the build's end: one made now would show the workspace through an overlay made before
+    // its binaries existed.
+    let building = build::start(&args.cargo).context("building the tests")?;
+    let engine = start_engine();
+    let mut config = None;
+    let built = building.finish(|root| {
+        config = Some(read_config(root, profile));
+    });
+    if cancel.is_cancelled() {
+        say!("cargo-sandbox: interrupted while building");
+        return Ok(Err(exit::INTERRUPTED));
+    }
+    let config = match config {
+        Some(Ok(config)) => Some(config),
+        Some(Err(message)) => {
+            say!("cargo-sandbox: error: {message}");
+            return Ok(Err(exit::USAGE));
+        }
+        None => None,
+    };
+    let built = match built {
+        Ok(built) => built,
+        Err(e) => return build_failure(e, "building the tests").map(Err),
+    };
+    let config = config.context("the workspace's root was never known")?;
+    let tests = Tests {
+        built,
+        config,
+        archived_doctests: None,
+        unpacked: None,
+    };
+    Ok(Ok((tests, engine)))
+}
+
+/// [`prepare`] for `--archive-file`: nothing is built, cargo is not run.
+fn from_archive(
+    args: &TestArgs,
+    path: &Path,
+    profile: &str,
+    cancel: &harness::Cancel,
+    start_engine: impl FnOnce() -> Option<EngineStart>,
+) -> anyhow::Result<Result<(Tests, Option<EngineStart>), i32>> {
+    if args.cargo.shapes_the_build() {
+        say!(
+            "cargo-sandbox: error: --archive-file runs the tests the archive holds, built and \
+             selected by the flags given to `cargo sandbox archive`: drop cargo's package, \
+             target and build flags here, and select tests with -E, --partition or test names"
+        );
+        return Ok(Err(exit::USAGE));
+    }
+    let started = std::time::Instant::now();
+    let engine = start_engine();
+    let workspace = args
+        .workspace_remap
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let unpacked = match archive::open(path, &workspace, cancel) {
+        Ok(Some(unpacked)) => unpacked,
+        Ok(None) => {
+            say!("cargo-sandbox: interrupted while unpacking the archive");
+            return Ok(Err(exit::INTERRUPTED));
+        }
+        Err(e) => {
+            return match e.downcast_ref::<archive::BadArchive>() {
+                Some(bad) => {
+                    say!("cargo-sandbox: error: {bad}");
+                    Ok(Err(exit::USAGE))
+                }
+                None => Err(e.context(format!("unpacking {}", path.display()))),
+            }
+        }
+    };
+    let config = match read_config(&unpacked.build.workspace_root, profile) {
+        Ok(config) => config,
+        Err(message) => {
+            say!("cargo-sandbox: error: {message}");
+            return Ok(Err(exit::USAGE));
+        }
+    };
+    say!(
+        "{:>12} {} ({}, fingerprint {}) in {:.2}s",
+        terminal::Palette::new(args.cargo.color).green("Unpacked"),
+        path.display(),
+        match unpacked.build.binaries.len() {
+            1 => "1 test binary".to_owned(),
+            n => format!("{n} test binaries"),
+        },
+        &unpacked.fingerprint[..12],
+        started.elapsed().as_secs_f64()
+    );
+    let tests = Tests {
+        built: unpacked.build,
+        config,
+        archived_doctests: unpacked.doctests,
+        unpacked: Some(unpacked.dir),
+    };
+    Ok(Ok((tests, engine)))
+}
+
 pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     if let Some(refusal) = args.refused.refusal() {
         say!("cargo-sandbox: error: {refusal}");
@@ -72,44 +201,25 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let no_capture = args.no_capture || filter.nocapture;
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
-    env::prefetch_sysroot();
     // Signals cancel from here on: a runner stopped during the build still removes its engine.
     let cancel = signals::cancel_on_signals()?;
-    // While cargo builds: the engine starts (its zygote, its network namespaces, and on
-    // cgroup v1 the kernel kept ready for the first sandboxes' moves: the first move after a
-    // pause waits for an RCU grace period), and the configuration is read once the workspace's
-    // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
-    // the build's end: one made now would show the workspace through an overlay made before
-    // its binaries existed.
-    let building = build::start(&args.cargo).context("building the tests")?;
     let options = harness::EngineOptions {
         prepare_ahead: true,
         ..args.limits.engine.options()
     };
     // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
     // `--no-run` makes no sandbox, so it works where sandboxes cannot be made.
-    let engine = (!args.no_run).then(|| Engine::new(options));
-    let mut config = None;
-    let built = building.finish(|root| {
-        config = Some(read_config(root, &profile));
-    });
-    if cancel.is_cancelled() {
-        say!("cargo-sandbox: interrupted while building");
-        return Ok(exit::INTERRUPTED);
-    }
-    let config = match config {
-        Some(Ok(config)) => Some(config),
-        Some(Err(message)) => {
-            say!("cargo-sandbox: error: {message}");
-            return Ok(exit::USAGE);
-        }
-        None => None,
+    let start_engine = || (!args.no_run).then(|| Engine::new(options));
+    let (tests, engine) = match prepare(&args, &profile, &cancel, start_engine)? {
+        Ok(prepared) => prepared,
+        Err(code) => return Ok(code),
     };
-    let built = match built {
-        Ok(built) => built,
-        Err(e) => return build_failure(e, "building the tests"),
-    };
-    let config = config.context("the workspace's root was never known")?;
+    let Tests {
+        built,
+        config,
+        archived_doctests,
+        unpacked: _unpacked,
+    } = tests;
     let Some(engine) = engine else {
         say!(
             "{:>12} {} (--no-run: none run)",
@@ -232,7 +342,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let known_uses = listed.is_empty().then_some(unlisted.len());
     engine.prepare(&base_spec, known_uses);
     // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
-    let doc_request = doctest_request(&args, &built, &filter);
+    // An archive's were collected when it was made.
+    let doc_request = archived_doctests
+        .is_none()
+        .then(|| doctest_request(&args.cargo, &built, &filter))
+        .flatten();
     let (listings, collected) = std::thread::scope(|scope| {
         let collecting = doc_request
             .as_ref()
@@ -251,7 +365,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         return Ok(exit::INTERRUPTED);
     }
     let collected = match collected.transpose() {
-        Ok(collected) => collected,
+        Ok(collected) => collected.or(archived_doctests),
         Err(e) => return build_failure(e, "collecting the doc tests"),
     };
     let mut records: Vec<TestRecord> = Vec::new();
@@ -563,7 +677,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
 
 /// A build that failed ends the run with cargo's exit code (cargo said why); anything else
 /// that went wrong while `doing` is cargo-sandbox's own failure.
-fn build_failure(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
+pub fn build_failure(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
     match e.downcast_ref::<BuildFailed>() {
         Some(BuildFailed(code)) => {
             say!("cargo-sandbox: error: {doing}: {e}");
@@ -575,12 +689,11 @@ fn build_failure(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
 
 /// Whether and how doc tests are collected: as `cargo test` runs them, with `--doc` or
 /// without any target selected; those of the libraries whose other tests were built.
-fn doctest_request<'a>(
-    args: &'a TestArgs,
+pub fn doctest_request<'a>(
+    cargo: &'a crate::cli::CargoArgs,
     built: &'a build::Build,
     filter: &'a TestFilter,
 ) -> Option<doctest::Request<'a>> {
-    let cargo = &args.cargo;
     if !cargo.doc && cargo.selects_targets() {
         return None;
     }

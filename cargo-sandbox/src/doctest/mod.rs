@@ -20,15 +20,17 @@ pub use collector::{run as collector_main, SUBCOMMAND};
 use crate::build::{self, BuildFailed};
 use crate::cli::CargoArgs;
 use crate::list::{IgnoredMode, TestFilter};
+use crate::run_dir::RunDir;
 use anyhow::Context;
 use cargo_metadata::{Package, PackageId};
 use output::Verdict;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// A doc test to run in a sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DocTest {
     pub package_id: PackageId,
     /// The library's target name.
@@ -53,7 +55,7 @@ impl DocTest {
 }
 
 /// A doc test rustdoc settled without running it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settled {
     pub package_id: PackageId,
     pub lib_name: String,
@@ -61,7 +63,7 @@ pub struct Settled {
     pub verdict: SettledVerdict,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SettledVerdict {
     Ignored,
     /// `no_run` or `compile_fail`, compiled as expected.
@@ -76,8 +78,20 @@ pub enum SettledVerdict {
 pub struct Collected {
     pub tests: Vec<DocTest>,
     pub settled: Vec<Settled>,
-    /// Holds the binaries (inside the target directory, so sandboxes reach them).
-    _store: Store,
+    /// Holds the binaries (inside the target directory, so sandboxes reach them); none for
+    /// those of an archive, whose directory holds them.
+    _store: Option<RunDir>,
+}
+
+impl Collected {
+    /// Doc tests an archive collected; their binaries are where `tests` say.
+    pub fn archived(tests: Vec<DocTest>, settled: Vec<Settled>) -> Collected {
+        Collected {
+            tests,
+            settled,
+            _store: None,
+        }
+    }
 }
 
 /// What to collect.
@@ -117,7 +131,9 @@ pub fn has_doctests(package: &Package) -> bool {
 
 /// Compiles the selected doc tests (outside any sandbox) and keeps their binaries.
 pub fn collect(request: &Request) -> anyhow::Result<Collected> {
-    let store = Store::new(request.target_dir)?;
+    // `target/sandbox/doctests/<pid>-<time>`: inside the target, so sandboxes reach it.
+    let store = RunDir::new(&request.target_dir.join("sandbox").join("doctests"))?;
+    let dir = store.path().to_owned();
     let crates = crate_names(request.packages);
     let packages: Option<Vec<String>> = request
         .selected
@@ -131,19 +147,13 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
         test_args.extend(request.filter.filters.iter().cloned());
     }
     test_args.extend(request.filter.ignored_flag().map(str::to_owned));
-    let text = run_cargo(
-        request,
-        &store,
-        packages.as_deref(),
-        &test_args,
-        Mode::Token,
-    )?;
+    let text = run_cargo(request, &dir, packages.as_deref(), &test_args, Mode::Token)?;
     let reports = output::parse(&text);
 
     let mut collected = Collected {
         tests: Vec::new(),
         settled: Vec::new(),
-        _store: store,
+        _store: Some(store),
     };
     for report in reports {
         let Some(&(package_id, lib_name)) = crates.get(report.crate_name.as_str()) else {
@@ -165,7 +175,7 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
                     package_id: package_id.clone(),
                     lib_name: lib_name.to_owned(),
                     name: test.name.clone(),
-                    binary: collected._store.0.join(id),
+                    binary: dir.join(id),
                     should_panic: false,
                     merged_index: None,
                 }),
@@ -181,7 +191,7 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
             }
         }
         if !unmatched.is_empty() {
-            let matched = match_in_sequence(request, &collected._store, package_id, &unmatched)?;
+            let matched = match_in_sequence(request, &dir, package_id, &unmatched)?;
             for name in unmatched {
                 match matched.get(&name) {
                     Some(binary) => collected.tests.push(DocTest {
@@ -204,7 +214,7 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
             }
         }
     }
-    merged_tests(request, &mut collected)?;
+    merged_tests(request, &dir, &mut collected)?;
     // rustdoc reports them as they finish: the run's order must not depend on that.
     collected
         .tests
@@ -219,11 +229,11 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
 /// time, their binaries come in name order.
 fn match_in_sequence(
     request: &Request,
-    store: &Store,
+    store: &Path,
     package_id: &PackageId,
     names: &[String],
 ) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let sequence = store.0.join(collector::SEQUENCE_FILE);
+    let sequence = store.join(collector::SEQUENCE_FILE);
     let _ = std::fs::remove_file(&sequence);
     // The words of their item paths select them (and maybe more, which are told apart too).
     let mut test_args = vec!["--test-threads".to_owned(), "1".to_owned()];
@@ -268,18 +278,18 @@ fn match_in_sequence(
         .into_iter()
         .zip(ids)
         .filter(|(name, _)| names.iter().any(|n| n == name))
-        .map(|(name, id)| (name.to_owned(), store.0.join(id)))
+        .map(|(name, id)| (name.to_owned(), store.join(id)))
         .collect())
 }
 
 /// The tests of each merged binary the collector kept, as its runner describes them.
-fn merged_tests(request: &Request, collected: &mut Collected) -> anyhow::Result<()> {
+fn merged_tests(request: &Request, store: &Path, collected: &mut Collected) -> anyhow::Result<()> {
     let dirs: BTreeMap<PathBuf, &Package> = request
         .packages
         .values()
         .filter_map(|p| Some((p.manifest_path.parent()?.as_std_path().to_owned(), p)))
         .collect();
-    let mut runners: Vec<PathBuf> = std::fs::read_dir(&collected._store.0)
+    let mut runners: Vec<PathBuf> = std::fs::read_dir(store)
         .context("reading the doc tests' directory")?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -348,7 +358,7 @@ enum Mode {
 /// output, interleaved as printed.
 fn run_cargo(
     request: &Request,
-    store: &Store,
+    store: &Path,
     packages: Option<&[String]>,
     test_args: &[String],
     mode: Mode,
@@ -364,9 +374,9 @@ fn run_cargo(
             .arg(format!("target.{triple}.runner={runner}"));
     }
     cmd.arg("--").args(test_args);
-    let tmp = store.0.join("tmp");
+    let tmp = store.join("tmp");
     std::fs::create_dir_all(&tmp).context("creating the doc tests' temporary directory")?;
-    cmd.env(collector::STORE_VAR, &store.0)
+    cmd.env(collector::STORE_VAR, store)
         .env(
             collector::MODE_VAR,
             match mode {
@@ -443,36 +453,4 @@ fn lib_name(package: &Package) -> Option<&str> {
         .iter()
         .find(|t| t.doctest && !t.is_bin() && !t.is_test() && !t.is_example() && !t.is_bench())
         .map(|t| t.name.as_str())
-}
-
-/// `target/sandbox/doctests/<pid>-<time>`: this run's, removed when dropped; those of runs
-/// whose runner is gone are removed when the next one starts.
-#[derive(Debug)]
-struct Store(PathBuf);
-
-impl Store {
-    fn new(target_dir: &Path) -> anyhow::Result<Store> {
-        let parent = target_dir.join("sandbox").join("doctests");
-        if let Ok(entries) = std::fs::read_dir(&parent) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
-                if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = parent.join(format!("{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Store(dir))
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

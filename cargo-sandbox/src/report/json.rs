@@ -176,11 +176,7 @@ pub fn outcome_digest(records: &[TestRecord]) -> String {
             r.outcome.word()
         ));
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&hasher.finalize())
 }
 
 /// Writes the report of a run. Each finished test's full record (with its spec and output) is
