@@ -283,10 +283,22 @@ impl TestRun {
 /// Runs `cargo sandbox test --manifest-path <manifest> <args>` with a JSON report, and checks
 /// the run left no cgroup behind.
 pub fn sandbox_test(manifest: &Path, args: &[&str]) -> TestRun {
+    let mut cmd = Command::new(cargo_sandbox());
+    cmd.args(["sandbox", "test", "--manifest-path"])
+        .arg(manifest);
+    run_sandbox_test(cmd, args)
+}
+
+/// [`sandbox_test`] from the directory `cwd`, with no manifest given (runs from an archive).
+pub fn sandbox_test_in(cwd: &Path, args: &[&str]) -> TestRun {
+    let mut cmd = Command::new(cargo_sandbox());
+    cmd.args(["sandbox", "test"]).current_dir(cwd);
+    run_sandbox_test(cmd, args)
+}
+
+fn run_sandbox_test(mut cmd: Command, args: &[&str]) -> TestRun {
     let report_path = std::env::temp_dir().join(format!("e2e-report-{}.json", token("r")));
-    let child = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(manifest)
+    let child = cmd
         .arg("--report-json")
         .arg(&report_path)
         // A fixed seed makes the flaky fixture's outcome, and so the whole run, repeatable.

@@ -98,7 +98,8 @@ pub fn open(
     }
     let (Some(unpacker), Some(fingerprint)) = (unpacker, sealed) else {
         return Err(bad(
-            "it ends early (truncated?): make it again or download it again".to_owned(),
+            "it is damaged or truncated (it ends early): make it again or download it again"
+                .to_owned(),
         )
         .into());
     };
