@@ -238,6 +238,11 @@ pub struct TestArgs {
     #[arg(long, help_heading = "Running")]
     pub no_run: bool,
 
+    /// List the tests the run would run (each binary listed in a sandbox), run none; also
+    /// from an archive. libtest's `-- --list` does the same.
+    #[arg(long, conflicts_with = "no_run", help_heading = "Running")]
+    pub list: bool,
+
     /// Run the tests of an archive made by `cargo sandbox archive` instead of building them
     /// (cargo need not be installed).
     #[arg(

@@ -44,6 +44,8 @@ pub struct TestFilter {
     pub test_threads: Option<usize>,
     /// libtest's `--nocapture`: as `--no-capture`.
     pub nocapture: bool,
+    /// libtest's `--list`: as `--list`.
+    pub list: bool,
 }
 
 impl TestFilter {
@@ -65,6 +67,7 @@ impl TestFilter {
                     None => bail!("`--skip` needs a test name after it"),
                 },
                 "--nocapture" | "--no-capture" => f.nocapture = true,
+                "--list" => f.list = true,
                 "--show-output" | "--quiet" | "-q" => {}
                 "--test-threads" => match args.next() {
                     Some(n) => f.test_threads = Some(test_threads(n)?),
@@ -82,7 +85,7 @@ impl TestFilter {
                 other if other.starts_with("--color=") || other.starts_with("--format=") => {}
                 other if other.starts_with('-') => bail!(
                     "the libtest flag `{other}` is not supported by cargo sandbox test (supported: \
-                     --ignored, --include-ignored, --exact, --skip NAME and test-name filters)"
+                     --ignored, --include-ignored, --exact, --skip NAME, --list and test-name filters)"
                 ),
                 filter => f.filters.push(filter.to_owned()),
             }

@@ -199,6 +199,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         filter.run_ignored(which);
     }
     let no_capture = args.no_capture || filter.nocapture;
+    let listing_only = args.list || filter.list;
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     let palette = terminal::Palette::new(args.cargo.color);
     // Signals cancel from here on: a runner stopped during the build still removes its engine.
@@ -320,7 +321,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     for ctx in &contexts {
         let package = &built.packages[&ctx.binary.package_id];
         let settings = resolve(&package.name, &ctx.binary.id, "", None, None);
-        let whole = settings.isolation == Isolation::Binary
+        let whole = !listing_only
+            && settings.isolation == Isolation::Binary
             && settings.repeat == 1
             && args.partition.is_none()
             // A filterset may name tests, which only the listing tells.
@@ -525,6 +527,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             })
         })
         .collect();
+    if listing_only {
+        print_listing(&queue, &records, &ignored);
+        return Ok(0);
+    }
     if !listed.is_empty() {
         engine.prepare(&base_spec, Some(queue.len()));
     }
@@ -673,6 +679,46 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// `--list`: each binary's selected tests, in report order, nextest's way (`binary:` then its
+/// tests indented); ignored ones marked; those settled without a sandbox (doc tests rustdoc
+/// judged by compiling them) too.
+fn print_listing(queue: &[Job], settled: &[TestRecord], ignored: &[TestRecord]) {
+    let mut tests: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for job in queue.iter().filter(|j| j.attempt == 0) {
+        for test in job.selection.listed() {
+            tests
+                .entry(&job.binary.binary.id)
+                .or_default()
+                .push(test.name.clone());
+        }
+    }
+    for record in settled {
+        tests
+            .entry(&record.id.binary_id)
+            .or_default()
+            .push(record.id.name.clone());
+    }
+    for record in ignored.iter().filter(|r| r.outcome == Outcome::Ignored) {
+        tests
+            .entry(&record.id.binary_id)
+            .or_default()
+            .push(format!("{} (ignored)", record.id.name));
+    }
+    let mut out = String::new();
+    for (binary, mut names) in tests {
+        names.sort();
+        out.push_str(binary);
+        out.push_str(":\n");
+        for name in names {
+            out.push_str("    ");
+            out.push_str(&name);
+            out.push('\n');
+        }
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(out.as_bytes());
 }
 
 /// A build that failed ends the run with cargo's exit code (cargo said why); anything else

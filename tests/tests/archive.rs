@@ -136,6 +136,56 @@ fn a_run_from_the_archive_in_a_fresh_checkout_is_the_direct_run() {
     assert_eq!(left_behind(), Vec::<PathBuf>::new(), "unpacked files left");
 }
 
+/// `--list`'s stdout, run in `cwd` with `args`.
+fn listing(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new(cargo_sandbox())
+        .args(["sandbox", "test"])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_archive_lists_what_the_build_lists() {
+    let Some(a) = archived() else { return };
+    let manifest = fixtures_manifest();
+    let direct = listing(
+        &workspace_root(),
+        &["--list", "--manifest-path", manifest.to_str().unwrap()],
+    );
+    let archived = listing(
+        &a.checkout,
+        &["--list", "--archive-file", a.archive.to_str().unwrap()],
+    );
+    assert_eq!(archived, direct);
+    for line in [
+        "basic::bin_exe:",
+        "    tests::ignored (ignored)",
+        "doctests::doctest/doctests:",
+    ] {
+        assert!(direct.lines().any(|l| l == line), "`{line}` in:\n{direct}");
+    }
+    // libtest's own flag, as under cargo test.
+    let libtest = listing(
+        &a.checkout,
+        &[
+            "--archive-file",
+            a.archive.to_str().unwrap(),
+            "--",
+            "--list",
+        ],
+    );
+    assert_eq!(libtest, direct);
+}
+
 #[test]
 fn three_shards_from_one_archive_merge_to_the_direct_digest() {
     let Some(a) = archived() else { return };
