@@ -296,7 +296,8 @@ pub fn sandbox_test_in(cwd: &Path, args: &[&str]) -> TestRun {
     run_sandbox_test(cmd, args)
 }
 
-fn run_sandbox_test(mut cmd: Command, args: &[&str]) -> TestRun {
+/// [`sandbox_test`] with the command set up by the caller (`sandbox test` and its cwd).
+pub fn run_sandbox_test(mut cmd: Command, args: &[&str]) -> TestRun {
     let report_path = std::env::temp_dir().join(format!("e2e-report-{}.json", token("r")));
     let child = cmd
         .arg("--report-json")
@@ -413,3 +414,29 @@ pub const ENGINE_BATCH_EXPECTED: &str = "zygote true\ntook_the_one_being_made 1\
     confined seccomp 2 no_new_privs 1\nconfined seccomp 2 no_new_privs 1\n\
     privileged seccomp 0 no_new_privs 0\nprivileged seccomp 0 no_new_privs 0\n\
     tmp_cwd 2\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n";
+
+/// `out` of a command that must have exited 0 (else panics with its stderr).
+pub fn succeeded(out: Output) -> Output {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `cargo sandbox report --merge REPORTS -o merged`: the merged report.
+pub fn merge_reports(reports: &[PathBuf], merged: &Path) -> Value {
+    succeeded(
+        Command::new(cargo_sandbox())
+            .args(["sandbox", "report", "--merge"])
+            .args(reports)
+            .arg("-o")
+            .arg(merged)
+            .output()
+            .expect("cargo sandbox report --merge"),
+    );
+    serde_json::from_str(&std::fs::read_to_string(merged).expect("the merged report"))
+        .expect("the merged report is JSON")
+}

@@ -2,7 +2,6 @@
 //! that has no target directory, whole and in shards, and against damaged or hostile archives.
 
 use e2e::*;
-use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,12 +93,21 @@ fn left_behind() -> Vec<PathBuf> {
         .collect()
 }
 
+/// A run from `archive` in the checkout, on a machine without Rust: no cargo or rustc on
+/// PATH, none named by CARGO or RUSTC.
 fn from_archive(a: &Archived, archive: &Path, extra: &[&str]) -> TestRun {
     let archive = archive.to_str().unwrap();
     let mut args = vec!["--archive-file", archive];
     args.extend_from_slice(FIXTURE_CAPS);
     args.extend_from_slice(extra);
-    sandbox_test_in(&a.checkout, &args)
+    let mut cmd = Command::new(cargo_sandbox());
+    cmd.args(["sandbox", "test"])
+        .current_dir(&a.checkout)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN");
+    run_sandbox_test(cmd, &args)
 }
 
 #[test]
@@ -144,13 +152,7 @@ fn listing(cwd: &Path, args: &[&str]) -> String {
         .current_dir(cwd)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(succeeded(out).stdout).unwrap()
 }
 
 #[test]
@@ -197,21 +199,7 @@ fn three_shards_from_one_archive_merge_to_the_direct_digest() {
         std::fs::write(&path, run.report.to_string()).unwrap();
         reports.push(path);
     }
-    let merged = a.dir.join("merged.json");
-    let out = Command::new(cargo_sandbox())
-        .args(["sandbox", "report", "--merge"])
-        .args(&reports)
-        .arg("-o")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let merged: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let merged = merge_reports(&reports, &a.dir.join("merged.json"));
     assert_eq!(merged["outcome_digest"], a.direct.report["outcome_digest"]);
     assert_eq!(merged["totals"], a.direct.report["totals"]);
     assert_eq!(left_behind(), Vec::<PathBuf>::new(), "unpacked files left");

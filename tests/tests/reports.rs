@@ -393,22 +393,7 @@ fn shards_cover_every_test_once_and_merge_to_the_unsharded_digest() {
             "{binary} {name} runs in exactly one shard"
         );
     }
-    let merged_path = whole.dir.join("merged.json");
-    let out = Command::new(cargo_sandbox())
-        .args(["sandbox", "report", "--merge"])
-        .args(&shard_reports)
-        .arg("-o")
-        .arg(&merged_path)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let merged: Value =
-        serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
+    let merged = merge_reports(&shard_reports, &whole.dir.join("merged.json"));
     assert_eq!(merged["outcome_digest"], whole.report()["outcome_digest"]);
     assert_eq!(merged["totals"], whole.report()["totals"]);
 }

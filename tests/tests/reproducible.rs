@@ -325,12 +325,7 @@ fn overrides_beat_profiles_and_flags_beat_overrides() {
             .args(args)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeeded(out);
         String::from_utf8_lossy(&out.stdout).replace(&dir.display().to_string(), "[workspace]")
     };
     insta::assert_snapshot!(
