@@ -104,6 +104,10 @@ pub struct Build {
     /// Where the toolchain's dylibs are when not in its sysroot (a run from an archive).
     #[serde(skip)]
     pub toolchain_lib: Option<PathBuf>,
+    /// A run from an archive: its checkout and unpacked target directory shown at the paths
+    /// they had on the building machine too (for paths compiled in with `env!`).
+    #[serde(skip)]
+    pub shown_at: Vec<harness::ShownAt>,
 }
 
 /// The build failed; cargo already printed why. Carries cargo's exit code.
@@ -358,6 +362,7 @@ impl Building {
             workspace_root: metadata.workspace_root.into(),
             deps_dirs,
             toolchain_lib: None,
+            shown_at: Vec::new(),
         })
     }
 }

@@ -26,6 +26,8 @@ pub struct BinaryEnv {
     /// The workspace (copy-on-write for tests) and the target directory it builds into.
     pub workspace_root: PathBuf,
     pub target_dir: PathBuf,
+    /// From an archive: its checkout and files shown at the building machine's paths too.
+    pub shown_at: Vec<harness::ShownAt>,
 }
 
 pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)]) -> BinaryEnv {
@@ -132,6 +134,7 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
         cwd: manifest_dir,
         workspace_root: build.workspace_root.clone(),
         target_dir: build.target_dir.clone(),
+        shown_at: build.shown_at.clone(),
     }
 }
 
@@ -317,6 +320,7 @@ mod tests {
             cwd: "/".into(),
             workspace_root: "/".into(),
             target_dir: "/target".into(),
+            shown_at: Vec::new(),
         };
         let env: BTreeMap<String, String> = for_test(&binary, &host(), &EnvSettings::default(), 7)
             .into_iter()

@@ -32,6 +32,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             scratch: Vec::new(),
             writable: settings.writable.clone(),
             keep_writes: args.limits.keep_writes.clone(),
+            shown_at: Vec::new(),
         };
     }
     // Interactive and piped input reach the command; tests get /dev/null (see `test`).

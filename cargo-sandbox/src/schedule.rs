@@ -127,17 +127,20 @@ pub fn spec(
         settings,
         &binary.env.workspace_root,
         &binary.env.target_dir,
+        &binary.env.shown_at,
         &mut spec,
     );
     spec
 }
 
 /// The workspace stays reachable; under `fs = isolated` it is copy-on-write and the target's
-/// `tmp` (CARGO_TARGET_TMPDIR) is each test's own scratch directory.
+/// `tmp` (CARGO_TARGET_TMPDIR) is each test's own scratch directory, and a run from an archive
+/// shows its files at the paths they were built at too (`shown_at`).
 pub fn workspace_filesystem(
     settings: &Resolved,
     root: &Path,
     target: &Path,
+    shown_at: &[harness::ShownAt],
     spec: &mut SandboxSpec,
 ) {
     spec.reachable = vec![root.to_owned(), target.to_owned()];
@@ -147,6 +150,7 @@ pub fn workspace_filesystem(
             scratch: vec![target.join("tmp")],
             writable: settings.writable.clone(),
             keep_writes: None,
+            shown_at: shown_at.to_vec(),
         };
     }
 }

@@ -276,7 +276,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     };
     let engine = engine.context("cannot set up sandboxes")?;
     let base_settings = resolve("", "", "", None, None);
-    let mut base_spec = base_spec(&base_settings, &built.workspace_root, &built.target_dir);
+    let mut base_spec = base_spec(
+        &base_settings,
+        &built.workspace_root,
+        &built.target_dir,
+        &built.shown_at,
+    );
     if no_capture && base_settings.isolation == Isolation::Test {
         // The sandboxes made ahead are for tests, whose output then passes through.
         base_spec.output = harness::Output::Inherit;
@@ -933,12 +938,17 @@ fn doc_tests(
 
 /// What every sandbox of the run has in common with the workspace-wide settings (its command
 /// aside): what the reports state as in force, and what the engine prepares ahead.
-fn base_spec(settings: &Resolved, root: &Path, target: &Path) -> harness::SandboxSpec {
+fn base_spec(
+    settings: &Resolved,
+    root: &Path,
+    target: &Path,
+    shown_at: &[harness::ShownAt],
+) -> harness::SandboxSpec {
     // The working directory is part of a sandbox's shape only when it lies outside the paths
     // kept reachable; every test's lies in the workspace, and so does this one.
     let mut spec = harness::SandboxSpec::new(Vec::new(), root.to_owned(), Vec::new());
     schedule::apply(settings, &mut spec);
-    schedule::workspace_filesystem(settings, root, target, &mut spec);
+    schedule::workspace_filesystem(settings, root, target, shown_at, &mut spec);
     spec
 }
 
@@ -975,6 +985,7 @@ mod tests {
                 cwd: root.join("crates/a"),
                 workspace_root: root.to_owned(),
                 target_dir: target.to_owned(),
+                shown_at: Vec::new(),
             },
             runs_as: RunsAs::Libtest,
         };
@@ -986,7 +997,7 @@ mod tests {
             let argv = vec![context.binary.path.display().to_string(), "--exact".into()];
             let test = schedule::spec(&settings, argv, &context, &[], 7);
             assert!(
-                base_spec(&settings, root, target).starts_like(&test),
+                base_spec(&settings, root, target, &[]).starts_like(&test),
                 "{fs:?}: a test needs a sandbox of another shape than the one made ahead"
             );
         }

@@ -53,6 +53,7 @@ fn main() {
         scratch: vec![scratch.clone()],
         writable: Vec::new(),
         keep_writes: None,
+        shown_at: Vec::new(),
     };
 
     let mut plain = Vec::with_capacity(rounds);

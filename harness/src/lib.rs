@@ -60,5 +60,5 @@ pub use result::{
     Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections, ResourceUsage,
     SandboxResult,
 };
-pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, Stdin};
+pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, ShownAt, Stdin};
 pub use userns::RootMapping;

@@ -101,7 +101,21 @@ pub enum Filesystem {
         /// one per copy-on-write directory) instead of on a private tmpfs.
         #[serde(default)]
         keep_writes: Option<PathBuf>,
+        /// Directories shown at a second path too, in order, after everything above: a test
+        /// archive's checkout and unpacked target directory at the paths its binaries were
+        /// compiled with (`env!("CARGO_BIN_EXE_x")` names the building machine's).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shown_at: Vec<ShownAt>,
     },
+}
+
+/// `source` shown at `at` as well. A missing `at` is made where the sandbox can write without
+/// the host seeing it (in a copy-on-write directory, never reported as a change, or under the
+/// private `/tmp`); where it cannot be made, nothing is shown there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownAt {
+    pub source: PathBuf,
+    pub at: PathBuf,
 }
 
 /// Cgroup caps. `None` means "not capped" (usage is still measured).

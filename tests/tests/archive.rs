@@ -403,3 +403,55 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
     assert!(!mine(), "its unpack directory is removed");
     assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
 }
+
+/// What a CI shard meets: the checkout at the building job's path, its `target/` absent. Paths
+/// compiled into the tests (`env!`) still work: each sandbox shows the unpacked files there,
+/// and the mount point it makes for them is no change of the test's.
+#[test]
+fn paths_compiled_in_find_the_archives_files() {
+    if !privileged() {
+        return;
+    }
+    let dir = workspace_root().join("target/e2e-compiled-paths");
+    let manifest = scratch_crate(
+        &dir,
+        "compiled-paths",
+        "",
+        &[
+            ("src/main.rs", "fn main() { println!(\"tool ran\"); }\n"),
+            (
+                "tests/paths.rs",
+                r#"
+#[test]
+fn compiled_in() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_compiled-paths")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tool ran");
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(tmp.join("scratch"), "x").unwrap();
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(manifest_dir.join("tests/paths.rs").exists());
+}
+"#,
+            ),
+        ],
+    );
+    let archive = workspace_root().join("target/e2e-compiled-paths.tar.zst");
+    succeeded(
+        Command::new(cargo_sandbox())
+            .args(["sandbox", "archive", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--archive-file")
+            .arg(&archive)
+            .output()
+            .unwrap(),
+    );
+    std::fs::remove_dir_all(dir.join("target")).unwrap();
+    let run = sandbox_test_in(&dir, &["--archive-file", archive.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let test = run.test("compiled_in");
+    assert_eq!(test["outcome"], "passed", "{}", run.stderr);
+    assert_eq!(test["files_written_total"], 0, "{test}");
+    assert!(!dir.join("target").exists(), "no target/ on the host");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&archive).unwrap();
+}

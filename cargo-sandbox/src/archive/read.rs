@@ -122,6 +122,17 @@ pub fn open(
     }
     // The toolchain's dylibs are the archive's (none when the tests link none).
     build.toolchain_lib = Some(target.join(TOOLCHAIN_DIR));
+    // Paths compiled in (`env!("CARGO_BIN_EXE_x")`, `env!("CARGO_MANIFEST_DIR")`) name the
+    // building machine's directories: sandboxes show the checkout and the unpacked files
+    // there too, the checkout first (the target often lies inside it).
+    build.shown_at = [&moves.workspace, &moves.target]
+        .into_iter()
+        .filter(|(from, to)| from != to)
+        .map(|(from, to)| harness::ShownAt {
+            source: to.clone(),
+            at: from.clone(),
+        })
+        .collect();
     let doctests = manifest.doctests.map(|d| {
         let tests = d
             .tests

@@ -21,6 +21,7 @@ pub fn list(overlays: &Overlays) -> (Vec<FileWrite>, usize) {
                 upper: &o.upper,
                 lower: &lower,
                 host: &o.path,
+                made: &overlays.made,
             },
             Path::new(""),
             &mut found,
@@ -49,6 +50,8 @@ struct Layers<'a> {
     lower: &'a Path,
     /// Where the directory is on the host (for the report).
     host: &'a Path,
+    /// Mount points the sandbox made itself (see `mounts::show_at`), as `host` names them.
+    made: &'a [PathBuf],
 }
 
 fn walk(layers: &Layers, rel: &Path, found: &mut Found) {
@@ -83,6 +86,11 @@ fn walk(layers: &Layers, rel: &Path, found: &mut Found) {
         if file_type.is_char_device() && meta.rdev() == 0 {
             found.push(host, FileChange::Deleted, 0);
         } else if file_type.is_dir() {
+            // A mount point the sandbox made: empty in the upper layer, what was written there
+            // went to the directory shown on it.
+            if layers.made.contains(&host) {
+                continue;
+            }
             if !in_lower.as_ref().is_some_and(|m| m.is_dir()) {
                 found.push(host, FileChange::Created, 0);
             }

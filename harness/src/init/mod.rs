@@ -262,6 +262,7 @@ fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
         overlays: mounts::Overlays {
             staging: None,
             overlays: Vec::new(),
+            made: Vec::new(),
         },
         cwd,
     };

@@ -10,8 +10,10 @@
 //!    `ptmx`, `shm`, and the fd symlinks. No disks.
 //! 5. A private tmpfs `/tmp` with a size cap; private tmpfs scratch directories; the paths the
 //!    user asked to keep writable, bound read-write.
+//! 6. Directories shown at a second path too (`ShownAt`: an archive's files at the paths its
+//!    tests were compiled with).
 
-use crate::spec::Filesystem;
+use crate::spec::{Filesystem, ShownAt};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use std::fs::File;
@@ -35,6 +37,9 @@ pub struct Overlays {
     /// directory), opened before anything covered it; kept open so they stay reachable.
     pub staging: Option<File>,
     pub overlays: Vec<Overlay>,
+    /// Mount points made for [`ShownAt`]s inside copy-on-write directories, as the census
+    /// names them: not the command's changes.
+    pub made: Vec<PathBuf>,
 }
 
 /// Where the upper layers live until the sandbox's own `/dev` covers them (then only the init's
@@ -63,6 +68,7 @@ pub fn set_up(
     let mut result = Overlays {
         staging: None,
         overlays: Vec::new(),
+        made: Vec::new(),
     };
     match filesystem {
         Filesystem::Host => {
@@ -142,7 +148,10 @@ pub fn set_up(
     }
 
     if let Filesystem::Isolated {
-        scratch, writable, ..
+        scratch,
+        writable,
+        shown_at,
+        ..
     } = filesystem
     {
         for dir in scratch {
@@ -169,8 +178,47 @@ pub fn set_up(
             )
             .map_err(|e| ("making a writable path writable", e))?;
         }
+        for (i, shown) in shown_at.iter().enumerate() {
+            if let Some(made) = show_at(shown, &shown_at[..i])
+                .map_err(|e| ("showing a directory at a second path", e))?
+            {
+                result.made.push(made);
+            }
+        }
     }
     Ok(result)
+}
+
+/// Binds `shown.source` at `shown.at`; returns the mount point it made, named as on the host
+/// (through the [`ShownAt`]s before it), or `None` when there was nothing to make or nowhere
+/// to make it.
+fn show_at(shown: &ShownAt, before: &[ShownAt]) -> nix::Result<Option<PathBuf>> {
+    let Ok(source) = File::open(&shown.source) else {
+        return Ok(None);
+    };
+    let made = if shown.at.is_dir() {
+        None
+    } else if std::fs::create_dir_all(&shown.at).is_ok() {
+        let host = before
+            .iter()
+            .rev()
+            .find_map(|b| Some(b.source.join(shown.at.strip_prefix(&b.at).ok()?)))
+            .unwrap_or_else(|| shown.at.clone());
+        Some(host)
+    } else {
+        // Read-only host: nothing is shown there.
+        return Ok(None);
+    };
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", source.as_raw_fd());
+    mount(
+        Some(from.as_str()),
+        shown.at.as_path(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    Ok(made)
 }
 
 /// Shows, read-only at `/sys/fs/cgroup`, only the sandbox's own cgroups (`own`, its directory
@@ -353,6 +401,7 @@ fn mount_overlays(
     Ok(Overlays {
         staging: None,
         overlays,
+        made: Vec::new(),
     })
 }
 
