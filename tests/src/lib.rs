@@ -440,3 +440,27 @@ pub fn merge_reports(reports: &[PathBuf], merged: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(merged).expect("the merged report"))
         .expect("the merged report is JSON")
 }
+
+/// Checks the JSON report at `path` against `cargo-sandbox/report.schema.json` with a real
+/// JSON Schema reader (Python's jsonschema).
+pub fn assert_valid_report(path: &Path) {
+    let verdict = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             jsonschema.Draft202012Validator(schema).validate(json.load(open(sys.argv[2])))\n\
+             print('valid')",
+        )
+        .arg(workspace_root().join("cargo-sandbox/report.schema.json"))
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&verdict.stdout).trim(),
+        "valid",
+        "{}",
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+}

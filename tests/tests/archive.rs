@@ -141,6 +141,13 @@ fn a_run_from_the_archive_in_a_fresh_checkout_is_the_direct_run() {
         !a.checkout.join("target").exists(),
         "no target/ in the checkout"
     );
+    // Its report, the paths shown at the building machine's included, is a valid report.
+    let fs = &run.test("tests::env_fixed_build_value")["spec"]["filesystem"]["isolated"];
+    let fixtures = workspace_root().join("fixtures");
+    assert_eq!(fs["shown_at"][0]["at"], fixtures.to_str().unwrap());
+    let report = a.dir.join("from-archive.json");
+    std::fs::write(&report, run.report.to_string()).unwrap();
+    assert_valid_report(&report);
     assert_eq!(left_behind(), Vec::<PathBuf>::new(), "unpacked files left");
 }
 
