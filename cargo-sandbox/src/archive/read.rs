@@ -190,7 +190,7 @@ impl Unpacker {
                 super::tool_version()
             ));
         }
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        let manifest: Manifest = serde_json::from_value(header)
             .map_err(|e| format!("its manifest cannot be read ({e}): it is damaged"))?;
         let files = manifest
             .files

@@ -137,37 +137,26 @@ impl Contents {
                 add(&file, is_executable(&file), Part::BuildScriptOutput)?;
             }
         }
-        let doctests = collected.map(|c| {
-            let mut kept = BTreeMap::new();
-            let mut tests = c.tests.clone();
-            for test in &mut tests {
-                let name = test.binary.file_name().unwrap_or_default().to_owned();
-                let archived = target.join(DOCTESTS_DIR).join(&name);
-                kept.insert(archived.clone(), test.binary.clone());
-                test.binary = archived;
-            }
-            (
-                Doctests {
-                    tests,
-                    settled: c.settled.clone(),
-                },
-                kept,
-            )
-        });
-        let doctests = match doctests {
-            Some((doctests, kept)) => {
-                for (archived, source) in kept {
+        // Merged doc tests share a binary: archived once (the dedup below).
+        let doctests = collected
+            .map(|c| -> anyhow::Result<Doctests> {
+                let mut tests = c.tests.clone();
+                for test in &mut tests {
+                    let name = test.binary.file_name().unwrap_or_default();
+                    let archived = target.join(DOCTESTS_DIR).join(name);
                     files.push(File {
                         path: relative(&archived, target)?,
-                        source,
+                        source: std::mem::replace(&mut test.binary, archived),
                         executable: true,
                         part: Part::DocTest,
                     });
                 }
-                Some(doctests)
-            }
-            None => None,
-        };
+                Ok(Doctests {
+                    tests,
+                    settled: c.settled.clone(),
+                })
+            })
+            .transpose()?;
         add_dylibs(built, &mut files)?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         files.dedup_by(|a, b| a.path == b.path);
