@@ -90,7 +90,7 @@ pub struct BuildScriptOutput {
 }
 
 /// Everything a run needs of the build; an archive keeps it (see `archive`).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Build {
     pub binaries: Vec<TestBinary>,
     pub packages: BTreeMap<PackageId, Package>,
@@ -286,136 +286,220 @@ impl<R: std::io::Read> std::io::Read for Forwarded<R> {
 }
 
 /// A build under way: `cargo test --no-run` and, beside it, `cargo metadata --no-deps` (which
-/// neither builds nor resolves dependencies).
+/// neither builds nor resolves dependencies). Cargo's messages are read on a thread of their
+/// own and handed over as they come, so a run can start a binary's tests while cargo still
+/// builds the others (see `pipeline`).
 pub struct Building {
-    metadata: std::thread::JoinHandle<cargo_metadata::Result<cargo_metadata::Metadata>>,
-    built: std::thread::JoinHandle<anyhow::Result<Built>>,
+    metadata: Option<std::thread::JoinHandle<cargo_metadata::Result<cargo_metadata::Metadata>>>,
+    messages: std::sync::mpsc::Receiver<Read>,
 }
 
-/// Starts building the tests; [`Building::finish`] waits for the build. The build is never
-/// stopped halfway: cargo's compilers would outlive it, and what they build is needed anyway.
-pub fn start(args: &CargoArgs) -> anyhow::Result<Building> {
+/// What the reading thread hands over: a message that matters to a run, then how cargo ended.
+enum Read {
+    Message(Box<Message>),
+    Ended(anyhow::Result<()>),
+}
+
+/// Starts building the tests. With `slots`, cargo joins that jobserver (it shares the CPUs
+/// with tests run while it builds). Cargo runs in a process group of its own, stopped whole
+/// (its compilers too) when `cancel` is: a Ctrl-C reaches the runner alone, which then stops
+/// cargo and its sandboxes alike.
+pub fn start(
+    args: &CargoArgs,
+    slots: Option<&jobserver::Client>,
+    cancel: &harness::Cancel,
+) -> anyhow::Result<Building> {
     let mut metadata = MetadataCommand::new();
     metadata.cargo_path(cargo()).no_deps();
     if let Some(path) = &args.manifest_path {
         metadata.manifest_path(path);
     }
     metadata.other_options(global_options(args));
-    let metadata = std::thread::spawn(move || metadata.exec());
+    let metadata = Some(std::thread::spawn(move || metadata.exec()));
     let forward_json = message_format(&args.message_format).forward_json;
+    let (sender, messages) = std::sync::mpsc::channel();
     if args.doc {
         // Doc tests only: `cargo test --doc` builds what they need when they are collected
         // (cargo has no `--doc --no-run`).
-        let built = std::thread::spawn(|| Ok(<Built as Default>::default()));
-        return Ok(Building { metadata, built });
+        let _ = sender.send(Read::Ended(Ok(())));
+        return Ok(Building { metadata, messages });
     }
     let mut cmd = build_command(args);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .stdin(Stdio::null());
+    if let Some(slots) = slots {
+        slots.configure_make(&mut cmd);
+    }
+    use std::os::unix::process::CommandExt as _;
+    cmd.process_group(0);
+    let cancel = cancel.try_clone().context("watching for a cancellation")?;
     let child = cmd
         .spawn()
         .with_context(|| format!("running {}", cargo().display()))?;
-    let built = std::thread::spawn(move || build_tests(child, forward_json));
-    Ok(Building { metadata, built })
+    let group = child.id() as i32;
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cargo_ended = ended.clone();
+    std::thread::spawn(move || {
+        let result = read_messages(child, forward_json, &sender);
+        cargo_ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = sender.send(Read::Ended(result));
+    });
+    std::thread::spawn(move || {
+        while !ended.load(std::sync::atomic::Ordering::Relaxed) {
+            if cancel.is_cancelled() {
+                // SAFETY: signalling the process group of the cargo this run started (the
+                // group lives until cargo is reaped, which `read_messages` does).
+                unsafe { libc::kill(-group, libc::SIGINT) };
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    Ok(Building { metadata, messages })
 }
 
 impl Building {
-    /// Waits for the build. `with_root` gets the workspace's root as soon as it is known, while
-    /// cargo still builds.
-    pub fn finish(self, with_root: impl FnOnce(&std::path::Path)) -> anyhow::Result<Build> {
-        let Building { metadata, built } = self;
-        let metadata = metadata
+    /// The workspace's packages and directories, from `cargo metadata` (done long before
+    /// cargo's build): the build so far, without test binaries. When `cargo metadata` fails,
+    /// the build fails too and cargo says why: its failure is the one returned.
+    pub fn packages(&mut self) -> anyhow::Result<Build> {
+        let metadata = self
+            .metadata
+            .take()
+            .context("the workspace's packages were asked for twice")?
             .join()
             .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
-        // Without metadata the build fails too, and cargo says why.
-        if let Ok(metadata) = &metadata {
-            with_root(metadata.workspace_root.as_std_path());
+        match metadata {
+            Ok(metadata) => Ok(Build::from_metadata(metadata)),
+            Err(e) => {
+                let mut build = Build::default();
+                while let Some(binary) = self.next(&mut build) {
+                    binary?;
+                }
+                Err(anyhow::Error::new(e).context("running `cargo metadata`"))
+            }
         }
-        let built = built
-            .join()
-            .map_err(|_| anyhow::anyhow!("reading cargo's build messages panicked"))?;
-        let (mut binaries, bin_exes, build_scripts, deps_dirs) = built?;
-        let metadata = metadata.context("running `cargo metadata`")?;
-        let packages: BTreeMap<PackageId, Package> = metadata
-            .packages
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
-        for binary in &mut binaries {
-            let Some(package) = packages.get(&binary.package_id) else {
-                bail!(
-                    "cargo built a test of a package `cargo metadata` does not list: {}",
-                    binary.package_id
-                );
-            };
-            binary.id = binary_id(&package.name, binary.kind, &binary.target_name);
+    }
+
+    /// Waits for the next test binary or package binary cargo builds, taking in `build` what
+    /// cargo said before it; `None` once cargo ended well, `Err` when it failed (its code in
+    /// [`BuildFailed`]).
+    pub fn next(&mut self, build: &mut Build) -> Option<anyhow::Result<Linked>> {
+        loop {
+            match self.messages.recv() {
+                Ok(Read::Message(message)) => match build.take_in(*message) {
+                    Ok(Some(linked)) => return Some(Ok(linked)),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                },
+                Ok(Read::Ended(Ok(()))) => return None,
+                Ok(Read::Ended(Err(e))) => return Some(Err(e)),
+                Err(_) => {
+                    return Some(Err(anyhow::anyhow!(
+                        "reading cargo's build messages stopped"
+                    )))
+                }
+            }
         }
-        binaries.sort_by(|a, b| a.id.cmp(&b.id));
-        binaries.dedup_by(|a, b| a.id == b.id);
-        Ok(Build {
-            binaries,
-            packages,
-            bin_exes,
-            build_scripts,
-            target_dir: metadata.target_directory.into(),
-            workspace_root: metadata.workspace_root.into(),
-            deps_dirs,
-            toolchain_lib: None,
-            shown_at: Vec::new(),
-        })
+    }
+
+    /// Waits for the whole build. `with_root` gets the workspace's root as soon as it is known,
+    /// while cargo still builds.
+    pub fn finish(mut self, with_root: impl FnOnce(&std::path::Path)) -> anyhow::Result<Build> {
+        let mut build = self.packages()?;
+        with_root(&build.workspace_root);
+        while let Some(binary) = self.next(&mut build) {
+            binary?;
+        }
+        build.sort_binaries();
+        Ok(build)
     }
 }
 
-/// What `cargo test --no-run` built: test binaries (ids still empty), the packages' binaries,
-/// build script outputs, and the directories holding them.
-type Built = (
-    Vec<TestBinary>,
-    BTreeMap<PackageId, Vec<(String, PathBuf)>>,
-    BTreeMap<PackageId, BuildScriptOutput>,
-    Vec<PathBuf>,
-);
+/// What cargo just linked.
+pub enum Linked {
+    Test(TestBinary),
+    /// One of a package's binaries (`CARGO_BIN_EXE_<name>` of its integration tests).
+    Bin,
+}
 
-/// Reads the messages of `cargo test --no-run` (`child`) until it exits.
-fn build_tests(mut child: std::process::Child, forward_json: bool) -> anyhow::Result<Built> {
-    let stdout = child.stdout.take().context("cargo's stdout")?;
-    let stdout: Box<dyn std::io::Read + Send> = if forward_json {
-        Box::new(Forwarded(stdout))
-    } else {
-        Box::new(stdout)
-    };
+impl Build {
+    /// Whether a binary's environment is complete: an integration test or benchmark needs
+    /// its package's binaries (`CARGO_BIN_EXE_<name>`), which cargo may report after it.
+    pub fn ready(&self, binary: &TestBinary) -> bool {
+        if !matches!(binary.kind, BinaryKind::Test | BinaryKind::Bench) {
+            return true;
+        }
+        let Some(package) = self.packages.get(&binary.package_id) else {
+            return true;
+        };
+        let linked = self.bin_exes.get(&binary.package_id).map_or(0, Vec::len);
+        let bins = package
+            .targets
+            .iter()
+            .filter(|t| t.kind.contains(&TargetKind::Bin))
+            .count();
+        linked >= bins
+    }
 
-    let mut binaries = Vec::new();
-    let mut bin_exes: BTreeMap<PackageId, Vec<(String, PathBuf)>> = BTreeMap::new();
-    let mut build_scripts = BTreeMap::new();
-    let mut deps_dirs = Vec::new();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        match message.context("reading cargo's build messages")? {
+    fn from_metadata(metadata: cargo_metadata::Metadata) -> Build {
+        Build {
+            packages: metadata
+                .packages
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            target_dir: metadata.target_directory.into(),
+            workspace_root: metadata.workspace_root.into(),
+            ..Build::default()
+        }
+    }
+
+    /// Takes in one of cargo's messages; says what was linked (a test binary only when not
+    /// seen before).
+    fn take_in(&mut self, message: Message) -> anyhow::Result<Option<Linked>> {
+        match message {
             Message::CompilerArtifact(artifact) => {
                 let Some(exe) = artifact.executable else {
-                    continue;
+                    return Ok(None);
                 };
                 let exe = PathBuf::from(exe);
                 if let Some(dir) = exe.parent() {
-                    if !deps_dirs.iter().any(|d| d == dir) {
-                        deps_dirs.push(dir.to_owned());
+                    if !self.deps_dirs.iter().any(|d| d == dir) {
+                        self.deps_dirs.push(dir.to_owned());
                     }
                 }
                 let kind = binary_kind(&artifact.target.kind);
-                if artifact.profile.test {
-                    binaries.push(TestBinary {
-                        id: String::new(),
-                        package_id: artifact.package_id,
-                        target_name: artifact.target.name,
-                        kind,
-                        path: exe,
-                    });
-                } else if kind == BinaryKind::Bin {
-                    bin_exes
+                if !artifact.profile.test {
+                    if kind != BinaryKind::Bin {
+                        return Ok(None);
+                    }
+                    self.bin_exes
                         .entry(artifact.package_id)
                         .or_default()
                         .push((artifact.target.name, exe));
+                    return Ok(Some(Linked::Bin));
                 }
+                let Some(package) = self.packages.get(&artifact.package_id) else {
+                    bail!(
+                        "cargo built a test of a package `cargo metadata` does not list: {}",
+                        artifact.package_id
+                    );
+                };
+                let binary = TestBinary {
+                    id: binary_id(&package.name, kind, &artifact.target.name),
+                    package_id: artifact.package_id,
+                    target_name: artifact.target.name,
+                    kind,
+                    path: exe,
+                };
+                // The same test target built twice (several `--target`s) is run once.
+                if self.binaries.iter().any(|b| b.id == binary.id) {
+                    return Ok(None);
+                }
+                self.binaries.push(binary.clone());
+                Ok(Some(Linked::Test(binary)))
             }
             Message::BuildScriptExecuted(script) => {
                 let linked_paths = script
@@ -426,7 +510,7 @@ fn build_tests(mut child: std::process::Child, forward_json: bool) -> anyhow::Re
                         PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
                     })
                     .collect();
-                build_scripts.insert(
+                self.build_scripts.insert(
                     script.package_id,
                     BuildScriptOutput {
                         out_dir: script.out_dir.into(),
@@ -434,15 +518,46 @@ fn build_tests(mut child: std::process::Child, forward_json: bool) -> anyhow::Re
                         linked_paths,
                     },
                 );
+                Ok(None)
             }
-            _ => {}
+            _ => Ok(None),
+        }
+    }
+
+    /// Test binaries in id order (the order of every report), once the build is done.
+    pub fn sort_binaries(&mut self) {
+        self.binaries.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+}
+
+/// Reads the messages of `cargo test --no-run` (`child`) until it exits, handing over those
+/// that matter to a run.
+fn read_messages(
+    mut child: std::process::Child,
+    forward_json: bool,
+    sender: &std::sync::mpsc::Sender<Read>,
+) -> anyhow::Result<()> {
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    let stdout: Box<dyn std::io::Read + Send> = if forward_json {
+        Box::new(Forwarded(stdout))
+    } else {
+        Box::new(stdout)
+    };
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let message = message.context("reading cargo's build messages")?;
+        if matches!(
+            message,
+            Message::CompilerArtifact(_) | Message::BuildScriptExecuted(_)
+        ) {
+            // A run that stopped listening still lets cargo finish (see [`start`]).
+            let _ = sender.send(Read::Message(Box::new(message)));
         }
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
         return Err(BuildFailed(status.code().unwrap_or(101)).into());
     }
-    Ok((binaries, bin_exes, build_scripts, deps_dirs))
+    Ok(())
 }
 
 fn binary_kind(kinds: &[TargetKind]) -> BinaryKind {

@@ -330,9 +330,21 @@ pub struct TestArgs {
     #[arg(long, value_name = "N", help_heading = "Running")]
     pub seed: Option<u64>,
 
-    /// Run tests in an order shuffled from the seed.
+    /// Run tests in an order shuffled from the seed (the whole order is fixed once every
+    /// binary is built: the build and the run are not pipelined then).
     #[arg(long, help_heading = "Running")]
     pub shuffle: bool,
+
+    /// Wait for the whole build before the first test runs. By default a binary's tests start
+    /// as soon as cargo built it, sharing the CPUs with the rest of the build.
+    #[arg(long, help_heading = "Running")]
+    pub no_pipeline: bool,
+
+    /// Seed the run's order from a JSON report of an earlier run (`--report-json`), e.g. the
+    /// last CI run's artifact: its durations go over those kept under the target directory.
+    /// Tests start longest first, those never seen first of all; --shuffle ignores both.
+    #[arg(long, value_name = "REPORT", help_heading = "Running")]
+    pub history_from: Vec<PathBuf>,
 
     /// Which tests get a line as they finish: none, fail, retry, slow, leak, pass, skip, all
     /// [default: skip; fail with -q].

@@ -7,6 +7,7 @@ use crate::build::TestBinary;
 use crate::config::{FsMode, Isolation, Resolved};
 use crate::env::{self, BinaryEnv};
 use crate::event::{Event, TestId, TestRecord};
+use crate::history::History;
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::{classify, classify_doctest, Outcome};
 use harness::{Cancel, Engine, Exit, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
@@ -107,8 +108,9 @@ pub struct Job {
     pub attempt: u32,
     /// Retries used so far.
     pub retry: u32,
-    /// Position in the initial queue.
-    pub order: usize,
+    /// Position in the run's order: given when a worker first takes it (a retry keeps its
+    /// test's).
+    pub order: Option<usize>,
 }
 
 /// The sandbox for a command under resolved settings: stdin `/dev/null`, output captured
@@ -237,17 +239,42 @@ pub struct Run<'a> {
     pub max_fail: Option<u32>,
     /// `--no-capture`: a test sandboxed alone writes straight to the runner's stdout and stderr.
     pub no_capture: bool,
+    /// While cargo builds, each job first takes one of the CPUs it shares with cargo.
+    pub slots: Option<&'a crate::pipeline::Slots>,
+}
+
+/// The jobs the workers take. The plan feeds it (a binary's jobs as soon as its listing is
+/// in, while cargo builds the others) and closes it when complete; the workers end once it is
+/// closed and empty. With a history, jobs are taken longest first, those never seen before
+/// ahead of all (they may be the longest); equal ones in the order they were fed.
+pub struct Feed<'a> {
+    queue: Mutex<Queue>,
+    /// Idle workers wait on this while jobs may still come: more of the plan, or retries of
+    /// jobs running. Signalled on every change.
+    changed: std::sync::Condvar,
+    pending: Mutex<Tally>,
+    history: Option<&'a History>,
 }
 
 /// The jobs not yet taken, and how many are running (each may queue a retry).
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Each with how long it is expected to take (infinite: not known; retries after all).
+    jobs: VecDeque<(f64, Job)>,
     busy: usize,
     /// Failed tests so far (final outcomes, after retries).
     failures: u32,
     /// `--max-fail` was reached: no more jobs start.
     stopped: bool,
+    /// No more jobs of the plan will come.
+    closed: bool,
+    /// Jobs taken so far: the next one's place in the run's order.
+    taken: usize,
 }
+
+/// Attempts of each test collected so far; tests of unlisted binaries whose record was
+/// emitted (a later record for one, a test named twice in a binary's output or a binary's
+/// pseudo-test again from its retry, is no new test).
+type Tally = (HashMap<TestId, Pending>, std::collections::HashSet<TestId>);
 
 /// Attempts of one test collected so far.
 struct Pending {
@@ -255,130 +282,244 @@ struct Pending {
     records: Vec<TestRecord>,
 }
 
-pub fn run_jobs(run: &Run, jobs: Vec<Job>) {
-    let mut pending: HashMap<TestId, Pending> = HashMap::new();
-    for job in &jobs {
-        for test in job.selection.listed() {
-            pending
-                .entry(test_id(job, &test.name))
-                .or_insert(Pending {
-                    expected: 0,
-                    records: Vec::new(),
-                })
-                .expected += 1;
+impl<'a> Feed<'a> {
+    pub fn new(history: Option<&'a History>) -> Feed<'a> {
+        Feed {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                busy: 0,
+                failures: 0,
+                stopped: false,
+                closed: false,
+                taken: 0,
+            }),
+            changed: std::sync::Condvar::new(),
+            pending: Mutex::new(Default::default()),
+            history,
         }
     }
-    // Tests of unlisted binaries whose record was emitted: a later record for one (a test named
-    // twice in a binary's output, a binary's pseudo-test again from its retry) is no new test.
-    let pending = Mutex::new((pending, std::collections::HashSet::<TestId>::new()));
-    let queue = Mutex::new(Queue {
-        jobs: VecDeque::from(jobs),
-        busy: 0,
-        failures: 0,
-        stopped: false,
-    });
-    // Idle workers wait on this while others still run jobs that may queue retries; they are
-    // woken when a job ends (the last one ends the run at once).
-    let changed = std::sync::Condvar::new();
-    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+
+    /// Adds jobs of the plan: merged by expected duration with a history, at the end without.
+    pub fn push(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        {
+            let mut guard = self.tally();
+            for job in &jobs {
+                for test in job.selection.listed() {
+                    guard
+                        .0
+                        .entry(test_id(job, &test.name))
+                        .or_insert(Pending {
+                            expected: 0,
+                            records: Vec::new(),
+                        })
+                        .expected += 1;
+                }
+            }
+        }
+        let mut batch: Vec<(f64, Job)> = jobs
+            .into_iter()
+            .map(|job| {
+                let expected = self.history.map_or(f64::INFINITY, |h| {
+                    h.expected_ms(&job).unwrap_or(f64::INFINITY)
+                });
+                (expected, job)
+            })
+            .collect();
+        let mut q = self.lock();
+        if self.history.is_some() {
+            // Stable: equal ones keep their order. Then merged with the jobs not yet taken
+            // (retries, at the end, stay there).
+            batch.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let waiting = std::mem::take(&mut q.jobs);
+            let mut waiting = waiting.into_iter().peekable();
+            let mut batch = batch.into_iter().peekable();
+            while let (Some(w), Some(b)) = (waiting.peek(), batch.peek()) {
+                let next = if b.0 > w.0 {
+                    batch.next()
+                } else {
+                    waiting.next()
+                };
+                q.jobs.extend(next);
+            }
+            q.jobs.extend(waiting.chain(batch));
+        } else {
+            q.jobs.extend(batch);
+        }
+        drop(q);
+        self.changed.notify_all();
+    }
+
+    /// Nothing more starts (the plan failed): what is left is reported as not run.
+    pub fn stop(&self) {
+        self.lock().stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// Jobs not yet taken.
+    pub fn waiting(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// No more of the plan will come.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job for a worker; `None` when the run is over for it.
+    fn take(&self, cancel: &Cancel) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if cancel.is_cancelled() || q.stopped {
+                return None;
+            }
+            if let Some((_, mut job)) = q.jobs.pop_front() {
+                q.busy += 1;
+                if job.order.is_none() {
+                    job.order = Some(q.taken);
+                    q.taken += 1;
+                }
+                return Some(job);
+            }
+            if q.busy == 0 && q.closed {
+                return None;
+            }
+            // A timeout, to see a cancellation.
+            q = self
+                .changed
+                .wait_timeout(q, std::time::Duration::from_millis(50))
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+        }
+    }
+
+    /// Waits until the plan is complete (or the run cancelled).
+    fn wait_closed(&self, cancel: &Cancel) {
+        let mut q = self.lock();
+        while !q.closed && !cancel.is_cancelled() {
+            q = self
+                .changed
+                .wait_timeout(q, std::time::Duration::from_millis(50))
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+        }
+    }
+}
+
+/// Runs the jobs fed to `feed` on `run.workers` threads until it is closed and empty.
+pub fn run_jobs(run: &Run, feed: &Feed) {
     std::thread::scope(|scope| {
         for _ in 0..run.workers.max(1) {
-            scope.spawn(|| loop {
-                let job = {
-                    let mut q = lock();
-                    loop {
-                        if run.cancel.is_cancelled() || q.stopped {
-                            return;
-                        }
-                        if let Some(job) = q.jobs.pop_front() {
-                            q.busy += 1;
-                            break job;
-                        }
-                        if q.busy == 0 {
-                            return;
-                        }
-                        // A timeout, to see a cancellation.
-                        q = changed
-                            .wait_timeout(q, std::time::Duration::from_millis(50))
-                            .map_or_else(|e| e.into_inner().0, |(q, _)| q);
-                    }
-                };
-                let records = contained(|| run_job(run, &job)).unwrap_or_else(|panic| {
-                    let error = format!(
-                        "internal error: cargo-sandbox panicked running this test ({panic}); \
-                         please report it"
-                    );
-                    unrun_records(&job, &error, None, None)
-                });
-                let mut failed = Vec::new();
-                let mut finished = Vec::new();
-                {
-                    let mut guard = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    let (pending, emitted) = &mut *guard;
-                    let unlisted = matches!(job.selection, Selection::Unlisted { .. });
-                    for record in records {
-                        let id = record.id.clone();
-                        let retry = record.failure
-                            && !list::is_pseudo_test(&id.name)
-                            && job.retry < job.settings.retries
-                            && !run.cancel.is_cancelled();
-                        // An unlisted binary's tests are known once it ran.
-                        if unlisted && !emitted.contains(&id) {
-                            pending.entry(id.clone()).or_insert(Pending {
-                                expected: 1,
-                                records: Vec::new(),
-                            });
-                        }
-                        let Some(entry) = pending.get_mut(&id) else {
-                            continue;
-                        };
-                        // A test an unlisted binary's output names twice is retried once.
-                        if retry && !failed.contains(&id.name) {
-                            entry.expected += 1;
-                            failed.push(id.name.clone());
-                        }
-                        entry.records.push(record);
-                        if entry.records.len() as u32 >= entry.expected {
-                            finished.extend(pending.remove(&id));
-                            if unlisted {
-                                emitted.insert(id);
-                            }
-                        }
-                    }
+            scope.spawn(|| {
+                while let Some(job) = feed.take(run.cancel) {
+                    let slot = run.slots.and_then(|s| s.take());
+                    let records = contained(|| run_job(run, &job)).unwrap_or_else(|panic| {
+                        let error = format!(
+                            "internal error: cargo-sandbox panicked running this test ({panic}); \
+                             please report it"
+                        );
+                        unrun_records(&job, &error, None, None)
+                    });
+                    drop(slot);
+                    finished(run, feed, &job, records);
                 }
-                let mut newly_failed = 0;
-                for done in finished {
-                    let record = combine(done.records, &job.settings);
-                    newly_failed += u32::from(record.failure);
-                    let _ = run.events.send(Event::TestFinished(Box::new(record)));
-                }
-                {
-                    let mut q = lock();
-                    q.failures += newly_failed;
-                    if run.max_fail.is_some_and(|max| q.failures >= max) {
-                        q.stopped = true;
-                    }
-                    for selection in job.selection.retries(&failed) {
-                        q.jobs.push_back(Job {
-                            selection,
-                            attempt: job.attempt + 1,
-                            retry: job.retry + 1,
-                            ..job.clone()
-                        });
-                    }
-                    q.busy -= 1;
-                }
-                changed.notify_all();
             });
         }
     });
-    let q = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+    feed.wait_closed(run.cancel);
+    let q = std::mem::replace(
+        &mut *feed.lock(),
+        Queue {
+            jobs: VecDeque::new(),
+            busy: 0,
+            failures: 0,
+            stopped: false,
+            closed: true,
+            taken: 0,
+        },
+    );
     if q.stopped {
-        let (pending, _) = pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        for record in not_run(q.jobs, pending) {
+        let (pending, _) = std::mem::take(&mut *feed.tally());
+        let jobs = q.jobs.into_iter().map(|(_, job)| job).collect();
+        for record in not_run(jobs, pending) {
             let _ = run.events.send(Event::TestFinished(Box::new(record)));
         }
     }
+}
+
+/// Takes in a job's records: a test whose attempts are all in is emitted; failed ones with
+/// retries left go back on the queue.
+fn finished(run: &Run, feed: &Feed, job: &Job, records: Vec<TestRecord>) {
+    let mut failed = Vec::new();
+    let mut done = Vec::new();
+    {
+        let mut guard = feed.tally();
+        let (pending, emitted) = &mut *guard;
+        let unlisted = matches!(job.selection, Selection::Unlisted { .. });
+        for record in records {
+            let id = record.id.clone();
+            let retry = record.failure
+                && !list::is_pseudo_test(&id.name)
+                && job.retry < job.settings.retries
+                && !run.cancel.is_cancelled();
+            // An unlisted binary's tests are known once it ran.
+            if unlisted && !emitted.contains(&id) {
+                pending.entry(id.clone()).or_insert(Pending {
+                    expected: 1,
+                    records: Vec::new(),
+                });
+            }
+            let Some(entry) = pending.get_mut(&id) else {
+                continue;
+            };
+            // A test an unlisted binary's output names twice is retried once.
+            if retry && !failed.contains(&id.name) {
+                entry.expected += 1;
+                failed.push(id.name.clone());
+            }
+            entry.records.push(record);
+            if entry.records.len() as u32 >= entry.expected {
+                done.extend(pending.remove(&id));
+                if unlisted {
+                    emitted.insert(id);
+                }
+            }
+        }
+    }
+    let mut newly_failed = 0;
+    for attempts in done {
+        let mut record = combine(attempts.records, &job.settings);
+        record.kind = job.binary.binary.kind.word().to_owned();
+        newly_failed += u32::from(record.failure);
+        let _ = run.events.send(Event::TestFinished(Box::new(record)));
+    }
+    {
+        let mut q = feed.lock();
+        q.failures += newly_failed;
+        if run.max_fail.is_some_and(|max| q.failures >= max) {
+            q.stopped = true;
+        }
+        for selection in job.selection.retries(&failed) {
+            let retry = Job {
+                selection,
+                attempt: job.attempt + 1,
+                retry: job.retry + 1,
+                ..job.clone()
+            };
+            q.jobs.push_back((f64::NEG_INFINITY, retry));
+        }
+        q.busy -= 1;
+    }
+    feed.changed.notify_all();
 }
 
 /// Records for what `--max-fail` kept from running: a test some of whose attempts ran shows
@@ -401,7 +542,7 @@ fn not_run(jobs: VecDeque<Job>, mut pending: HashMap<TestId, Pending>) -> Vec<Te
             let attempts = pending.remove(&id).map(|p| p.records).unwrap_or_default();
             records.push(if attempts.is_empty() {
                 TestRecord {
-                    order: Some(job.order),
+                    order: job.order,
                     ..TestRecord::not_run(id, Outcome::NotRun, false)
                 }
             } else {
@@ -430,7 +571,7 @@ fn unrun_records(
             spec: spec.cloned(),
             error: Some(error.to_owned()),
             seed,
-            order: Some(job.order),
+            order: job.order,
             ..TestRecord::not_run(test_id(job, name), Outcome::SandboxError, true)
         })
         .collect()
@@ -532,7 +673,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         TestRecord {
             policies,
             seed: Some(seed),
-            order: Some(job.order),
+            order: job.order,
             ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
         }
     };

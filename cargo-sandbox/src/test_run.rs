@@ -1,19 +1,21 @@
-//! `cargo sandbox test`: configure → build → list → schedule → sandbox → events → reporters.
+//! `cargo sandbox test`: configure → build → list → plan → schedule → sandbox → events →
+//! reporters; with the build and the run overlapping unless they cannot (see `pipeline`).
 
-use crate::build::BinaryKind;
 use crate::build::{self, BuildFailed};
 use crate::cli::{NoTests, OutputWhen, ShowProgress, StatusLevel, TestArgs};
 use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
 use crate::env;
-use crate::event::{Event, TestId, TestRecord};
+use crate::event::{Event, TestRecord};
 use crate::filterset::{Filtersets, PackageGraph, TestQuery};
-use crate::list::{self, Plan, TestFilter};
+use crate::history::History;
+use crate::list::{self, TestFilter};
 use crate::outcome::Outcome;
+use crate::plan::{self, Planned, Planner, Runs};
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
 use crate::run_dir::RunDir;
-use crate::schedule::{self, BinaryContext, Job, RunsAs, SelectedTest, Selection};
-use crate::{archive, exit, signals};
+use crate::schedule::{self, BinaryContext, Feed, Job, RunsAs};
+use crate::{archive, exit, pipeline, signals};
 use anyhow::Context;
 use harness::Engine;
 use std::path::{Path, PathBuf};
@@ -86,7 +88,7 @@ fn prepare(
     // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
     // the build's end: one made now would show the workspace through an overlay made before
     // its binaries existed.
-    let building = build::start(&args.cargo).context("building the tests")?;
+    let building = build::start(&args.cargo, None, cancel).context("building the tests")?;
     let engine = start_engine();
     let mut config = None;
     let built = building.finish(|root| {
@@ -183,6 +185,65 @@ fn from_archive(
     Ok(Ok((tests, engine)))
 }
 
+/// Whether the build and the run overlap (see `pipeline`): not for what needs every binary
+/// before the first test (a listing, a seeded shuffle, slices in report order), nor for what
+/// builds nothing.
+fn pipelined(args: &TestArgs, filter: &TestFilter) -> bool {
+    let serial = [
+        args.no_pipeline,
+        args.no_run,
+        args.archive_file.is_some(),
+        args.list || filter.list,
+        args.shuffle,
+        matches!(args.partition, Some(list::Partition::Slice { .. })),
+    ];
+    !serial.contains(&true)
+}
+
+/// The run's start as the terminal announces it.
+pub fn run_started(planned: &Planned, seed: u64, profile: &str, jobs: usize) -> Event {
+    Event::RunStarted {
+        tests: planned.counted(),
+        binaries: planned.binaries_with_tests,
+        unlisted_binaries: planned.unlisted_binaries,
+        ignored: planned.ignored(),
+        seed,
+        profile: profile.to_owned(),
+        jobs,
+    }
+}
+
+/// `--no-tests`: whether a plan with nothing to run ends the run here (it said why).
+pub fn no_tests(policy: NoTests, planned: &Planned) -> bool {
+    if planned.tests > 0 || planned.unlisted_binaries > 0 {
+        return false;
+    }
+    match policy {
+        NoTests::Pass => false,
+        NoTests::Warn => {
+            say!("cargo-sandbox: warning: no tests to run");
+            false
+        }
+        NoTests::Fail => {
+            say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
+            true
+        }
+    }
+}
+
+/// Where the run's tests come from.
+enum Source {
+    /// Built (or unpacked) whole before the first test.
+    Whole(Tests),
+    /// Being built: binaries come as cargo links them.
+    Building {
+        building: build::Building,
+        packages: build::Build,
+        config: Config,
+        slots: pipeline::Slots,
+    },
+}
+
 pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     if let Some(refusal) = args.refused.refusal() {
         say!("cargo-sandbox: error: {refusal}");
@@ -198,69 +259,151 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     if let Some(which) = args.run_ignored {
         filter.run_ignored(which);
     }
-    let no_capture = args.no_capture || filter.nocapture;
-    let listing_only = args.list || filter.list;
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
-    let palette = terminal::Palette::new(args.cargo.color);
     // Signals cancel from here on: a runner stopped during the build still removes its engine.
     let cancel = signals::cancel_on_signals()?;
     let options = harness::EngineOptions {
         prepare_ahead: true,
         ..args.limits.engine.options()
     };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = workers(&args, &filter, cpus);
     // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
     // `--no-run` makes no sandbox, so it works where sandboxes cannot be made.
     let start_engine = || (!args.no_run).then(|| Engine::new(options));
-    let (tests, engine) = match prepare(&args, &profile, &cancel, start_engine)? {
-        Ok(prepared) => prepared,
-        Err(code) => return Ok(code),
+    let (source, engine) = if pipelined(&args, &filter) {
+        match start_building(&args, &profile, &cancel, cpus, workers, start_engine)? {
+            Ok(started) => started,
+            Err(code) => return Ok(code),
+        }
+    } else {
+        match prepare(&args, &profile, &cancel, start_engine)? {
+            Ok((tests, engine)) => (Source::Whole(tests), engine),
+            Err(code) => return Ok(code),
+        }
     };
-    let Tests {
-        built,
-        config,
-        archived_doctests,
-        unpacked: _unpacked,
-    } = tests;
     let Some(engine) = engine else {
+        let Source::Whole(tests) = &source else {
+            anyhow::bail!("--no-run builds before it reports");
+        };
         say!(
             "{:>12} {} (--no-run: none run)",
-            palette.green("Built"),
-            match built.binaries.len() {
+            terminal::Palette::new(args.cargo.color).green("Built"),
+            match tests.built.binaries.len() {
                 1 => "1 test binary".to_owned(),
                 n => format!("{n} test binaries"),
             }
         );
         return Ok(0);
     };
-    // Filtersets (`-E`, and the configuration's `filter`s) resolve `package()` and `deps()`
-    // against the workspace's packages.
-    let graph = PackageGraph::new(built.packages.values().map(|p| {
-        let deps = p.dependencies.iter().map(|d| d.name.clone()).collect();
-        (p.name.to_string(), deps)
-    }));
-    let filtersets = match Filtersets::parse_all(&args.filtersets, &graph) {
-        Ok(filtersets) => filtersets,
-        Err(e) => {
-            say!("{e}");
-            return Ok(exit::USAGE);
+    let engine = engine.context("cannot set up sandboxes")?;
+    let run = Runner {
+        args: &args,
+        filter: &filter,
+        profile: &profile,
+        cancel: &cancel,
+        engine: &engine,
+        workers,
+    };
+    match source {
+        Source::Whole(tests) => run.whole(tests),
+        Source::Building {
+            building,
+            packages,
+            config,
+            slots,
+        } => run.pipelined(building, packages, config, &slots),
+    }
+}
+
+/// `-j` first, then libtest's `--test-threads` after `--`; one at a time when output passes
+/// through, so it is not interleaved.
+fn workers(args: &TestArgs, filter: &TestFilter, cpus: usize) -> usize {
+    match (args.jobs, filter.test_threads) {
+        (Some(jobs), _) => jobs.resolve(cpus),
+        (None, Some(threads)) => threads,
+        (None, None) if args.no_capture || filter.nocapture => 1,
+        (None, None) => cpus,
+    }
+}
+
+/// Starts cargo (sharing the CPUs through `Slots`) and the engine, and reads the workspace's
+/// configuration as soon as `cargo metadata` gives its root; `Err` is the exit code, said.
+fn start_building(
+    args: &TestArgs,
+    profile: &str,
+    cancel: &harness::Cancel,
+    cpus: usize,
+    workers: usize,
+    start_engine: impl FnOnce() -> Option<EngineStart>,
+) -> anyhow::Result<Result<(Source, Option<EngineStart>), i32>> {
+    env::prefetch_sysroot();
+    // The user's own `--jobs` for cargo keeps cargo's own jobserver (cargo would warn that
+    // it ignores one of the two).
+    let slots = pipeline::Slots::new(cpus, workers + 1)?;
+    let shared = args.cargo.build_jobs.is_none().then(|| slots.client());
+    let mut building = build::start(&args.cargo, shared, cancel).context("building the tests")?;
+    let engine = start_engine();
+    let packages = match building.packages() {
+        Ok(packages) => packages,
+        Err(e) => return build_failure(e, "building the tests").map(Err),
+    };
+    let config = match read_config(&packages.workspace_root, profile) {
+        Ok(config) => config,
+        Err(message) => {
+            // Reported once the build ends: cargo is not stopped halfway.
+            let mut rest = build::Build::default();
+            while building.next(&mut rest).is_some() {}
+            say!("cargo-sandbox: error: {message}");
+            return Ok(Err(exit::USAGE));
         }
     };
-    let mut config = config;
-    if let Err(e) = config.compile_filters(&graph) {
-        say!("cargo-sandbox: error: {e}");
-        return Ok(exit::USAGE);
-    }
-    let config = config;
-    let cli = args.layer();
-    // Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
-    // the overrides and the command line.
-    let resolve = |package: &str,
-                   binary: &str,
-                   test: &str,
-                   declared: Option<&Layer>,
-                   query: Option<&TestQuery>|
-     -> Resolved {
-        let mut layers = config.layers_for(&profile, package, binary, test, query);
+    let source = Source::Building {
+        building,
+        packages,
+        config,
+        slots,
+    };
+    Ok(Ok((source, engine)))
+}
+
+/// What a run shares once its engine is up.
+struct Runner<'a> {
+    args: &'a TestArgs,
+    filter: &'a TestFilter,
+    profile: &'a str,
+    cancel: &'a harness::Cancel,
+    engine: &'a Engine,
+    workers: usize,
+}
+
+/// What the workspace's configuration and the command line settle before any binary is
+/// planned.
+struct Settled {
+    config: Config,
+    filtersets: Filtersets,
+    cli: Layer,
+    base_spec: harness::SandboxSpec,
+    host_env: Vec<(String, String)>,
+    run_seed: u64,
+    /// Orders the run (none with `--shuffle`).
+    history: Option<History>,
+    target_dir: PathBuf,
+}
+
+impl Settled {
+    /// Settings for a package, binary and test. Limits a test declares itself (sandbox-harness
+    /// trials) sit above the profiles and below the overrides and the command line.
+    fn resolve(
+        &self,
+        profile: &str,
+        (package, binary, test): (&str, &str, &str),
+        declared: Option<&Layer>,
+        query: Option<&TestQuery>,
+    ) -> Resolved {
+        let mut layers = self
+            .config
+            .layers_for(profile, package, binary, test, query);
         if let Some(declared) = declared {
             let first_override = layers
                 .iter()
@@ -271,427 +414,495 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
                 (declared, "declared by the test".to_owned()),
             );
         }
-        layers.push((&cli, "command line".to_owned()));
+        layers.push((&self.cli, "command line".to_owned()));
         Resolved::from_layers(layers).0
-    };
-    let engine = engine.context("cannot set up sandboxes")?;
-    let base_settings = resolve("", "", "", None, None);
-    let mut base_spec = base_spec(
-        &base_settings,
-        &built.workspace_root,
-        &built.target_dir,
-        &built.shown_at,
-    );
-    if no_capture && base_settings.isolation == Isolation::Test {
-        // The sandboxes made ahead are for tests, whose output then passes through.
-        base_spec.output = harness::Output::Inherit;
     }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // `-j` first, then libtest's `--test-threads` after `--`; one at a time when output
-    // passes through, so it is not interleaved.
-    let workers = match (args.jobs, filter.test_threads) {
-        (Some(jobs), _) => jobs.resolve(cpus),
-        (None, Some(threads)) => threads,
-        (None, None) if no_capture => 1,
-        (None, None) => cpus,
-    };
-    let run_seed = args.seed.unwrap_or_else(random_seed);
-    let started = Instant::now();
+}
 
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let contexts: Vec<Arc<BinaryContext>> = built
-        .binaries
-        .iter()
-        .map(|binary| {
-            Arc::new(BinaryContext {
-                binary: binary.clone(),
-                env: env::for_binary(binary, &built, &host_env),
-                runs_as: RunsAs::Libtest,
-            })
-        })
-        .collect();
-    let package_of = |ctx: &BinaryContext| built.packages[&ctx.binary.package_id].name.to_string();
-
-    // The JSON report's fingerprint hashes every test binary: in the background, while the
-    // tests run (one thread, so it takes little from them).
-    let fingerprint = args.report_json.is_some().then(|| {
-        let (cgroup_version, contexts) = (engine.cgroup_version(), contexts.clone());
-        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
-    });
-    // Under `--isolation binary`, a binary whose tests all share its settings runs whole
-    // without listing it first: libtest applies the filter, and the run's output names the
-    // tests. Every other binary is listed; listing runs its code, so it happens in sandboxes too.
-    let mut unlisted: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
-    let mut listed: Vec<(&Arc<BinaryContext>, Resolved)> = Vec::new();
-    for ctx in &contexts {
-        let package = &built.packages[&ctx.binary.package_id];
-        let settings = resolve(&package.name, &ctx.binary.id, "", None, None);
-        let whole = !listing_only
-            && settings.isolation == Isolation::Binary
-            && settings.repeat == 1
-            && args.partition.is_none()
-            // A filterset may name tests, which only the listing tells.
-            && filtersets.is_empty()
-            && !config.has_test_overrides(&profile, &package.name, &ctx.binary.id)
-            // sandbox-harness trials may declare limits of their own, which only the listing
-            // tells.
-            && !package.dependencies.iter().any(|d| d.name == "sandbox-harness");
-        if whole {
-            unlisted.push((ctx, settings));
-        } else {
-            listed.push((ctx, settings));
-        }
-    }
-    // The sandboxes of tests without settings of their own are started now, before listing
-    // (not during the build: one made then would show the workspace without its binaries):
-    // one per listing and per unlisted binary, and when some are listed, an unknown number of
-    // tests after them (said once known).
-    let known_uses = listed.is_empty().then_some(unlisted.len());
-    engine.prepare(&base_spec, known_uses);
-    // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
-    // An archive's were collected when it was made.
-    let doc_request = archived_doctests
-        .is_none()
-        .then(|| doctest_request(&args.cargo, &built, &filter))
-        .flatten();
-    let (listings, collected) = std::thread::scope(|scope| {
-        let collecting = doc_request
-            .as_ref()
-            .map(|request| scope.spawn(|| doctest::collect(request)));
-        let listings = schedule::parallel_map(&listed, workers, |(ctx, settings)| {
-            list::in_sandbox(&engine, ctx, settings, &host_env, run_seed)
-        });
-        let collected = collecting.map(|c| {
-            c.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("collecting doc tests panicked")))
-        });
-        (listings, collected)
-    });
-    if cancel.is_cancelled() {
-        say!("cargo-sandbox: interrupted while listing tests");
-        return Ok(exit::INTERRUPTED);
-    }
-    let collected = match collected.transpose() {
-        Ok(collected) => collected.or(archived_doctests),
-        Err(e) => return build_failure(e, "collecting the doc tests"),
-    };
-    let mut records: Vec<TestRecord> = Vec::new();
-    let mut jobs = Vec::new();
-    let mut ignored = Vec::new();
-    let mut binaries_with_tests = 0;
-    // Position of each selected test in report order, for `--partition slice`.
-    let mut position = 0usize;
-    for ((ctx, _), listing) in listed.iter().zip(listings) {
-        let (listing, tests) = match listing {
-            Ok(listing) => (listing.names(), listing.tests),
-            Err(record) => {
-                records.push(*record);
-                continue;
-            }
+impl Runner<'_> {
+    /// Filtersets and the configuration's filters resolved against the workspace's packages,
+    /// the spec every sandbox shares, the seed and the history; `Err` is the exit code, said.
+    fn settle(&self, mut config: Config, built: &build::Build) -> Result<Settled, i32> {
+        // Filtersets (`-E`, and the configuration's `filter`s) resolve `package()` and `deps()`
+        // against the workspace's packages.
+        let graph = PackageGraph::new(built.packages.values().map(|p| {
+            let deps = p.dependencies.iter().map(|d| d.name.clone()).collect();
+            (p.name.to_string(), deps)
+        }));
+        let filtersets = Filtersets::parse_all(&self.args.filtersets, &graph).map_err(|e| {
+            say!("{e}");
+            exit::USAGE
+        })?;
+        config.compile_filters(&graph).map_err(|e| {
+            say!("cargo-sandbox: error: {e}");
+            exit::USAGE
+        })?;
+        let history = self.history(&built.target_dir)?;
+        // Every test's private CARGO_TARGET_TMPDIR is mounted there: it must exist before the
+        // first sandbox is made. A sandbox made while cargo builds (see `pipeline`) that looked
+        // for it in a target directory not made yet would never see the directory appear.
+        let _ = std::fs::create_dir_all(built.target_dir.join("tmp"));
+        let mut settled = Settled {
+            config,
+            filtersets,
+            cli: self.args.layer(),
+            base_spec: harness::SandboxSpec::new(Vec::new(), PathBuf::new(), Vec::new()),
+            host_env: std::env::vars().collect(),
+            run_seed: self.args.seed.unwrap_or_else(random_seed),
+            history,
+            target_dir: built.target_dir.clone(),
         };
-        let package = package_of(ctx);
-        let mut selected = list::select(&tests, &filter);
-        selected
-            .retain(|(name, _, _)| filtersets.matches(&ctx.binary.filter_query(&package, name)));
-        let mut whole_binary = selected.len() == tests.len();
-        if let Some(partition) = args.partition {
-            let before = selected.len();
-            selected.retain(|(name, _, _)| {
-                position += 1;
-                let mine = partition.includes(position - 1, &ctx.binary.id, name);
-                if !mine {
-                    let id = TestId {
-                        binary_id: ctx.binary.id.clone(),
-                        name: name.clone(),
-                    };
-                    ignored.push(TestRecord::not_run(id, Outcome::SkippedByPartition, false));
-                }
-                mine
-            });
-            whole_binary &= selected.len() == before;
-        }
-        let mut binary_groups: Vec<(Arc<Resolved>, Vec<SelectedTest>)> = Vec::new();
-        for (name, is_ignored, plan) in &selected {
-            if *plan == Plan::Ignore {
-                let id = TestId {
-                    binary_id: ctx.binary.id.clone(),
-                    name: name.clone(),
-                };
-                ignored.push(TestRecord::not_run(id, Outcome::Ignored, false));
-                continue;
-            }
-            let declared = tests
-                .iter()
-                .find(|t| &t.name == name)
-                .and_then(|t| t.declared)
-                .map(Layer::declared);
-            let query = ctx.binary.filter_query(&package, name);
-            let settings = resolve(
-                &package,
-                &ctx.binary.id,
-                name,
-                declared.as_ref(),
-                Some(&query),
-            );
-            let test = SelectedTest {
-                name: name.clone(),
-                ignored: *is_ignored,
-            };
-            let job = |settings: Arc<Resolved>, tests: Vec<SelectedTest>, whole_binary: bool| Job {
-                binary: (*ctx).clone(),
-                selection: Selection::Listed {
-                    tests,
-                    whole_binary,
-                    listing: listing.clone(),
-                },
-                settings,
-                attempt: 0,
-                retry: 0,
-                order: 0,
-            };
-            match settings.isolation {
-                Isolation::Test => jobs.push(job(Arc::new(settings), vec![test], false)),
-                // Tests of one binary with the same settings share a sandbox.
-                Isolation::Binary => {
-                    match binary_groups.iter_mut().find(|(s, _)| **s == settings) {
-                        Some((_, group)) => group.push(test),
-                        None => binary_groups.push((Arc::new(settings), vec![test])),
-                    }
-                }
-            }
-        }
-        let single_group = binary_groups.len() == 1;
-        for (settings, tests) in binary_groups {
-            jobs.push(Job {
-                binary: (*ctx).clone(),
-                selection: Selection::Listed {
-                    tests,
-                    whole_binary: whole_binary && single_group,
-                    listing: listing.clone(),
-                },
-                settings,
-                attempt: 0,
-                retry: 0,
-                order: 0,
-            });
-        }
-        if selected.iter().any(|(_, _, plan)| *plan == Plan::Run) {
-            binaries_with_tests += 1;
-        }
-    }
-    // Doc tests rustdoc settled have no job to tell their kind.
-    let mut doc_kinds = Vec::new();
-    if let Some(collected) = &collected {
-        // libtest's filters see rustdoc's names without the mode cargo shows after them.
-        let selects = |binary: &build::TestBinary, package: &str, name: &str| {
-            filter.matches(doctest::libtest_name(name))
-                && filtersets.matches(&binary.filter_query(package, name))
-        };
-        let partition = args.partition.map(|p| (p, &mut position));
-        let doc = doc_tests(collected, &built, &host_env, &selects, &resolve, partition);
-        doc_kinds.extend(
-            doc.settled
-                .iter()
-                .chain(&doc.ignored)
-                .map(|r| (r.id.binary_id.clone(), BinaryKind::Doctest.word())),
+        let base_settings = settled.resolve(self.profile, ("", "", ""), None, None);
+        settled.base_spec = base_spec(
+            &base_settings,
+            &built.workspace_root,
+            &built.target_dir,
+            &built.shown_at,
         );
-        binaries_with_tests += doc.libraries;
-        jobs.extend(doc.jobs);
-        records.extend(doc.settled);
-        ignored.extend(doc.ignored);
-    }
-    let unlisted_binaries = unlisted.len();
-    for (ctx, settings) in unlisted {
-        jobs.push(Job {
-            binary: ctx.clone(),
-            selection: Selection::Unlisted { only: None },
-            settings: Arc::new(settings),
-            attempt: 0,
-            retry: 0,
-            order: 0,
-        });
-    }
-    let to_run: usize = jobs.iter().map(|j| j.selection.listed().len()).sum();
-    if to_run == 0 && unlisted_binaries == 0 {
-        match args.no_tests.unwrap_or(NoTests::Pass) {
-            NoTests::Pass => {}
-            NoTests::Warn => say!("cargo-sandbox: warning: no tests to run"),
-            NoTests::Fail => {
-                say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
-                return Ok(exit::NO_TESTS);
-            }
+        if self.no_capture() && base_settings.isolation == Isolation::Test {
+            // The sandboxes made ahead are for tests, whose output then passes through.
+            settled.base_spec.output = harness::Output::Inherit;
         }
-    }
-    // Repeats go on the queue up front, each attempt its own job; then the order is fixed.
-    let mut queue: Vec<Job> = jobs
-        .into_iter()
-        .flat_map(|job| {
-            (0..job.settings.repeat).map(move |attempt| Job {
-                attempt,
-                ..job.clone()
-            })
-        })
-        .collect();
-    if listing_only {
-        print_listing(&queue, &records, &ignored);
-        return Ok(0);
-    }
-    if !listed.is_empty() {
-        engine.prepare(&base_spec, Some(queue.len()));
-    }
-    if args.shuffle {
-        schedule::shuffle(&mut queue, run_seed);
-    }
-    for (order, job) in queue.iter_mut().enumerate() {
-        job.order = order;
+        Ok(settled)
     }
 
-    let quiet = args.cargo.quiet;
-    let progress = if args.hide_progress_bar {
-        ShowProgress::None
-    } else {
-        args.show_progress.unwrap_or(ShowProgress::Auto)
-    };
-    let success_output = args.success_output.unwrap_or(if no_capture {
-        OutputWhen::Immediate
-    } else {
-        OutputWhen::Never
-    });
-    let terminal = terminal::Options {
-        quiet,
-        status_level: args.status_level.unwrap_or(match (quiet, progress) {
-            (_, ShowProgress::Only) => StatusLevel::None,
-            (true, _) => StatusLevel::Fail,
-            (false, _) => StatusLevel::Skip,
-        }),
-        final_status_level: args.final_status_level.unwrap_or(StatusLevel::None),
-        success_output,
-        failure_output: args.failure_output.unwrap_or(OutputWhen::Final),
-        // Output passed through would be torn by a bar redrawn under it.
-        progress: !no_capture && !matches!(progress, ShowProgress::None),
-    };
-    let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(terminal::Terminal::new(palette, terminal))];
-    if let Some(path) = &args.report_json {
-        reporters.push(Box::new(json::JsonReporter::new(path.clone())));
+    fn no_capture(&self) -> bool {
+        self.args.no_capture || self.filter.nocapture
     }
-    if let Some(path) = &args.junit {
-        reporters.push(Box::new(junit::JunitReporter { path: path.clone() }));
-    }
-    if args.github || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-        reporters.push(Box::new(github::GithubReporter::from_env()));
-    }
-    let mut emit = |event: &Event| reporters.iter_mut().for_each(|r| r.event(event));
-    emit(&Event::RunStarted {
-        // With the records known before any sandbox (doc tests rustdoc settled, binaries that
-        // could not list), which count as run too.
-        tests: to_run + records.len(),
-        binaries: binaries_with_tests,
-        unlisted_binaries,
-        ignored: ignored
-            .iter()
-            .filter(|r| r.outcome == Outcome::Ignored)
-            .count(),
-        seed: run_seed,
-        profile: profile.clone(),
-        jobs: workers,
-    });
-    // Each record names its binary's kind (`doctest` for doc tests) in every report.
-    let kinds: std::collections::HashMap<String, &'static str> = queue
-        .iter()
-        .map(|job| &job.binary.binary)
-        .chain(contexts.iter().map(|ctx| &ctx.binary))
-        .map(|binary| (binary.id.clone(), binary.kind.word()))
-        .chain(doc_kinds)
-        .collect();
-    let kind_of = |id: &TestId| kinds.get(&id.binary_id).copied().unwrap_or_default();
-    for record in records.iter_mut().chain(&mut ignored) {
-        record.kind = kind_of(&record.id).to_owned();
-        emit(&Event::TestFinished(Box::new(record.clone())));
-    }
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let keep_writes = args.limits.keep_writes.clone();
-    std::thread::scope(|scope| {
-        let (engine, cancel, host_env) = (&engine, &cancel, &host_env);
-        // The worker owns the only sender: the loop below ends when the last job is done.
-        scope.spawn(move || {
-            let run = schedule::Run {
-                engine,
-                cancel,
-                events: &sender,
-                host_env,
-                run_seed,
-                workers,
-                keep_writes,
-                filter: &filter,
-                max_fail: args.max_fail(),
-                no_capture,
-            };
-            schedule::run_jobs(&run, queue)
-        });
-        loop {
-            // Events come in bursts (a binary run whole reports all its tests at once): the
-            // reporters write what they have when the burst ends.
-            let event = match receiver.try_recv() {
-                Ok(event) => event,
-                Err(_) => {
-                    reporters.iter_mut().for_each(|r| r.flush());
-                    match receiver.recv() {
-                        Ok(event) => event,
-                        Err(_) => break,
-                    }
-                }
-            };
-            let mut event = event;
-            if let Event::TestFinished(record) = &mut event {
-                record.kind = kind_of(&record.id).to_owned();
-            }
-            reporters.iter_mut().for_each(|r| r.event(&event));
-            if let Event::TestFinished(record) = event {
-                // A passing test's output is kept only when it is shown at the end.
-                records.push(if success_output.at_end() {
-                    TestRecord {
-                        spec: None,
-                        ..*record
-                    }
-                } else {
-                    record.slim()
-                });
+
+    /// The durations the run is ordered by: none with `--shuffle` (the seed orders it).
+    fn history(&self, target_dir: &Path) -> Result<Option<History>, i32> {
+        if self.args.shuffle {
+            return Ok(None);
+        }
+        let mut history = History::load(&History::path(target_dir));
+        for report in &self.args.history_from {
+            if let Err(e) = history.seed_from_report(report) {
+                say!("cargo-sandbox: error: --history-from: {e:#}");
+                return Err(exit::USAGE);
             }
         }
-    });
-    records.extend(ignored);
-    let cancelled = cancel.is_cancelled();
-    let run = RunSummary {
-        seed: run_seed,
-        profile,
-        fingerprint: fingerprint.and_then(|f| f.join().ok()).unwrap_or_default(),
-        ..RunSummary::new(
-            records,
-            started.elapsed().as_secs_f64() * 1000.0,
-            cancelled,
-            engine.protections(&base_spec),
-            built.workspace_root.clone(),
-        )
-    };
-    for reporter in &mut reporters {
-        reporter.finish(&run)?;
+        Ok(Some(history))
     }
-    Ok(if cancelled {
-        exit::INTERRUPTED
-    } else if run.failed() {
-        exit::TESTS_FAILED
-    } else {
-        0
-    })
+
+    fn planner<'p>(&'p self, settled: &'p Settled, resolve: &'p plan::Resolve<'p>) -> Planner<'p> {
+        Planner {
+            config: &settled.config,
+            profile: self.profile,
+            filter: self.filter,
+            filtersets: &settled.filtersets,
+            partition: self.args.partition,
+            resolve,
+            listing_only: self.args.list || self.filter.list,
+        }
+    }
+
+    /// Every binary built before the first test: listed all at once (beside the doc tests'
+    /// collection), planned in report order.
+    fn whole(&self, tests: Tests) -> anyhow::Result<i32> {
+        let Tests {
+            built,
+            config,
+            archived_doctests,
+            unpacked: _unpacked,
+        } = tests;
+        let settled = match self.settle(config, &built) {
+            Ok(settled) => settled,
+            Err(code) => return Ok(code),
+        };
+        let resolve = |package: &str,
+                       binary: &str,
+                       test: &str,
+                       declared: Option<&Layer>,
+                       query: Option<&TestQuery>| {
+            settled.resolve(self.profile, (package, binary, test), declared, query)
+        };
+        let planner = self.planner(&settled, &resolve);
+        let host_env = &settled.host_env;
+        let contexts: Vec<Arc<BinaryContext>> = built
+            .binaries
+            .iter()
+            .map(|binary| {
+                Arc::new(BinaryContext {
+                    binary: binary.clone(),
+                    env: env::for_binary(binary, &built, host_env),
+                    runs_as: RunsAs::Libtest,
+                })
+            })
+            .collect();
+        // The JSON report's fingerprint hashes every test binary: in the background, while the
+        // tests run (one thread, so it takes little from them).
+        let fingerprint = self.args.report_json.is_some().then(|| {
+            let (cgroup_version, contexts) = (self.engine.cgroup_version(), contexts.clone());
+            std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
+        });
+        let mut planned = Planned::default();
+        let mut listed = Vec::new();
+        for ctx in &contexts {
+            match planner.runs_whole(ctx, &built.packages[&ctx.binary.package_id]) {
+                Runs::Whole(settings) => planned.add(planner.unlisted(ctx, settings)),
+                Runs::Listed(settings) => listed.push((ctx, settings)),
+            }
+        }
+        // The sandboxes of tests without settings of their own are started now, before
+        // listing: one per listing and per unlisted binary, and when some are listed, an
+        // unknown number of tests after them (said once known).
+        let known_uses = listed.is_empty().then_some(planned.jobs.len());
+        self.engine.prepare(&settled.base_spec, known_uses);
+        // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
+        // An archive's were collected when it was made.
+        let doc_request = archived_doctests
+            .is_none()
+            .then(|| doctest_request(&self.args.cargo, &built, self.filter))
+            .flatten();
+        let (listings, collected) = std::thread::scope(|scope| {
+            let collecting = doc_request
+                .as_ref()
+                .map(|request| scope.spawn(|| doctest::collect(request)));
+            let listings = schedule::parallel_map(&listed, self.workers, |(ctx, settings)| {
+                list::in_sandbox(self.engine, ctx, settings, host_env, settled.run_seed)
+            });
+            let collected = collecting.map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("collecting doc tests panicked")))
+            });
+            (listings, collected)
+        });
+        if self.cancel.is_cancelled() {
+            say!("cargo-sandbox: interrupted while listing tests");
+            return Ok(exit::INTERRUPTED);
+        }
+        let collected = match collected.transpose() {
+            Ok(collected) => collected.or(archived_doctests),
+            Err(e) => return build_failure(e, "collecting the doc tests"),
+        };
+        // Position of each selected test in report order, for `--partition slice`.
+        let mut position = 0usize;
+        let mut unlisted = std::mem::take(&mut planned);
+        for ((ctx, _), listing) in listed.iter().zip(listings) {
+            let package = &built.packages[&ctx.binary.package_id].name;
+            planned.add(planner.listed(ctx, package, listing, &mut position));
+        }
+        if let Some(collected) = &collected {
+            planned.add(planner.doc_tests(collected, &built, host_env, &mut position));
+        }
+        // Binaries run whole come last, as they always did.
+        planned.jobs.append(&mut unlisted.jobs);
+        planned.add(unlisted);
+        if no_tests(self.args.no_tests.unwrap_or(NoTests::Pass), &planned) {
+            return Ok(exit::NO_TESTS);
+        }
+        if self.args.list || self.filter.list {
+            print_listing(&planned.jobs, &planned.not_run);
+            return Ok(0);
+        }
+        if !listed.is_empty() {
+            self.engine
+                .prepare(&settled.base_spec, Some(planned.jobs.len()));
+        }
+        let mut jobs = std::mem::take(&mut planned.jobs);
+        if self.args.shuffle {
+            schedule::shuffle(&mut jobs, settled.run_seed);
+        }
+        let feed = Feed::new(settled.history.as_ref());
+        feed.push(jobs);
+        feed.close();
+        let started = run_started(&planned, settled.run_seed, self.profile, self.workers);
+        // Those settled without a sandbox first (doc tests rustdoc judged, binaries that could
+        // not list), then those skipped.
+        let (skipped, settled_now): (Vec<_>, Vec<_>) = planned
+            .not_run
+            .into_iter()
+            .partition(|r| matches!(r.outcome, Outcome::Ignored | Outcome::SkippedByPartition));
+        let before = std::iter::once(started)
+            .chain(
+                settled_now
+                    .into_iter()
+                    .chain(skipped)
+                    .map(|r| Event::TestFinished(Box::new(r))),
+            )
+            .collect();
+        let records = self.execute(&settled, &feed, None, before, |_| {});
+        let fingerprint = fingerprint.and_then(|f| f.join().ok()).unwrap_or_default();
+        self.finish(&settled, records?, fingerprint, &built.workspace_root)
+    }
+
+    /// Tests start as cargo builds their binaries (see `pipeline`).
+    fn pipelined(
+        &self,
+        building: build::Building,
+        packages: build::Build,
+        config: Config,
+        slots: &pipeline::Slots,
+    ) -> anyhow::Result<i32> {
+        let settled = match self.settle(config, &packages) {
+            Ok(settled) => settled,
+            Err(code) => {
+                let mut rest = packages;
+                let mut building = building;
+                while building.next(&mut rest).is_some() {}
+                return Ok(code);
+            }
+        };
+        let resolve = |package: &str,
+                       binary: &str,
+                       test: &str,
+                       declared: Option<&Layer>,
+                       query: Option<&TestQuery>| {
+            settled.resolve(self.profile, (package, binary, test), declared, query)
+        };
+        let planner = self.planner(&settled, &resolve);
+        let feed = Feed::new(settled.history.as_ref());
+        let workspace_root = packages.workspace_root.clone();
+        let mut ended = None;
+        let records = self.execute(&settled, &feed, Some(slots), Vec::new(), |events| {
+            let pipeline = pipeline::Pipeline {
+                engine: self.engine,
+                cancel: self.cancel,
+                planner: &planner,
+                host_env: &settled.host_env,
+                run_seed: settled.run_seed,
+                base_spec: &settled.base_spec,
+                slots,
+                feed: &feed,
+                events,
+                cargo: &self.args.cargo,
+                filter: self.filter,
+                fingerprint: self.args.report_json.is_some(),
+                workers: self.workers,
+                no_tests: self.args.no_tests.unwrap_or(NoTests::Pass),
+            };
+            ended = Some(pipeline.feed(building, packages).0);
+        })?;
+        match ended {
+            Some(pipeline::Ended::Planned { fingerprint, .. }) => {
+                // The doc tests' binaries were kept until the last test ran.
+                let fingerprint = fingerprint.and_then(|f| f.join().ok()).unwrap_or_default();
+                self.finish(&settled, records, fingerprint, &workspace_root)
+            }
+            Some(pipeline::Ended::Failed(e)) => {
+                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
+                build_failure(e, "building the tests")
+            }
+            Some(pipeline::Ended::Cancelled) => {
+                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
+                Ok(exit::INTERRUPTED)
+            }
+            Some(pipeline::Ended::NoTests) => Ok(exit::NO_TESTS),
+            None => anyhow::bail!("the plan of the run never ended"),
+        }
+    }
+
+    /// Runs what is fed to `feed` (by `plan`, on a thread of its own, given where events go;
+    /// or before) and hands every event to the reporters; the records of every test. Events
+    /// come to the reporters once the run's start is announced (`before` or from `plan`):
+    /// until then, while cargo builds, its output alone is shown.
+    fn execute(
+        &self,
+        settled: &Settled,
+        feed: &Feed,
+        slots: Option<&pipeline::Slots>,
+        before: Vec<Event>,
+        plan: impl FnOnce(std::sync::mpsc::Sender<Event>) + Send,
+    ) -> anyhow::Result<Collected> {
+        let mut reporters = Reporters::new(self.args, self.no_capture());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let planner_events = sender.clone();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            // The workers own the sender: the loop below ends when the last job is done and
+            // the plan is complete.
+            scope.spawn(move || {
+                let run = schedule::Run {
+                    engine: self.engine,
+                    cancel: self.cancel,
+                    events: &sender,
+                    host_env: &settled.host_env,
+                    run_seed: settled.run_seed,
+                    workers: self.workers,
+                    keep_writes: self.args.limits.keep_writes.clone(),
+                    filter: self.filter,
+                    max_fail: self.args.max_fail(),
+                    no_capture: self.no_capture(),
+                    slots,
+                };
+                schedule::run_jobs(&run, feed)
+            });
+            scope.spawn(move || plan(planner_events));
+            for event in before {
+                reporters.event(event);
+            }
+            while let Ok(event) = receiver.try_recv().or_else(|_| {
+                // Events come in bursts (a binary run whole reports all its tests at once):
+                // the reporters write what they have when the burst ends.
+                reporters.flush();
+                receiver.recv()
+            }) {
+                reporters.event(event);
+            }
+        });
+        Ok(Collected {
+            reporters,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The run's summary to every reporter, the history saved; the exit code.
+    fn finish(
+        &self,
+        settled: &Settled,
+        collected: Collected,
+        fingerprint: Fingerprint,
+        workspace_root: &Path,
+    ) -> anyhow::Result<i32> {
+        let Collected {
+            reporters,
+            duration_ms,
+        } = collected;
+        let Reporters {
+            mut reporters,
+            records,
+            ..
+        } = reporters;
+        let cancelled = self.cancel.is_cancelled();
+        let run = RunSummary {
+            seed: settled.run_seed,
+            profile: self.profile.to_owned(),
+            fingerprint,
+            ..RunSummary::new(
+                records,
+                duration_ms,
+                cancelled,
+                self.engine.protections(&settled.base_spec),
+                workspace_root.to_owned(),
+            )
+        };
+        // Reloaded: another run may have saved since this one started.
+        let path = History::path(&settled.target_dir);
+        let mut history = History::load(&path);
+        history.record(&run.records);
+        if let Err(e) = history.save(&path) {
+            say!("cargo-sandbox: warning: the run's durations were not kept: {e:#}");
+        }
+        for reporter in &mut reporters {
+            reporter.finish(&run)?;
+        }
+        Ok(if cancelled {
+            exit::INTERRUPTED
+        } else if run.failed() {
+            exit::TESTS_FAILED
+        } else {
+            0
+        })
+    }
+}
+
+/// What a run's events left: the reporters (with every record), and how long it took.
+struct Collected {
+    reporters: Reporters,
+    duration_ms: f64,
+}
+
+/// The run's reporters, and the records they were given. Events before the run's start is
+/// announced wait: a pipelined run's tests finish while cargo still prints.
+struct Reporters {
+    reporters: Vec<Box<dyn Reporter>>,
+    records: Vec<TestRecord>,
+    success_output: OutputWhen,
+    /// Events held until the run's start.
+    held: Option<Vec<Event>>,
+}
+
+impl Reporters {
+    fn new(args: &TestArgs, no_capture: bool) -> Reporters {
+        let palette = terminal::Palette::new(args.cargo.color);
+        let quiet = args.cargo.quiet;
+        let progress = if args.hide_progress_bar {
+            ShowProgress::None
+        } else {
+            args.show_progress.unwrap_or(ShowProgress::Auto)
+        };
+        let success_output = args.success_output.unwrap_or(if no_capture {
+            OutputWhen::Immediate
+        } else {
+            OutputWhen::Never
+        });
+        let terminal = terminal::Options {
+            quiet,
+            status_level: args.status_level.unwrap_or(match (quiet, progress) {
+                (_, ShowProgress::Only) => StatusLevel::None,
+                (true, _) => StatusLevel::Fail,
+                (false, _) => StatusLevel::Skip,
+            }),
+            final_status_level: args.final_status_level.unwrap_or(StatusLevel::None),
+            success_output,
+            failure_output: args.failure_output.unwrap_or(OutputWhen::Final),
+            // Output passed through would be torn by a bar redrawn under it.
+            progress: !no_capture && !matches!(progress, ShowProgress::None),
+        };
+        let mut reporters: Vec<Box<dyn Reporter>> =
+            vec![Box::new(terminal::Terminal::new(palette, terminal))];
+        if let Some(path) = &args.report_json {
+            reporters.push(Box::new(json::JsonReporter::new(path.clone())));
+        }
+        if let Some(path) = &args.junit {
+            reporters.push(Box::new(junit::JunitReporter { path: path.clone() }));
+        }
+        if args.github || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+            reporters.push(Box::new(github::GithubReporter::from_env()));
+        }
+        Reporters {
+            reporters,
+            records: Vec::new(),
+            success_output,
+            held: Some(Vec::new()),
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if let Some(held) = &mut self.held {
+            if !matches!(event, Event::RunStarted { .. }) {
+                held.push(event);
+                return;
+            }
+            let held = self.held.take().unwrap_or_default();
+            self.give(event);
+            for event in held {
+                self.give(event);
+            }
+            return;
+        }
+        self.give(event);
+    }
+
+    fn give(&mut self, event: Event) {
+        self.reporters.iter_mut().for_each(|r| r.event(&event));
+        if let Event::TestFinished(record) = event {
+            // A passing test's output is kept only when it is shown at the end.
+            self.records.push(if self.success_output.at_end() {
+                TestRecord {
+                    spec: None,
+                    ..*record
+                }
+            } else {
+                record.slim()
+            });
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.held.is_none() {
+            self.reporters.iter_mut().for_each(|r| r.flush());
+        }
+    }
 }
 
 /// `--list`: each binary's selected tests, in report order, nextest's way (`binary:` then its
 /// tests indented); ignored ones marked; those settled without a sandbox (doc tests rustdoc
 /// judged by compiling them) too.
-fn print_listing(queue: &[Job], settled: &[TestRecord], ignored: &[TestRecord]) {
+fn print_listing(jobs: &[Job], not_run: &[TestRecord]) {
     let mut tests: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-    for job in queue.iter().filter(|j| j.attempt == 0) {
+    for job in jobs.iter().filter(|j| j.attempt == 0) {
         for test in job.selection.listed() {
             tests
                 .entry(&job.binary.binary.id)
@@ -699,17 +910,13 @@ fn print_listing(queue: &[Job], settled: &[TestRecord], ignored: &[TestRecord]) 
                 .push(test.name.clone());
         }
     }
-    for record in settled {
-        tests
-            .entry(&record.id.binary_id)
-            .or_default()
-            .push(record.id.name.clone());
-    }
-    for record in ignored.iter().filter(|r| r.outcome == Outcome::Ignored) {
-        tests
-            .entry(&record.id.binary_id)
-            .or_default()
-            .push(format!("{} (ignored)", record.id.name));
+    for record in not_run {
+        let name = match record.outcome {
+            Outcome::SkippedByPartition => continue,
+            Outcome::Ignored => format!("{} (ignored)", record.id.name),
+            _ => record.id.name.clone(),
+        };
+        tests.entry(&record.id.binary_id).or_default().push(name);
     }
     let mut out = String::new();
     for (binary, mut names) in tests {
@@ -770,170 +977,6 @@ pub fn doctest_request<'a>(
         target_dir: &built.target_dir,
         show_build: cargo.doc,
     })
-}
-
-/// Settings for a package, binary and test, with what the test declares itself.
-type Resolve<'a> = dyn Fn(&str, &str, &str, Option<&Layer>, Option<&TestQuery>) -> Resolved + 'a;
-
-/// Whether the user's filters and filtersets select a test (of a binary, in a package).
-type Selects<'a> = dyn Fn(&build::TestBinary, &str, &str) -> bool + 'a;
-
-/// The doc tests as the run's jobs and records.
-struct DocTests {
-    jobs: Vec<Job>,
-    /// Those rustdoc settled by compiling them.
-    settled: Vec<TestRecord>,
-    ignored: Vec<TestRecord>,
-    /// Libraries with a doc test to run.
-    libraries: usize,
-}
-
-/// Each selected doc test a job of its own (one sandbox per doc test, whatever the isolation),
-/// under the settings of its package, `pkg::doctest/lib` and its name.
-fn doc_tests(
-    collected: &doctest::Collected,
-    built: &build::Build,
-    host_env: &[(String, String)],
-    selects: &Selects,
-    resolve: &Resolve,
-    partition: Option<(list::Partition, &mut usize)>,
-) -> DocTests {
-    let mut doc = DocTests {
-        jobs: Vec::new(),
-        settled: Vec::new(),
-        ignored: Vec::new(),
-        libraries: 0,
-    };
-    let package_name = |id: &cargo_metadata::PackageId| {
-        built
-            .packages
-            .get(id)
-            .map(|p| p.name.to_string())
-            .unwrap_or_default()
-    };
-    // `--partition`: the doc tests take their positions after the other binaries', in report
-    // order (rustdoc reports them in the order they finish).
-    let mut others = std::collections::BTreeSet::new();
-    if let Some((partition, position)) = partition {
-        let mut all: Vec<TestId> = collected
-            .tests
-            .iter()
-            .map(|t| (&t.package_id, &t.lib_name, &t.name))
-            .chain(
-                collected
-                    .settled
-                    .iter()
-                    .map(|t| (&t.package_id, &t.lib_name, &t.name)),
-            )
-            .map(|(package_id, lib, name)| TestId {
-                binary_id: build::binary_id(&package_name(package_id), BinaryKind::Doctest, lib),
-                name: name.clone(),
-            })
-            .collect();
-        all.sort();
-        for id in all {
-            *position += 1;
-            if !partition.includes(*position - 1, &id.binary_id, &id.name) {
-                others.insert(id);
-            }
-        }
-    }
-    let mine = |binary: &build::TestBinary, name: &str| {
-        !others.contains(&TestId {
-            binary_id: binary.id.clone(),
-            name: name.to_owned(),
-        })
-    };
-    for id in &others {
-        doc.ignored.push(TestRecord::not_run(
-            id.clone(),
-            Outcome::SkippedByPartition,
-            false,
-        ));
-    }
-    let mut libraries = std::collections::BTreeSet::new();
-    for test in &collected.tests {
-        let package = package_name(&test.package_id);
-        let binary = build::TestBinary::doctest(
-            &package,
-            &test.package_id,
-            &test.lib_name,
-            test.binary.clone(),
-        );
-        if !selects(&binary, &package, &test.name) || !mine(&binary, &test.name) {
-            continue;
-        }
-        let mut env = env::for_binary(&binary, built, host_env);
-        env.vars.extend(test.env());
-        let settings = Resolved {
-            isolation: Isolation::Test,
-            ..resolve(
-                &package,
-                &binary.id,
-                &test.name,
-                None,
-                Some(&binary.filter_query(&package, &test.name)),
-            )
-        };
-        libraries.insert(binary.id.clone());
-        doc.jobs.push(Job {
-            binary: Arc::new(BinaryContext {
-                binary,
-                env,
-                runs_as: RunsAs::DocTest {
-                    should_panic: test.should_panic,
-                },
-            }),
-            selection: Selection::Listed {
-                tests: vec![SelectedTest {
-                    name: test.name.clone(),
-                    ignored: false,
-                }],
-                whole_binary: true,
-                listing: Arc::from([test.name.clone()]),
-            },
-            settings: Arc::new(settings),
-            attempt: 0,
-            retry: 0,
-            order: 0,
-        });
-    }
-    doc.libraries = libraries.len();
-    for settled in &collected.settled {
-        let package = package_name(&settled.package_id);
-        // Settled without a binary to run.
-        let binary = build::TestBinary::doctest(
-            &package,
-            &settled.package_id,
-            &settled.lib_name,
-            PathBuf::new(),
-        );
-        if !selects(&binary, &package, &settled.name) || !mine(&binary, &settled.name) {
-            continue;
-        }
-        let id = TestId {
-            binary_id: binary.id,
-            name: settled.name.clone(),
-        };
-        match &settled.verdict {
-            doctest::SettledVerdict::Ignored => {
-                doc.ignored
-                    .push(TestRecord::not_run(id, Outcome::Ignored, false));
-            }
-            doctest::SettledVerdict::Passed => {
-                doc.settled
-                    .push(TestRecord::not_run(id, Outcome::Passed, false));
-            }
-            doctest::SettledVerdict::Failed(output) => doc.settled.push(TestRecord {
-                output: Some(harness::CapturedOutput {
-                    head: output.clone(),
-                    ..Default::default()
-                }),
-                ..TestRecord::not_run(id, Outcome::Failed, true)
-            }),
-        }
-    }
-    doc
 }
 
 /// What every sandbox of the run has in common with the workspace-wide settings (its command

@@ -30,6 +30,14 @@ impl Cancel {
         self.write.try_clone()
     }
 
+    /// Another handle on the same token: cancelling either cancels both.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Cancel {
+            read: self.read.try_clone()?,
+            write: self.write.try_clone()?,
+        })
+    }
+
     pub fn is_cancelled(&self) -> bool {
         let mut fds = [nix::poll::PollFd::new(
             self.read.as_fd(),

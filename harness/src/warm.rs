@@ -9,9 +9,11 @@
 //! inits are the zygote's children, so they do not die with the thread that asked for them.
 //!
 //! A waiting sandbox has its mounts already: its copy-on-write directories are overlays whose
-//! lower layer is the host directory as it was then (overlayfs does not promise to show later
-//! changes to a lower layer). So a runner asks for sandboxes only once what they will run
-//! exists — after the build — and shapes that leave state on the host are never made ahead.
+//! lower layer is the live host directory. Overlayfs shows a file added to a lower layer later
+//! unless the sandbox looked its name up before (it keeps a "no such file"): a runner that
+//! asks for sandboxes while the files they will run are still being made (cargo-sandbox's
+//! pipelined build) makes sure the paths an init looks up exist first. Shapes that leave state
+//! on the host are never made ahead.
 
 use crate::start::{Shape, Started, Starter};
 use std::sync::{Arc, Condvar, Mutex};

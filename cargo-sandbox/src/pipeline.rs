@@ -1,0 +1,252 @@
+//! Runs tests while cargo still builds. Cargo reports each test binary as soon as it is linked
+//! (its `compiler-artifact` message); the binary is listed and its jobs go on the queue at once,
+//! while cargo builds the rest. The tail of a build is often one crate linking on one core
+//! while the others sit idle: tests fill them.
+//!
+//! The CPUs are shared through a GNU make jobserver that cargo joins (as it joins make's):
+//! it holds one token fewer than the run's CPUs, cargo's own implicit token being the last.
+//! Cargo and rustc take a token for each job beyond their first; each test and each listing
+//! takes one while cargo builds, so the build and the tests together never run more than the
+//! CPUs at once, and neither waits while a CPU is idle. Once cargo is done the tokens no
+//! longer matter: tests run `-j` at once, as without the pipeline.
+//!
+//! Sandboxes made during the build show the workspace through overlays whose lower layer is
+//! the live directory: a binary linked after the overlay was mounted is there when it is run.
+//! Overlayfs looks a name up in the lower layer the first time it is asked for and keeps the
+//! answer, a "no such file" too: so a sandbox never asks for a path before it exists. Its init
+//! looks up only the workspace, its target directory and `target/tmp` (made before the first
+//! sandbox), and a test's binary is looked up only once cargo reported it.
+
+use crate::build::{Build, Building, Linked, TestBinary};
+use crate::doctest;
+use crate::env;
+use crate::event::Event;
+use crate::list;
+use crate::plan::{Planned, Planner, Runs};
+use crate::report::Fingerprint;
+use crate::schedule::{BinaryContext, Feed, RunsAs};
+use harness::{Cancel, Engine, SandboxSpec};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+/// The CPUs the build and the tests share while cargo builds.
+pub struct Slots {
+    client: jobserver::Client,
+    building: AtomicBool,
+    /// Workers that may be waiting for a token when the build ends.
+    waiters: usize,
+}
+
+impl Slots {
+    /// `cpus` to share; `waiters`: how many threads may wait for a token at once.
+    pub fn new(cpus: usize, waiters: usize) -> anyhow::Result<Slots> {
+        let client = jobserver::Client::new(cpus.saturating_sub(1)).map_err(|e| {
+            anyhow::anyhow!("creating the jobserver cargo shares the CPUs with: {e}")
+        })?;
+        Ok(Slots {
+            client,
+            building: AtomicBool::new(true),
+            waiters,
+        })
+    }
+
+    /// What cargo joins.
+    pub fn client(&self) -> &jobserver::Client {
+        &self.client
+    }
+
+    /// A CPU, while cargo builds (waiting for one); `None` once it is done.
+    pub fn take(&self) -> Option<jobserver::Acquired> {
+        if !self.building.load(Ordering::Acquire) {
+            return None;
+        }
+        self.client.acquire().ok()
+    }
+
+    /// Cargo is done: whoever waits for a token gets one, and nobody asks again.
+    pub fn build_ended(&self) {
+        if self.building.swap(false, Ordering::AcqRel) {
+            for _ in 0..self.waiters {
+                let _ = self.client.release_raw();
+            }
+        }
+    }
+}
+
+/// What planning while cargo builds needs.
+pub struct Pipeline<'a> {
+    pub engine: &'a Engine,
+    pub cancel: &'a Cancel,
+    pub planner: &'a Planner<'a>,
+    pub host_env: &'a [(String, String)],
+    pub run_seed: u64,
+    pub base_spec: &'a SandboxSpec,
+    pub slots: &'a Slots,
+    pub feed: &'a Feed<'a>,
+    pub events: Sender<Event>,
+    pub cargo: &'a crate::cli::CargoArgs,
+    pub filter: &'a list::TestFilter,
+    /// Hash every test binary once built (`--report-json`'s fingerprint).
+    pub fingerprint: bool,
+    pub workers: usize,
+    pub no_tests: crate::cli::NoTests,
+}
+
+/// How the plan ended.
+pub enum Ended {
+    /// Every binary built and planned (with the fingerprint of them all, when asked for).
+    Planned {
+        fingerprint: Option<std::thread::JoinHandle<Fingerprint>>,
+        /// The doc tests' binaries, kept for the run's length.
+        _doctests: Option<doctest::Collected>,
+    },
+    /// The build or the doc tests' collection failed: what ran is reported, nothing else
+    /// starts.
+    Failed(anyhow::Error),
+    /// Cancelled while cargo built.
+    Cancelled,
+    /// Nothing to run, and `--no-tests fail` (said): no run started.
+    NoTests,
+}
+
+impl Pipeline<'_> {
+    /// Plans each binary as cargo builds it, then the doc tests; the queue is closed and the
+    /// run's start announced (with the plan's totals) when the plan is complete or cut short.
+    pub fn feed(&self, mut building: Building, mut build: Build) -> (Ended, Planned) {
+        let mut planned = Planned::default();
+        let mut position = 0;
+        self.engine.prepare(self.base_spec, None);
+        // Integration tests wait for their package's binaries (see `Build::ready`); those a
+        // build never links (their required features are off) for the build's end.
+        let mut waiting: Vec<TestBinary> = Vec::new();
+        let built = loop {
+            match building.next(&mut build) {
+                Some(Ok(Linked::Test(binary))) => waiting.push(binary),
+                Some(Ok(Linked::Bin)) => {}
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            }
+            let (ready, wait): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|b| build.ready(b));
+            waiting = wait;
+            for binary in ready {
+                if !self.cancel.is_cancelled() {
+                    planned.add(self.plan_binary(binary, &build, &mut position));
+                }
+            }
+        };
+        if built.is_ok() {
+            for binary in waiting {
+                if !self.cancel.is_cancelled() {
+                    planned.add(self.plan_binary(binary, &build, &mut position));
+                }
+            }
+        }
+        self.slots.build_ended();
+        let ended = match built {
+            _ if self.cancel.is_cancelled() => Ended::Cancelled,
+            Err(e) => Ended::Failed(e),
+            Ok(()) => {
+                build.sort_binaries();
+                match self.doc_tests(&build, &mut position) {
+                    Ok((mut doc, doctests)) => {
+                        self.send_not_run(&doc);
+                        self.feed.push(std::mem::take(&mut doc.jobs));
+                        planned.add(doc);
+                        if crate::test_run::no_tests(self.no_tests, &planned) {
+                            Ended::NoTests
+                        } else {
+                            let fingerprint = self.fingerprint.then(|| self.fingerprint_of(&build));
+                            Ended::Planned {
+                                fingerprint,
+                                _doctests: doctests,
+                            }
+                        }
+                    }
+                    Err(e) => Ended::Failed(e),
+                }
+            }
+        };
+        if matches!(ended, Ended::Failed(_) | Ended::NoTests) {
+            self.feed.stop();
+        }
+        if !matches!(ended, Ended::NoTests) {
+            self.engine
+                .prepare(self.base_spec, Some(self.feed.waiting()));
+            let started = crate::test_run::run_started(
+                &planned,
+                self.run_seed,
+                self.planner.profile,
+                self.workers,
+            );
+            let _ = self.events.send(started);
+        }
+        self.feed.close();
+        (ended, planned)
+    }
+
+    /// One binary, just built: listed (taking a CPU from the build while cargo builds) and
+    /// planned, its jobs queued.
+    fn plan_binary(&self, binary: TestBinary, build: &Build, position: &mut usize) -> Planned {
+        let ctx = Arc::new(context(binary, build, self.host_env));
+        let package = &build.packages[&ctx.binary.package_id];
+        let planned = match self.planner.runs_whole(&ctx, package) {
+            Runs::Whole(settings) => self.planner.unlisted(&ctx, settings),
+            Runs::Listed(settings) => {
+                let slot = self.slots.take();
+                let listing =
+                    list::in_sandbox(self.engine, &ctx, &settings, self.host_env, self.run_seed);
+                drop(slot);
+                self.planner.listed(&ctx, &package.name, listing, position)
+            }
+        };
+        let mut planned = planned;
+        self.send_not_run(&planned);
+        self.feed.push(std::mem::take(&mut planned.jobs));
+        planned
+    }
+
+    fn send_not_run(&self, planned: &Planned) {
+        for record in &planned.not_run {
+            let _ = self
+                .events
+                .send(Event::TestFinished(Box::new(record.clone())));
+        }
+    }
+
+    /// The doc tests, compiled once the build is done (cargo's lock on the target directory
+    /// would make `cargo test --doc` wait for it anyway).
+    fn doc_tests(
+        &self,
+        build: &Build,
+        position: &mut usize,
+    ) -> anyhow::Result<(Planned, Option<doctest::Collected>)> {
+        let Some(request) = crate::test_run::doctest_request(self.cargo, build, self.filter) else {
+            return Ok((Planned::default(), None));
+        };
+        let collected = doctest::collect(&request)?;
+        let planned = self
+            .planner
+            .doc_tests(&collected, build, self.host_env, position);
+        Ok((planned, Some(collected)))
+    }
+
+    fn fingerprint_of(&self, build: &Build) -> std::thread::JoinHandle<Fingerprint> {
+        let contexts: Vec<Arc<BinaryContext>> = build
+            .binaries
+            .iter()
+            .map(|b| Arc::new(context(b.clone(), build, self.host_env)))
+            .collect();
+        let cgroup_version = self.engine.cgroup_version();
+        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
+    }
+}
+
+/// A libtest binary as the build knows it so far (what cargo reported before it).
+fn context(binary: TestBinary, build: &Build, host_env: &[(String, String)]) -> BinaryContext {
+    BinaryContext {
+        env: env::for_binary(&binary, build, host_env),
+        binary,
+        runs_as: RunsAs::Libtest,
+    }
+}

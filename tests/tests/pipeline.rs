@@ -1,0 +1,207 @@
+//! Tests run while cargo still builds, and a run ordered by the last one's durations: a build
+//! error after some tests ran, Ctrl-C in the middle of a build, the history's order.
+
+use e2e::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A workspace at `dir` (emptied first) with the member crates `members`: (name, files).
+fn workspace(dir: &Path, members: &[(&str, &[(&str, &str)])]) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    let names: Vec<String> = members.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let mut files = vec![(
+        dir.join("Cargo.toml"),
+        format!(
+            "[workspace]\nmembers = [{}]\nresolver = \"2\"\n",
+            names.join(", ")
+        ),
+    )];
+    for (name, member_files) in members {
+        files.push((
+            dir.join(name).join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        ));
+        for (path, text) in *member_files {
+            files.push((dir.join(name).join(path), (*text).to_owned()));
+        }
+    }
+    for (path, text) in files {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir.join("Cargo.toml")
+}
+
+/// A build script that keeps cargo busy for `seconds` before the crate compiles.
+fn slow_build_script(seconds: u32) -> String {
+    format!("fn main() {{ std::thread::sleep(std::time::Duration::from_secs({seconds})); }}\n")
+}
+
+const QUICK_TESTS: &str = "#[test]\nfn passes() {}\n#[test]\nfn also_passes() {}\n";
+
+#[test]
+fn a_build_error_fails_the_run_and_reports_the_tests_that_already_ran() {
+    if !privileged() {
+        return;
+    }
+    let token = token("pipeline-broken");
+    let script = slow_build_script(4);
+    let manifest = workspace(
+        &bin_dir().join(&token),
+        &[
+            ("quick", &[("src/lib.rs", QUICK_TESTS)]),
+            (
+                "broken",
+                &[
+                    ("build.rs", &script),
+                    (
+                        "src/lib.rs",
+                        "#[test]\nfn t() { let x: u32 = \"not a number\"; }\n",
+                    ),
+                ],
+            ),
+        ],
+    );
+    let run = sandbox_test(&manifest, &["--workspace"]);
+    assert_eq!(run.code, 101, "cargo's exit code: {}", run.stderr);
+    assert!(run.stderr.contains("mismatched types"), "{}", run.stderr);
+    assert!(run.stderr.contains("the build failed"), "{}", run.stderr);
+    // The quick crate's tests ran while cargo waited for the broken crate's build script.
+    for name in ["passes", "also_passes"] {
+        assert_eq!(run.test(name)["outcome"], "passed", "{}", run.stderr);
+        assert_eq!(run.test(name)["binary_id"], "quick");
+    }
+    assert_eq!(
+        survivors_after(&token, Duration::from_secs(3)),
+        Vec::<i32>::new()
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
+    if !privileged() {
+        return;
+    }
+    let token = token("pipeline-ctrl-c");
+    let script = slow_build_script(120);
+    let manifest = workspace(
+        &bin_dir().join(&token),
+        &[
+            (
+                "quick",
+                &[(
+                    "src/lib.rs",
+                    "#[test]\nfn waits() { std::thread::sleep(std::time::Duration::from_secs(120)); }\n",
+                )],
+            ),
+            ("slow", &[("build.rs", &script), ("src/lib.rs", "")]),
+        ],
+    );
+    let child = std::process::Command::new(cargo_sandbox())
+        .args(["sandbox", "test", "--workspace", "--manifest-path"])
+        .arg(&manifest)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    let running = |what: &str| {
+        survivors(&token).iter().any(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(what)
+        })
+    };
+    // The test runs in its sandbox while the other crate's build script still sleeps.
+    while !(running("--exact") && running("build-script-build")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the test never ran beside the build"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the runner this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{stderr}");
+    assert_eq!(
+        survivors_after(&token, Duration::from_secs(3)),
+        Vec::<i32>::new(),
+        "cargo, its build script and the sandboxes are gone: {stderr}"
+    );
+    assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
+}
+
+/// The order the run gave each test (`order` in the report).
+fn orders(run: &TestRun) -> Vec<(String, u64)> {
+    let mut orders: Vec<(String, u64)> = run.report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap().to_owned();
+            (name, t["order"].as_u64().unwrap())
+        })
+        .collect();
+    orders.sort_by_key(|(_, order)| *order);
+    orders
+}
+
+#[test]
+fn a_run_starts_the_tests_the_last_one_found_slowest() {
+    if !privileged() {
+        return;
+    }
+    let dir = bin_dir().join("e2e-history");
+    let tests = "#[test]\nfn a_quick() {}\n#[test]\nfn b_quick() {}\n\
+                 #[test]\nfn c_slow() { std::thread::sleep(std::time::Duration::from_millis(300)); }\n";
+    let manifest = scratch_crate(&dir, "history", "", &[("src/lib.rs", tests)]);
+    let first = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let names =
+        |run: &TestRun| -> Vec<String> { orders(run).into_iter().map(|(n, _)| n).collect() };
+    assert_eq!(
+        names(&first),
+        ["a_quick", "b_quick", "c_slow"],
+        "no history: listing order"
+    );
+    let history = dir.join("target/cargo-sandbox/history.json");
+    assert!(history.exists(), "the run kept its durations");
+
+    let second = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(names(&second)[0], "c_slow", "the slowest first");
+    assert_eq!(second.outcomes(), first.outcomes());
+    assert_eq!(
+        second.report["outcome_digest"],
+        first.report["outcome_digest"]
+    );
+
+    // A test never seen before goes first of all (it may be the slowest).
+    let tests_with_new = format!("{tests}#[test]\nfn d_new() {{}}\n");
+    std::fs::write(dir.join("src/lib.rs"), tests_with_new).unwrap();
+    let third = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(names(&third)[..2], ["d_new", "c_slow"]);
+
+    // --shuffle orders by the seed alone.
+    let shuffled = sandbox_test(&manifest, &["-j", "1", "--shuffle", "--seed", "7"]);
+    std::fs::remove_file(&history).unwrap();
+    let shuffled_without = sandbox_test(&manifest, &["-j", "1", "--shuffle", "--seed", "7"]);
+    assert_eq!(names(&shuffled), names(&shuffled_without));
+
+    // A report of an earlier run seeds the order where no history is kept.
+    std::fs::remove_file(&history).unwrap();
+    let report = dir.join("second.json");
+    std::fs::write(&report, second.report.to_string()).unwrap();
+    let seeded = sandbox_test(
+        &manifest,
+        &["-j", "1", "--history-from", report.to_str().unwrap()],
+    );
+    assert_eq!(
+        names(&seeded)[..2],
+        ["d_new", "c_slow"],
+        "{}",
+        seeded.stderr
+    );
+}
