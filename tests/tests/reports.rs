@@ -120,6 +120,7 @@ fn redact_json(value: &mut Value) {
                         | "io_read_bytes"
                         | "io_write_bytes"
                         | "oom_victims"
+                        | "order"
                 );
                 if volatile && !v.is_null() {
                     *v = Value::String("[redacted]".into());
@@ -156,6 +157,22 @@ fn json_report_matches_its_schema_and_snapshot() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "tests are listed in report order");
+    // The order the tests ran in depends on the history and on when cargo linked each
+    // binary; every test that ran has its own place in it.
+    let mut orders: Vec<u64> = report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["order"].as_u64())
+        .collect();
+    let ran = orders.len();
+    orders.sort();
+    orders.dedup();
+    assert_eq!(orders.len(), ran, "each test its own place: {orders:?}");
+    assert!(
+        orders.iter().all(|o| (*o as usize) < ran + 16),
+        "{orders:?}"
+    );
     redact_json(&mut report);
     insta::assert_snapshot!(
         "report_json",
