@@ -301,13 +301,15 @@ enum Read {
 }
 
 /// Starts building the tests. With `slots`, cargo joins that jobserver (it shares the CPUs
-/// with tests run while it builds). Cargo runs in a process group of its own, stopped whole
+/// with tests run while it builds); `exited` is called as soon as cargo exits, before its
+/// last messages are taken in. Cargo runs in a process group of its own, stopped whole
 /// (its compilers too) when `cancel` is: a Ctrl-C reaches the runner alone, which then stops
 /// cargo and its sandboxes alike.
 pub fn start(
     args: &CargoArgs,
     slots: Option<&jobserver::Client>,
     cancel: &harness::Cancel,
+    exited: Box<dyn FnOnce() + Send>,
 ) -> anyhow::Result<Building> {
     let mut metadata = MetadataCommand::new();
     metadata.cargo_path(cargo()).no_deps();
@@ -343,6 +345,7 @@ pub fn start(
     std::thread::spawn(move || {
         let result = read_messages(child, forward_json, &sender);
         cargo_ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        exited();
         let _ = sender.send(Read::Ended(result));
     });
     std::thread::spawn(move || {

@@ -18,6 +18,7 @@
 //! sandbox), and a test's binary is looked up only once cargo reported it.
 
 use crate::build::{Build, Building, Linked, TestBinary};
+use crate::config::Resolved;
 use crate::doctest;
 use crate::env;
 use crate::event::Event;
@@ -28,7 +29,7 @@ use crate::schedule::{BinaryContext, Feed, RunsAs};
 use harness::{Cancel, Engine, SandboxSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The CPUs the build and the tests share while cargo builds.
 pub struct Slots {
@@ -117,31 +118,51 @@ impl Pipeline<'_> {
         let mut planned = Planned::default();
         let mut position = 0;
         self.engine.prepare(self.base_spec, None);
-        // Integration tests wait for their package's binaries (see `Build::ready`); those a
-        // build never links (their required features are off) for the build's end.
-        let mut waiting: Vec<TestBinary> = Vec::new();
-        let built = loop {
-            match building.next(&mut build) {
-                Some(Ok(Linked::Test(binary))) => waiting.push(binary),
-                Some(Ok(Linked::Bin)) => {}
-                Some(Err(e)) => break Err(e),
-                None => break Ok(()),
+        let listed = Mutex::new(Planned::default());
+        // Binaries are listed on `workers` threads: several are often linked at once (all of
+        // those fresh at the start), and listing one at a time would starve the run.
+        let (to_list, receiver) = std::sync::mpsc::channel::<Listed>();
+        let receiver = Mutex::new(receiver);
+        let built = std::thread::scope(|scope| {
+            for _ in 0..self.workers.max(1) {
+                scope.spawn(|| loop {
+                    let next = receiver.lock().map(|r| r.recv());
+                    let Ok(Ok((ctx, package, settings))) = next else {
+                        return;
+                    };
+                    let part = self.list(&ctx, &package, &settings);
+                    lock(&listed).add(part);
+                });
             }
-            let (ready, wait): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|b| build.ready(b));
-            waiting = wait;
-            for binary in ready {
-                if !self.cancel.is_cancelled() {
-                    planned.add(self.plan_binary(binary, &build, &mut position));
+            // Integration tests wait for their package's binaries (see `Build::ready`); those
+            // a build never links (their required features are off) for the build's end.
+            let mut waiting: Vec<TestBinary> = Vec::new();
+            let built = loop {
+                match building.next(&mut build) {
+                    Some(Ok(Linked::Test(binary))) => waiting.push(binary),
+                    Some(Ok(Linked::Bin)) => {}
+                    Some(Err(e)) => break Err(e),
+                    None => break Ok(()),
+                }
+                let (ready, wait): (Vec<_>, Vec<_>) =
+                    waiting.drain(..).partition(|b| build.ready(b));
+                waiting = wait;
+                for binary in ready {
+                    planned.add(self.start_binary(binary, &build, &to_list));
+                }
+            };
+            if built.is_ok() {
+                for binary in waiting {
+                    planned.add(self.start_binary(binary, &build, &to_list));
                 }
             }
-        };
-        if built.is_ok() {
-            for binary in waiting {
-                if !self.cancel.is_cancelled() {
-                    planned.add(self.plan_binary(binary, &build, &mut position));
-                }
-            }
-        }
+            // The listing threads end once every binary sent is listed.
+            drop(to_list);
+            built
+        });
+        planned.add(listed.into_inner().unwrap_or_else(|e| e.into_inner()));
+        // Cargo is done (its reader thread said so as soon as it exited; again here for a
+        // build that never started).
         self.slots.build_ended();
         let ended = match built {
             _ if self.cancel.is_cancelled() => Ended::Cancelled,
@@ -185,22 +206,43 @@ impl Pipeline<'_> {
         (ended, planned)
     }
 
-    /// One binary, just built: listed (taking a CPU from the build while cargo builds) and
-    /// planned, its jobs queued.
-    fn plan_binary(&self, binary: TestBinary, build: &Build, position: &mut usize) -> Planned {
+    /// One binary, just built: a binary run whole is planned and queued at once; one to
+    /// list goes to the listing threads.
+    fn start_binary(
+        &self,
+        binary: TestBinary,
+        build: &Build,
+        to_list: &std::sync::mpsc::Sender<Listed>,
+    ) -> Planned {
+        if self.cancel.is_cancelled() {
+            return Planned::default();
+        }
         let ctx = Arc::new(context(binary, build, self.host_env));
         let package = &build.packages[&ctx.binary.package_id];
-        let planned = match self.planner.runs_whole(&ctx, package) {
-            Runs::Whole(settings) => self.planner.unlisted(&ctx, settings),
+        match self.planner.runs_whole(&ctx, package) {
+            Runs::Whole(settings) => self.queue(self.planner.unlisted(&ctx, settings)),
             Runs::Listed(settings) => {
-                let slot = self.slots.take();
-                let listing =
-                    list::in_sandbox(self.engine, &ctx, &settings, self.host_env, self.run_seed);
-                drop(slot);
-                self.planner.listed(&ctx, &package.name, listing, position)
+                let _ = to_list.send((ctx, package.name.to_string(), settings));
+                Planned::default()
             }
-        };
-        let mut planned = planned;
+        }
+    }
+
+    /// Lists a binary (taking a CPU from the build while cargo builds) and queues its jobs.
+    fn list(&self, ctx: &Arc<BinaryContext>, package: &str, settings: &Resolved) -> Planned {
+        if self.cancel.is_cancelled() {
+            return Planned::default();
+        }
+        let slot = self.slots.take();
+        let listing = list::in_sandbox(self.engine, ctx, settings, self.host_env, self.run_seed);
+        drop(slot);
+        // `--partition slice` (positions in report order) is never pipelined.
+        let mut position = 0;
+        self.queue(self.planner.listed(ctx, package, listing, &mut position))
+    }
+
+    /// Reports what a part of the plan settled without a sandbox and queues its jobs.
+    fn queue(&self, mut planned: Planned) -> Planned {
         self.send_not_run(&planned);
         self.feed.push(std::mem::take(&mut planned.jobs));
         planned
@@ -240,6 +282,13 @@ impl Pipeline<'_> {
         let cgroup_version = self.engine.cgroup_version();
         std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
     }
+}
+
+/// A binary to list: its context, its package's name, its settings.
+type Listed = (Arc<BinaryContext>, String, Resolved);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A libtest binary as the build knows it so far (what cargo reported before it).

@@ -88,7 +88,8 @@ fn prepare(
     // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
     // the build's end: one made now would show the workspace through an overlay made before
     // its binaries existed.
-    let building = build::start(&args.cargo, None, cancel).context("building the tests")?;
+    let building =
+        build::start(&args.cargo, None, cancel, Box::new(|| {})).context("building the tests")?;
     let engine = start_engine();
     let mut config = None;
     let built = building.finish(|root| {
@@ -240,7 +241,7 @@ enum Source {
         building: build::Building,
         packages: build::Build,
         config: Config,
-        slots: pipeline::Slots,
+        slots: Arc<pipeline::Slots>,
     },
 }
 
@@ -340,9 +341,12 @@ fn start_building(
     env::prefetch_sysroot();
     // The user's own `--jobs` for cargo keeps cargo's own jobserver (cargo would warn that
     // it ignores one of the two).
-    let slots = pipeline::Slots::new(cpus, workers + 1)?;
+    let slots = Arc::new(pipeline::Slots::new(cpus, 2 * workers)?);
     let shared = args.cargo.build_jobs.is_none().then(|| slots.client());
-    let mut building = build::start(&args.cargo, shared, cancel).context("building the tests")?;
+    let ended = slots.clone();
+    let exited = Box::new(move || ended.build_ended());
+    let mut building =
+        build::start(&args.cargo, shared, cancel, exited).context("building the tests")?;
     let engine = start_engine();
     let packages = match building.packages() {
         Ok(packages) => packages,

@@ -19,7 +19,7 @@ use std::time::Instant;
 pub fn run(args: ArchiveArgs) -> anyhow::Result<i32> {
     let cancel = signals::cancel_on_signals()?;
     let started = Instant::now();
-    let built = build::start(&args.cargo, None, &cancel)
+    let built = build::start(&args.cargo, None, &cancel, Box::new(|| {}))
         .context("building the tests")?
         .finish(|_| {});
     if cancel.is_cancelled() {
