@@ -6,8 +6,8 @@
 //! last run's report as an artifact more often than its target directory.
 
 use crate::event::TestRecord;
+use crate::job::{Job, Selection};
 use crate::outcome::Outcome;
-use crate::schedule::{Job, Selection};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -4,8 +4,8 @@
 
 use crate::config::{Cap, Resolved};
 use crate::event::{TestId, TestRecord};
+use crate::job::BinaryContext;
 use crate::outcome::{classify, Outcome};
-use crate::schedule::{self, BinaryContext};
 use anyhow::bail;
 use harness::{Engine, Exit};
 use std::path::Path;
@@ -311,7 +311,7 @@ pub fn in_sandbox(
     settings.timeout = Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
     // The listing's text, and whether all of it was kept.
     let run = |argv: Vec<String>| -> Result<(String, bool), Box<TestRecord>> {
-        let mut spec = schedule::spec(&settings, argv, ctx, host_env, seed);
+        let mut spec = crate::sandbox_spec::spec(&settings, argv, ctx, host_env, seed);
         // sandbox-harness binaries then print the limits their trials declare.
         spec.env
             .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));

@@ -9,9 +9,9 @@ use crate::doctest;
 use crate::env;
 use crate::event::{TestId, TestRecord};
 use crate::filterset::{Filtersets, TestQuery};
+use crate::job::{BinaryContext, Job, RunsAs, SelectedTest, Selection};
 use crate::list::{self, Listing, Partition, TestFilter};
 use crate::outcome::Outcome;
-use crate::schedule::{BinaryContext, Job, RunsAs, SelectedTest, Selection};
 use std::path::PathBuf;
 use std::sync::Arc;
 

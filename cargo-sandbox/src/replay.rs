@@ -7,7 +7,6 @@ use crate::exit;
 use crate::outcome::{classify, Outcome};
 use crate::report::json::{Document, REDACTED};
 use crate::report::sha256_file;
-use crate::schedule;
 use anyhow::Context;
 use harness::{Engine, Exit};
 
@@ -52,13 +51,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     let now = if spec.argv.iter().any(|a| a == "--nocapture") {
         classify(
             &result,
-            result.exit != Exit::Code(0) || schedule::ran_exactly_one(&result),
+            result.exit != Exit::Code(0) || crate::libtest::ran_exactly_one(&result),
             record.policies,
         )
     } else {
         // A whole-binary sandbox: this test's own libtest line decides.
         let output = result.output.as_ref().map(|o| o.text()).unwrap_or_default();
-        match schedule::libtest_results(&output)
+        match crate::libtest::libtest_results(&output)
             .iter()
             .find(|(n, _)| n == &record.id.name)
             .map(|(_, r)| r.as_str())

@@ -3,171 +3,20 @@
 //! on the queue; a test's record is emitted once all its attempts are in. Cancellation (Ctrl-C)
 //! stops the queue and kills what runs.
 
-use crate::build::TestBinary;
-use crate::config::{FsMode, Isolation, Resolved};
-use crate::env::{self, BinaryEnv};
+use crate::config::{Isolation, Resolved};
 use crate::event::{Event, TestId, TestRecord};
 use crate::history::History;
+use crate::job::test_id;
+use crate::job::{Job, RunsAs, SelectedTest, Selection};
+use crate::libtest::{libtest_results, libtest_summary, own_section, ran_exactly_one};
 use crate::list::{self, Plan, TestFilter};
 use crate::outcome::{classify, classify_doctest, Outcome};
-use harness::{Cancel, Engine, Exit, Filesystem, Output, SandboxResult, SandboxSpec, Stdin};
+use crate::sandbox_spec;
+use harness::{Cancel, Engine, Exit, SandboxSpec};
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Per-test output kept (head and tail) beyond which the middle is dropped.
-pub const OUTPUT_LIMIT: usize = 1 << 20;
-
-/// A test binary with what it needs to run.
-#[derive(Debug)]
-pub struct BinaryContext {
-    pub binary: TestBinary,
-    pub env: BinaryEnv,
-    pub runs_as: RunsAs,
-}
-
-/// How a binary is run and its result read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunsAs {
-    /// A libtest (or libtest-compatible) harness: told which tests, and its output read.
-    Libtest,
-    /// One doc test: run without arguments, judged by its exit status (see `doctest`).
-    DocTest { should_panic: bool },
-}
-
-#[derive(Debug, Clone)]
-pub struct SelectedTest {
-    pub name: String,
-    pub ignored: bool,
-}
-
-/// Which of a binary's tests a job runs, and how libtest is told.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// Tests from the binary's listing. `whole_binary`: every test it lists, so libtest's own
-    /// selection matches and the tests need not be named. `listing`: every name the binary
-    /// lists, from which a run of several of them skips the others (see [`selection_args`]).
-    Listed {
-        tests: Vec<SelectedTest>,
-        whole_binary: bool,
-        listing: Arc<[String]>,
-    },
-    /// A binary run whole without listing it first (`--isolation binary`, when all its tests
-    /// share the binary's settings): libtest selects with the user's filter (a retry: exactly
-    /// `only`), and the run's own output names the tests. Listing would run the binary twice
-    /// more; it happens only when the run's output does not account for every test.
-    Unlisted { only: Option<String> },
-}
-
-impl Selection {
-    /// The tests named up front (none for an unlisted binary).
-    pub fn listed(&self) -> &[SelectedTest] {
-        match self {
-            Selection::Listed { tests, .. } => tests,
-            Selection::Unlisted { .. } => &[],
-        }
-    }
-
-    /// The same tests' retries: only those that failed, named. An unlisted binary's are
-    /// retried one per sandbox: without a listing there is nothing to skip, and a harness
-    /// other than libtest (libtest-mimic) takes one name at most.
-    fn retries(&self, failed: &[String]) -> Vec<Selection> {
-        if failed.is_empty() {
-            return Vec::new();
-        }
-        match self {
-            Selection::Listed { tests, listing, .. } => vec![Selection::Listed {
-                tests: tests
-                    .iter()
-                    .filter(|t| failed.contains(&t.name))
-                    .cloned()
-                    .collect(),
-                whole_binary: false,
-                listing: listing.clone(),
-            }],
-            Selection::Unlisted { .. } => failed
-                .iter()
-                .map(|name| Selection::Unlisted {
-                    only: Some(name.clone()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One sandbox's worth of work: one test, or (`--isolation binary`) a binary's tests that share
-/// the same settings.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub binary: Arc<BinaryContext>,
-    pub selection: Selection,
-    pub settings: Arc<Resolved>,
-    /// 0-based: repeats and retries count up.
-    pub attempt: u32,
-    /// Retries used so far.
-    pub retry: u32,
-    /// Position in the run's order: given when a worker first takes it (a retry keeps its
-    /// test's).
-    pub order: Option<usize>,
-}
-
-/// The sandbox for a command under resolved settings: stdin `/dev/null`, output captured
-/// (bounded), the test environment with its seed, and the network mode.
-pub fn spec(
-    settings: &Resolved,
-    argv: Vec<String>,
-    binary: &BinaryContext,
-    host_env: &[(String, String)],
-    seed: u64,
-) -> SandboxSpec {
-    let env = env::for_test(&binary.env, host_env, &settings.env, seed);
-    let mut spec = SandboxSpec::new(argv, binary.env.cwd.clone(), env);
-    apply(settings, &mut spec);
-    workspace_filesystem(
-        settings,
-        &binary.env.workspace_root,
-        &binary.env.target_dir,
-        &binary.env.shown_at,
-        &mut spec,
-    );
-    spec
-}
-
-/// The workspace stays reachable; under `fs = isolated` it is copy-on-write and the target's
-/// `tmp` (CARGO_TARGET_TMPDIR) is each test's own scratch directory, and a run from an archive
-/// shows its files at the paths they were built at too (`shown_at`).
-pub fn workspace_filesystem(
-    settings: &Resolved,
-    root: &Path,
-    target: &Path,
-    shown_at: &[harness::ShownAt],
-    spec: &mut SandboxSpec,
-) {
-    spec.reachable = vec![root.to_owned(), target.to_owned()];
-    if settings.fs == FsMode::Isolated {
-        spec.filesystem = Filesystem::Isolated {
-            copy_on_write: vec![root.to_owned()],
-            scratch: vec![target.join("tmp")],
-            writable: settings.writable.clone(),
-            keep_writes: None,
-            shown_at: shown_at.to_vec(),
-        };
-    }
-}
-
-/// Puts the settings' caps, network mode and I/O choices on a spec.
-pub fn apply(settings: &Resolved, spec: &mut SandboxSpec) {
-    settings.apply_caps(spec);
-    if !settings.env.inherit {
-        spec.make_dirs.push(env::SANDBOX_HOME.into());
-    }
-    spec.stdin = Stdin::Null;
-    spec.output = Output::Capture {
-        limit_bytes: OUTPUT_LIMIT,
-    };
-}
 
 /// A seed per test and attempt, derived from the run's seed: the same `--seed` gives every test
 /// the same `SANDBOX_SEED`, and each repeat a different one.
@@ -590,13 +439,6 @@ fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
-fn test_id(job: &Job, name: &str) -> TestId {
-    TestId {
-        binary_id: job.binary.binary.id.clone(),
-        name: name.to_owned(),
-    }
-}
-
 fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
     let id = |name: &str| test_id(job, name);
     match &job.selection {
@@ -615,43 +457,15 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
         Isolation::Binary => job.binary.binary.id.clone(),
     };
     let seed = seed_for(run.run_seed, &key, job.attempt);
-    let program = job.binary.binary.path.display().to_string();
-    let argv = match job.binary.runs_as {
-        RunsAs::Libtest => std::iter::once(program)
-            .chain(libtest_args(job, run.filter))
-            .collect(),
-        RunsAs::DocTest { .. } => vec![program],
-    };
-    let mut spec = spec(&job.settings, argv, &job.binary, run.host_env, seed);
-    let pass_through = run.no_capture && job.settings.isolation == Isolation::Test;
-    if pass_through {
-        spec.output = Output::Inherit;
-    }
-    if let (Some(base), Filesystem::Isolated { keep_writes, .. }) =
-        (&run.keep_writes, &mut spec.filesystem)
-    {
-        let safe = |s: &str| {
-            s.replace(
-                |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'),
-                "_",
-            )
-        };
-        // A directory per sandbox: each test's own, a retry's of one test of an unlisted
-        // binary, a group of tests after its first one.
-        let test = match (listed, &job.selection) {
-            ([one], _) => safe(&one.name),
-            (_, Selection::Unlisted { only: Some(name) }) => safe(name),
-            ([first, ..], Selection::Listed { whole_binary, .. }) if !whole_binary => {
-                format!("binary-{}", safe(&first.name))
-            }
-            _ => "binary".to_owned(),
-        };
-        *keep_writes = Some(
-            base.join(safe(&job.binary.binary.id))
-                .join(test)
-                .join(job.attempt.to_string()),
-        );
-    }
+    let pass_through = sandbox_spec::passes_through(job, run.no_capture);
+    let spec = sandbox_spec::for_job(
+        job,
+        run.filter,
+        run.host_env,
+        seed,
+        pass_through,
+        run.keep_writes.as_deref(),
+    );
     // Shared by the records of every test it runs.
     let spec = Arc::new(spec);
     let started = Instant::now();
@@ -860,32 +674,6 @@ fn ignored_records<'a>(
         .map(|(name, _)| TestRecord::not_run(test_id(job, name), Outcome::Ignored, false))
 }
 
-/// A test's own part of a whole binary's libtest output (`---- NAME stdout ----` up to the next
-/// section or the failure list); the whole output when it has no such section. `text`: the
-/// output's, made once for all its tests.
-fn own_section(
-    output: &harness::CapturedOutput,
-    text: &str,
-    name: &str,
-) -> harness::CapturedOutput {
-    let marker = format!("---- {name} stdout ----\n");
-    let Some(start) = text.find(&marker) else {
-        return output.clone();
-    };
-    let body = &text[start..];
-    let rest = &body[marker.len()..];
-    let end = ["\n---- ", "\nfailures:\n"]
-        .iter()
-        .filter_map(|m| rest.find(m))
-        .min()
-        .map_or(body.len(), |i| marker.len() + i + 1);
-    harness::CapturedOutput {
-        head: body[..end].to_owned(),
-        tail: String::new(),
-        truncated_bytes: 0,
-    }
-}
-
 /// One record from all attempts of a test: when some attempts failed and others did not, the
 /// test is flaky; the attempt shown is the last failing one (its output explains the failure).
 fn combine(mut attempts: Vec<TestRecord>, settings: &Resolved) -> TestRecord {
@@ -912,123 +700,6 @@ fn combine(mut attempts: Vec<TestRecord>, settings: &Resolved) -> TestRecord {
     record
 }
 
-/// The libtest command line for a job.
-fn libtest_args(job: &Job, filter: &TestFilter) -> Vec<String> {
-    let mut args = Vec::new();
-    match (&job.selection, job.settings.isolation) {
-        (Selection::Listed { tests, .. }, Isolation::Test) => {
-            if let Some(test) = tests.first() {
-                args.extend([
-                    "--exact".to_owned(),
-                    test.name.clone(),
-                    "--nocapture".to_owned(),
-                ]);
-                if test.ignored {
-                    args.push("--ignored".to_owned());
-                }
-            }
-        }
-        (
-            Selection::Listed {
-                tests,
-                whole_binary,
-                listing,
-            },
-            Isolation::Binary,
-        ) => {
-            if !whole_binary {
-                args = selection_args(tests, listing);
-            }
-            if tests.iter().all(|t| t.ignored) {
-                args.push("--ignored".to_owned());
-            } else if tests.iter().any(|t| t.ignored) {
-                args.push("--include-ignored".to_owned());
-            }
-        }
-        (Selection::Unlisted { only: None }, _) => args = filter.libtest_args(),
-        (Selection::Unlisted { only: Some(name) }, _) => {
-            args.extend(["--exact".to_owned(), name.clone()]);
-            args.extend(filter.ignored_flag().map(str::to_owned));
-        }
-    }
-    args
-}
-
-/// How many bytes of test names a run skips at most to select several tests (see
-/// [`selection_args`]): far below the kernel's limit on a command line (`ARG_MAX`, 2 MiB with
-/// the usual 8 MiB stack).
-const SKIP_BUDGET: usize = 256 * 1024;
-
-/// libtest flags that run exactly `tests` of a binary whose tests are `listing`. One test is
-/// named; several are selected by skipping every other test, since libtest-mimic (and other
-/// harnesses that mimic libtest) take one name at most, and any number of `--skip`. Only a
-/// binary whose other names would not fit a command line gets the names themselves, which
-/// libtest takes.
-fn selection_args(tests: &[SelectedTest], listing: &[String]) -> Vec<String> {
-    let mut args = vec!["--exact".to_owned()];
-    let chosen: std::collections::HashSet<&str> = tests.iter().map(|t| t.name.as_str()).collect();
-    let others: Vec<&String> = listing
-        .iter()
-        .filter(|name| !chosen.contains(name.as_str()))
-        .collect();
-    let skipped: usize = others
-        .iter()
-        .map(|name| name.len() + "--skip".len() + 2)
-        .sum();
-    if tests.len() == 1 || skipped > SKIP_BUDGET {
-        args.extend(tests.iter().map(|t| t.name.clone()));
-    } else {
-        for name in others {
-            args.extend(["--skip".to_owned(), name.clone()]);
-        }
-    }
-    args
-}
-
-/// How many tests libtest's closing `test result:` line counts (passed, failed and ignored).
-fn libtest_summary(output: &str) -> Option<usize> {
-    let line = output
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("test result: "))?;
-    let count = |word: &str| -> Option<usize> {
-        line.split(';')
-            .find_map(|part| part.trim().rsplit_once(' ').filter(|(_, w)| *w == word))
-            .and_then(|(n, _)| {
-                n.trim_start_matches(|c: char| !c.is_ascii_digit())
-                    .parse()
-                    .ok()
-            })
-    };
-    Some(count("passed")? + count("failed")? + count("ignored")?)
-}
-
-/// libtest's summary says one test ran (a name that matched nothing would run zero and pass).
-pub fn ran_exactly_one(result: &SandboxResult) -> bool {
-    result
-        .output
-        .as_ref()
-        .is_some_and(|o| o.tail.contains(" 1 passed") || o.head.contains(" 1 passed"))
-}
-
-/// `test NAME ... ok|FAILED|ignored` lines of libtest's pretty output.
-pub fn libtest_results(output: &str) -> Vec<(String, String)> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("test ")?;
-            let (name, result) = rest.rsplit_once(" ... ")?;
-            // libtest-mimic pads names to the longest one.
-            let name = name.trim_end();
-            let name = name.strip_suffix(" - should panic").unwrap_or(name);
-            let result = result
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .next()?;
-            Some((name.to_owned(), result.to_owned()))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1043,99 +714,6 @@ mod tests {
         std::panic::set_hook(hook);
         assert_eq!(literal, Err("a bug".to_owned()));
         assert_eq!(formatted, Err("bug 2".to_owned()));
-    }
-
-    #[test]
-    fn parses_libtest_lines() {
-        let out = "running 3 tests\ntest a::b - should panic ... ok\ntest c ... FAILED\ntest d ... ignored, slow\n\
-                   test e    ... ok\n";
-        assert_eq!(
-            libtest_results(out),
-            vec![
-                ("a::b".into(), "ok".into()),
-                ("c".into(), "FAILED".into()),
-                ("d".into(), "ignored".into()),
-                ("e".into(), "ok".into()),
-            ],
-            "libtest-mimic pads names"
-        );
-    }
-
-    fn selected(names: &[&str]) -> Vec<SelectedTest> {
-        names
-            .iter()
-            .map(|name| SelectedTest {
-                name: (*name).to_owned(),
-                ignored: false,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn several_tests_are_selected_by_skipping_the_others() {
-        let listing: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-        assert_eq!(
-            selection_args(&selected(&["b"]), &listing),
-            ["--exact", "b"]
-        );
-        // libtest-mimic takes one name: the others are skipped instead.
-        assert_eq!(
-            selection_args(&selected(&["a", "c"]), &listing),
-            ["--exact", "--skip", "b", "--skip", "d"]
-        );
-        // Names that would not fit a command line when skipped are named (libtest takes them).
-        let long: Vec<String> = (0..20_000)
-            .map(|i| format!("module::test_{i:05}"))
-            .collect();
-        assert_eq!(
-            selection_args(
-                &selected(&["module::test_00001", "module::test_00002"]),
-                &long
-            ),
-            ["--exact", "module::test_00001", "module::test_00002"]
-        );
-    }
-
-    #[test]
-    fn an_unlisted_binary_retries_each_failed_test_in_its_own_sandbox() {
-        let failed = ["x".to_owned(), "y".to_owned()];
-        assert!(Selection::Unlisted { only: None }.retries(&[]).is_empty());
-        let retries = Selection::Unlisted { only: None }.retries(&failed);
-        let only: Vec<Option<String>> = retries
-            .into_iter()
-            .map(|s| match s {
-                Selection::Unlisted { only } => only,
-                Selection::Listed { .. } => None,
-            })
-            .collect();
-        assert_eq!(only, [Some("x".to_owned()), Some("y".to_owned())]);
-        let listed = Selection::Listed {
-            tests: selected(&["x", "y", "z"]),
-            whole_binary: true,
-            listing: ["x", "y", "z"].map(String::from).into_iter().collect(),
-        };
-        assert!(
-            listed.retries(&[]).is_empty(),
-            "nothing failed, nothing to retry"
-        );
-        let retries = listed.retries(&failed);
-        assert_eq!(retries.len(), 1);
-        assert!(matches!(
-            &retries[0],
-            Selection::Listed { tests, whole_binary: false, .. } if tests.len() == 2
-        ));
-    }
-
-    #[test]
-    fn the_summary_counts_every_reported_test() {
-        let out = "running 4 tests\ntest a ... ok\n\nfailures:\n\ntest result: FAILED. 2 passed; \
-                   1 failed; 1 ignored; 0 measured; 7 filtered out; finished in 0.01s\n";
-        assert_eq!(libtest_summary(out), Some(4));
-        assert_eq!(libtest_summary("running 4 tests\ntest a ... ok\n"), None);
-        // A test's own output may quote a summary; libtest's own comes last.
-        let nested = "test result: ok. 9 passed; 0 failed; 0 ignored;\n\
-                      test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n";
-        assert_eq!(libtest_summary(nested), Some(0));
     }
 
     #[test]
@@ -1183,31 +761,5 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Failed);
         let r = combine(vec![attempt(Outcome::Passed, 3)], &settings);
         assert_eq!((r.outcome, r.attempts), (Outcome::Passed, 1));
-    }
-}
-
-#[cfg(test)]
-mod section_tests {
-    use super::own_section;
-
-    #[test]
-    fn a_failing_test_keeps_only_its_own_section() {
-        let text = "running 3 tests\ntest a ... ok\ntest b ... FAILED\ntest c ... FAILED\n\n\
-                    failures:\n\n---- b stdout ----\nb panicked\n\n---- c stdout ----\nc panicked\n\n\
-                    failures:\n    b\n    c\n";
-        let output = harness::CapturedOutput {
-            head: text.to_owned(),
-            tail: String::new(),
-            truncated_bytes: 0,
-        };
-        assert_eq!(
-            own_section(&output, text, "b").text(),
-            "---- b stdout ----\nb panicked\n\n"
-        );
-        assert_eq!(
-            own_section(&output, text, "c").text(),
-            "---- c stdout ----\nc panicked\n\n"
-        );
-        assert_eq!(own_section(&output, text, "zz").text(), text);
     }
 }

@@ -9,12 +9,14 @@ use crate::env;
 use crate::event::{Event, TestRecord};
 use crate::filterset::{Filtersets, PackageGraph, TestQuery};
 use crate::history::History;
+use crate::job::{BinaryContext, Job, RunsAs};
 use crate::list::{self, TestFilter};
 use crate::outcome::Outcome;
 use crate::plan::{self, Planned, Planner, Runs};
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
 use crate::run_dir::RunDir;
-use crate::schedule::{self, BinaryContext, Feed, Job, RunsAs};
+use crate::sandbox_spec;
+use crate::schedule::{self, Feed};
 use crate::{archive, exit, pipeline, signals};
 use anyhow::Context;
 use harness::Engine;
@@ -457,7 +459,7 @@ impl Runner<'_> {
             target_dir: built.target_dir.clone(),
         };
         let base_settings = settled.resolve(self.profile, ("", "", ""), None, None);
-        settled.base_spec = base_spec(
+        settled.base_spec = sandbox_spec::base(
             &base_settings,
             &built.workspace_root,
             &built.target_dir,
@@ -983,22 +985,6 @@ pub fn doctest_request<'a>(
     })
 }
 
-/// What every sandbox of the run has in common with the workspace-wide settings (its command
-/// aside): what the reports state as in force, and what the engine prepares ahead.
-fn base_spec(
-    settings: &Resolved,
-    root: &Path,
-    target: &Path,
-    shown_at: &[harness::ShownAt],
-) -> harness::SandboxSpec {
-    // The working directory is part of a sandbox's shape only when it lies outside the paths
-    // kept reachable; every test's lies in the workspace, and so does this one.
-    let mut spec = harness::SandboxSpec::new(Vec::new(), root.to_owned(), Vec::new());
-    schedule::apply(settings, &mut spec);
-    schedule::workspace_filesystem(settings, root, target, shown_at, &mut spec);
-    spec
-}
-
 /// A seed when none was given: different every run, printed so the run can be reproduced.
 fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -1042,9 +1028,9 @@ mod tests {
                 ..Resolved::default()
             };
             let argv = vec![context.binary.path.display().to_string(), "--exact".into()];
-            let test = schedule::spec(&settings, argv, &context, &[], 7);
+            let test = sandbox_spec::spec(&settings, argv, &context, &[], 7);
             assert!(
-                base_spec(&settings, root, target, &[]).starts_like(&test),
+                sandbox_spec::base(&settings, root, target, &[]).starts_like(&test),
                 "{fs:?}: a test needs a sandbox of another shape than the one made ahead"
             );
         }

@@ -46,7 +46,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     pub fn new(
         cgroup_version: &str,
-        contexts: &[std::sync::Arc<crate::schedule::BinaryContext>],
+        contexts: &[std::sync::Arc<crate::job::BinaryContext>],
         workers: usize,
     ) -> Fingerprint {
         let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
