@@ -165,30 +165,7 @@ impl Pipeline<'_> {
         // Cargo is done (its reader thread said so as soon as it exited; again here for a
         // build that never started).
         self.slots.build_ended();
-        let ended = match built {
-            _ if self.cancel.is_cancelled() => Ended::Cancelled,
-            Err(e) => Ended::Failed(e),
-            Ok(()) => {
-                build.sort_binaries();
-                match self.doc_tests(&build, &mut position) {
-                    Ok((mut doc, doctests)) => {
-                        self.send_not_run(&doc);
-                        self.feed.push(std::mem::take(&mut doc.jobs));
-                        planned.add(doc);
-                        if crate::test_run::no_tests(self.no_tests, &planned) {
-                            Ended::NoTests
-                        } else {
-                            let fingerprint = self.fingerprint.then(|| self.fingerprint_of(&build));
-                            Ended::Planned {
-                                fingerprint,
-                                _doctests: doctests,
-                            }
-                        }
-                    }
-                    Err(e) => Ended::Failed(e),
-                }
-            }
-        };
+        let ended = self.after_build(built, &mut build, &mut planned, &mut position);
         if matches!(ended, Ended::Failed(_) | Ended::NoTests) {
             self.feed.stop();
         }
@@ -205,6 +182,40 @@ impl Pipeline<'_> {
         }
         self.feed.close();
         (ended, planned)
+    }
+
+    /// Once cargo is done: the doc tests planned, or why the run ends (see [`Ended`]).
+    fn after_build(
+        &self,
+        built: anyhow::Result<()>,
+        build: &mut Build,
+        planned: &mut Planned,
+        position: &mut usize,
+    ) -> Ended {
+        match built {
+            _ if self.cancel.is_cancelled() => Ended::Cancelled,
+            Err(e) => Ended::Failed(e),
+            Ok(()) => {
+                build.sort_binaries();
+                match self.doc_tests(build, position) {
+                    Ok((mut doc, doctests)) => {
+                        self.send_not_run(&doc);
+                        self.feed.push(std::mem::take(&mut doc.jobs));
+                        planned.add(doc);
+                        if crate::test_run::no_tests(self.no_tests, planned) {
+                            Ended::NoTests
+                        } else {
+                            let fingerprint = self.fingerprint.then(|| self.fingerprint_of(build));
+                            Ended::Planned {
+                                fingerprint,
+                                _doctests: doctests,
+                            }
+                        }
+                    }
+                    Err(e) => Ended::Failed(e),
+                }
+            }
+        }
     }
 
     /// One binary, just built: a binary run whole is planned and queued at once; one to

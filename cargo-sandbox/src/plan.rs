@@ -16,8 +16,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Settings for a package, binary and test, with what the test declares itself.
-pub type Resolve<'a> =
-    dyn Fn(&str, &str, &str, Option<&Layer>, Option<&TestQuery>) -> Resolved + Sync + 'a;
+pub trait Resolve: Sync {
+    fn resolve(
+        &self,
+        package: &str,
+        binary: &str,
+        test: &str,
+        declared: Option<&Layer>,
+        query: Option<&TestQuery>,
+    ) -> Resolved;
+}
 
 /// How a binary's tests are found.
 pub enum Runs {
@@ -34,7 +42,7 @@ pub struct Planner<'a> {
     pub filter: &'a TestFilter,
     pub filtersets: &'a Filtersets,
     pub partition: Option<Partition>,
-    pub resolve: &'a Resolve<'a>,
+    pub resolve: &'a dyn Resolve,
     /// `--list`: every binary is listed, none run whole.
     pub listing_only: bool,
 }
@@ -85,7 +93,9 @@ impl Planner<'_> {
     /// listed first under `--isolation binary` when nothing may give one of its tests settings
     /// of its own.
     pub fn runs_whole(&self, ctx: &BinaryContext, package: &cargo_metadata::Package) -> Runs {
-        let settings = (self.resolve)(&package.name, &ctx.binary.id, "", None, None);
+        let settings = self
+            .resolve
+            .resolve(&package.name, &ctx.binary.id, "", None, None);
         let whole = !self.listing_only
             && settings.isolation == Isolation::Binary
             && settings.repeat == 1
@@ -145,16 +155,7 @@ impl Planner<'_> {
         let mut whole_binary = selected.len() == tests.len();
         if let Some(partition) = self.partition {
             let before = selected.len();
-            selected.retain(|(name, _, _)| {
-                *position += 1;
-                let mine = partition.includes(*position - 1, &ctx.binary.id, name);
-                if !mine {
-                    let id = test_id(&ctx.binary, name);
-                    let record = TestRecord::not_run(id, Outcome::SkippedByPartition, false);
-                    planned.not_run.push(with_kind(record, ctx.binary.kind));
-                }
-                mine
-            });
+            planned.not_run = partitioned(partition, &ctx.binary, &mut selected, position);
             whole_binary &= selected.len() == before;
         }
         let listed = |tests, whole_binary| Selection::Listed {
@@ -176,7 +177,7 @@ impl Planner<'_> {
                 .and_then(|t| t.declared)
                 .map(Layer::declared);
             let query = ctx.binary.filter_query(package, name);
-            let settings = (self.resolve)(
+            let settings = self.resolve.resolve(
                 package,
                 &ctx.binary.id,
                 name,
@@ -261,7 +262,7 @@ impl Planner<'_> {
             env.vars.extend(test.env());
             let settings = Resolved {
                 isolation: Isolation::Test,
-                ..(self.resolve)(
+                ..self.resolve.resolve(
                     &package,
                     &binary.id,
                     &test.name,
@@ -301,20 +302,7 @@ impl Planner<'_> {
             if !selects(&binary, &package, &settled.name) || !mine(&binary, &settled.name) {
                 continue;
             }
-            let id = test_id(&binary, &settled.name);
-            let record = match &settled.verdict {
-                doctest::SettledVerdict::Ignored => {
-                    TestRecord::not_run(id, Outcome::Ignored, false)
-                }
-                doctest::SettledVerdict::Passed => TestRecord::not_run(id, Outcome::Passed, false),
-                doctest::SettledVerdict::Failed(output) => TestRecord {
-                    output: Some(harness::CapturedOutput {
-                        head: output.clone(),
-                        ..Default::default()
-                    }),
-                    ..TestRecord::not_run(id, Outcome::Failed, true)
-                },
-            };
+            let record = settled_record(test_id(&binary, &settled.name), &settled.verdict);
             planned.not_run.push(doc_record(record));
         }
         planned.jobs = repeated(planned.jobs);
@@ -358,6 +346,28 @@ impl Planner<'_> {
     }
 }
 
+/// `--partition`: keeps this shard's tests of `selected`; the others' records. `position`: of
+/// the first in report order, counted on.
+fn partitioned(
+    partition: Partition,
+    binary: &TestBinary,
+    selected: &mut Vec<(String, bool, list::Plan)>,
+    position: &mut usize,
+) -> Vec<TestRecord> {
+    let mut others = Vec::new();
+    selected.retain(|(name, _, _)| {
+        *position += 1;
+        let mine = partition.includes(*position - 1, &binary.id, name);
+        if !mine {
+            let record =
+                TestRecord::not_run(test_id(binary, name), Outcome::SkippedByPartition, false);
+            others.push(with_kind(record, binary.kind));
+        }
+        mine
+    });
+    others
+}
+
 /// Repeats go on the queue up front, each attempt its own job.
 fn repeated(jobs: Vec<Job>) -> Vec<Job> {
     jobs.into_iter()
@@ -392,6 +402,21 @@ fn with_kind(record: TestRecord, kind: BinaryKind) -> TestRecord {
     TestRecord {
         kind: kind.word().to_owned(),
         ..record
+    }
+}
+
+/// A doc test rustdoc judged while compiling it: its record without a sandbox.
+fn settled_record(id: TestId, verdict: &doctest::SettledVerdict) -> TestRecord {
+    match verdict {
+        doctest::SettledVerdict::Ignored => TestRecord::not_run(id, Outcome::Ignored, false),
+        doctest::SettledVerdict::Passed => TestRecord::not_run(id, Outcome::Passed, false),
+        doctest::SettledVerdict::Failed(output) => TestRecord {
+            output: Some(harness::CapturedOutput {
+                head: output.clone(),
+                ..Default::default()
+            }),
+            ..TestRecord::not_run(id, Outcome::Failed, true)
+        },
     }
 }
 

@@ -387,6 +387,7 @@ struct Runner<'a> {
 /// planned.
 struct Settled {
     config: Config,
+    profile: String,
     filtersets: Filtersets,
     cli: Layer,
     base_spec: harness::SandboxSpec,
@@ -397,19 +398,20 @@ struct Settled {
     target_dir: PathBuf,
 }
 
-impl Settled {
-    /// Settings for a package, binary and test. Limits a test declares itself (sandbox-harness
-    /// trials) sit above the profiles and below the overrides and the command line.
+impl plan::Resolve for Settled {
+    /// Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
+    /// the overrides and the command line.
     fn resolve(
         &self,
-        profile: &str,
-        (package, binary, test): (&str, &str, &str),
+        package: &str,
+        binary: &str,
+        test: &str,
         declared: Option<&Layer>,
         query: Option<&TestQuery>,
     ) -> Resolved {
         let mut layers = self
             .config
-            .layers_for(profile, package, binary, test, query);
+            .layers_for(&self.profile, package, binary, test, query);
         if let Some(declared) = declared {
             let first_override = layers
                 .iter()
@@ -450,6 +452,7 @@ impl Runner<'_> {
         let _ = std::fs::create_dir_all(built.target_dir.join("tmp"));
         let mut settled = Settled {
             config,
+            profile: self.profile.to_owned(),
             filtersets,
             cli: self.args.layer(),
             base_spec: harness::SandboxSpec::new(Vec::new(), PathBuf::new(), Vec::new()),
@@ -458,7 +461,7 @@ impl Runner<'_> {
             history,
             target_dir: built.target_dir.clone(),
         };
-        let base_settings = settled.resolve(self.profile, ("", "", ""), None, None);
+        let base_settings = plan::Resolve::resolve(&settled, "", "", "", None, None);
         settled.base_spec = sandbox_spec::base(
             &base_settings,
             &built.workspace_root,
@@ -491,14 +494,14 @@ impl Runner<'_> {
         Ok(Some(history))
     }
 
-    fn planner<'p>(&'p self, settled: &'p Settled, resolve: &'p plan::Resolve<'p>) -> Planner<'p> {
+    fn planner<'p>(&'p self, settled: &'p Settled) -> Planner<'p> {
         Planner {
             config: &settled.config,
             profile: self.profile,
             filter: self.filter,
             filtersets: &settled.filtersets,
             partition: self.args.partition,
-            resolve,
+            resolve: settled,
             listing_only: self.args.list || self.filter.list,
         }
     }
@@ -516,14 +519,6 @@ impl Runner<'_> {
             Ok(settled) => settled,
             Err(code) => return Ok(code),
         };
-        let resolve = |package: &str,
-                       binary: &str,
-                       test: &str,
-                       declared: Option<&Layer>,
-                       query: Option<&TestQuery>| {
-            settled.resolve(self.profile, (package, binary, test), declared, query)
-        };
-        let planner = self.planner(&settled, &resolve);
         let host_env = &settled.host_env;
         let contexts: Vec<Arc<BinaryContext>> = built
             .binaries
@@ -542,70 +537,12 @@ impl Runner<'_> {
             let (cgroup_version, contexts) = (self.engine.cgroup_version(), contexts.clone());
             std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
         });
-        let mut planned = Planned::default();
-        let mut listed = Vec::new();
-        for ctx in &contexts {
-            match planner.runs_whole(ctx, &built.packages[&ctx.binary.package_id]) {
-                Runs::Whole(settings) => planned.add(planner.unlisted(ctx, settings)),
-                Runs::Listed(settings) => listed.push((ctx, settings)),
-            }
-        }
-        // The sandboxes of tests without settings of their own are started now, before
-        // listing: one per listing and per unlisted binary, and when some are listed, an
-        // unknown number of tests after them (said once known).
-        let known_uses = listed.is_empty().then_some(planned.jobs.len());
-        self.engine.prepare(&settled.base_spec, known_uses);
-        // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
-        // An archive's were collected when it was made.
-        let doc_request = archived_doctests
-            .is_none()
-            .then(|| doctest_request(&self.args.cargo, &built, self.filter))
-            .flatten();
-        let (listings, collected) = std::thread::scope(|scope| {
-            let collecting = doc_request
-                .as_ref()
-                .map(|request| scope.spawn(|| doctest::collect(request)));
-            let listings = schedule::parallel_map(&listed, self.workers, |(ctx, settings)| {
-                list::in_sandbox(self.engine, ctx, settings, host_env, settled.run_seed)
-            });
-            let collected = collecting.map(|c| {
-                c.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("collecting doc tests panicked")))
-            });
-            (listings, collected)
-        });
-        if self.cancel.is_cancelled() {
-            say!("cargo-sandbox: interrupted while listing tests");
-            return Ok(exit::INTERRUPTED);
-        }
-        let collected = match collected.transpose() {
-            Ok(collected) => collected.or(archived_doctests),
-            Err(e) => return build_failure(e, "collecting the doc tests"),
-        };
-        // Position of each selected test in report order, for `--partition slice`.
-        let mut position = 0usize;
-        let mut unlisted = std::mem::take(&mut planned);
-        for ((ctx, _), listing) in listed.iter().zip(listings) {
-            let package = &built.packages[&ctx.binary.package_id].name;
-            planned.add(planner.listed(ctx, package, listing, &mut position));
-        }
-        if let Some(collected) = &collected {
-            planned.add(planner.doc_tests(collected, &built, host_env, &mut position));
-        }
-        // Binaries run whole come last, as they always did.
-        planned.jobs.append(&mut unlisted.jobs);
-        planned.add(unlisted);
-        if no_tests(self.args.no_tests.unwrap_or(NoTests::Pass), &planned) {
-            return Ok(exit::NO_TESTS);
-        }
-        if self.args.list || self.filter.list {
-            print_listing(&planned.jobs, &planned.not_run);
-            return Ok(0);
-        }
-        if !listed.is_empty() {
-            self.engine
-                .prepare(&settled.base_spec, Some(planned.jobs.len()));
-        }
+        // The doc tests' binaries are kept until the last test ran.
+        let (mut planned, _doctests) =
+            match self.plan_whole(&settled, &built, &contexts, archived_doctests) {
+                Ok(planned) => planned,
+                Err(code) => return code,
+            };
         let mut jobs = std::mem::take(&mut planned.jobs);
         if self.args.shuffle {
             schedule::shuffle(&mut jobs, settled.run_seed);
@@ -633,6 +570,90 @@ impl Runner<'_> {
         self.finish(&settled, records?, fingerprint, &built.workspace_root)
     }
 
+    /// Every binary listed at once (the doc tests collected beside them, and returned: their
+    /// binaries live as long as that), then planned in report order. `Err` ends the run here
+    /// with that result: `--list` printed, nothing to run, a cancellation, a doc test build
+    /// that failed.
+    fn plan_whole(
+        &self,
+        settled: &Settled,
+        built: &build::Build,
+        contexts: &[Arc<BinaryContext>],
+        archived_doctests: Option<doctest::Collected>,
+    ) -> Result<(Planned, Option<doctest::Collected>), anyhow::Result<i32>> {
+        let planner = self.planner(settled);
+        let mut unlisted = Planned::default();
+        let mut listed = Vec::new();
+        for ctx in contexts {
+            match planner.runs_whole(ctx, &built.packages[&ctx.binary.package_id]) {
+                Runs::Whole(settings) => unlisted.add(planner.unlisted(ctx, settings)),
+                Runs::Listed(settings) => listed.push((ctx, settings)),
+            }
+        }
+        // The sandboxes of tests without settings of their own are started now, before
+        // listing: one per listing and per unlisted binary, and when some are listed, an
+        // unknown number of tests after them (said once known).
+        let known_uses = listed.is_empty().then_some(unlisted.jobs.len());
+        self.engine.prepare(&settled.base_spec, known_uses);
+        // Doc tests are compiled (outside any sandbox) while the other binaries are listed.
+        // An archive's were collected when it was made.
+        let doc_request = archived_doctests
+            .is_none()
+            .then(|| doctest_request(&self.args.cargo, built, self.filter))
+            .flatten();
+        let (listings, collected) = std::thread::scope(|scope| {
+            let collecting = doc_request
+                .as_ref()
+                .map(|request| scope.spawn(|| doctest::collect(request)));
+            let listings = schedule::parallel_map(&listed, self.workers, |(ctx, settings)| {
+                list::in_sandbox(
+                    self.engine,
+                    ctx,
+                    settings,
+                    &settled.host_env,
+                    settled.run_seed,
+                )
+            });
+            let collected = collecting.map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("collecting doc tests panicked")))
+            });
+            (listings, collected)
+        });
+        if self.cancel.is_cancelled() {
+            say!("cargo-sandbox: interrupted while listing tests");
+            return Err(Ok(exit::INTERRUPTED));
+        }
+        let collected = match collected.transpose() {
+            Ok(collected) => collected.or(archived_doctests),
+            Err(e) => return Err(build_failure(e, "collecting the doc tests")),
+        };
+        // Position of each selected test in report order, for `--partition slice`.
+        let mut position = 0usize;
+        let mut planned = Planned::default();
+        for ((ctx, _), listing) in listed.iter().zip(listings) {
+            let package = &built.packages[&ctx.binary.package_id].name;
+            planned.add(planner.listed(ctx, package, listing, &mut position));
+        }
+        if let Some(collected) = &collected {
+            planned.add(planner.doc_tests(collected, built, &settled.host_env, &mut position));
+        }
+        // Binaries run whole come last, as they always did.
+        planned.add(unlisted);
+        if no_tests(self.args.no_tests.unwrap_or(NoTests::Pass), &planned) {
+            return Err(Ok(exit::NO_TESTS));
+        }
+        if self.args.list || self.filter.list {
+            print_listing(&planned.jobs, &planned.not_run);
+            return Err(Ok(0));
+        }
+        if !listed.is_empty() {
+            self.engine
+                .prepare(&settled.base_spec, Some(planned.jobs.len()));
+        }
+        Ok((planned, collected))
+    }
+
     /// Tests start as cargo builds their binaries (see `pipeline`).
     fn pipelined(
         &self,
@@ -650,14 +671,7 @@ impl Runner<'_> {
                 return Ok(code);
             }
         };
-        let resolve = |package: &str,
-                       binary: &str,
-                       test: &str,
-                       declared: Option<&Layer>,
-                       query: Option<&TestQuery>| {
-            settled.resolve(self.profile, (package, binary, test), declared, query)
-        };
-        let planner = self.planner(&settled, &resolve);
+        let planner = self.planner(&settled);
         let feed = Feed::new(settled.history.as_ref());
         let workspace_root = packages.workspace_root.clone();
         let mut ended = None;
