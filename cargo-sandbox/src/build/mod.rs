@@ -3,9 +3,11 @@
 //! cargo's messages and `cargo metadata`, everything needed to run each test binary the way
 //! `cargo test` runs it.
 
-use crate::cli::CargoArgs;
+mod args;
+
 use crate::filterset::{Platform, TestQuery};
 use anyhow::{bail, Context};
+pub use args::{CargoArgs, ColorChoice};
 use cargo_metadata::{Message, MetadataCommand, Package, PackageId, TargetKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
