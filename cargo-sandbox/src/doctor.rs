@@ -66,22 +66,15 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
 
     println!("cgroups:");
     match harness::cgroup::detect() {
-        Ok(harness::cgroup::Layout::V1 {
-            memory,
-            pids,
-            cpuacct,
-            cpu,
-            blkio,
-            devices,
-        }) => {
+        Ok(harness::cgroup::Layout::V1(dirs)) => {
             println!("  version v1 (legacy or hybrid layout); this process's cgroups:");
             for (name, dir, needed_for) in [
-                ("memory", Some(memory), ""),
-                ("pids", Some(pids), ""),
-                ("cpuacct", Some(cpuacct), ""),
-                ("cpu", cpu, "--cpus"),
-                ("blkio", blkio, "IO figures and --io-write-bps"),
-                ("devices", devices, "the device allowlist"),
+                ("memory", Some(dirs.memory), ""),
+                ("pids", Some(dirs.pids), ""),
+                ("cpuacct", Some(dirs.cpuacct), ""),
+                ("cpu", dirs.cpu, "--cpus"),
+                ("blkio", dirs.blkio, "IO figures and --io-write-bps"),
+                ("devices", dirs.devices, "the device allowlist"),
             ] {
                 let Some(dir) = dir else {
                     println!("    {name:<8} not mounted (only needed for {needed_for})");

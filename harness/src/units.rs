@@ -2,18 +2,25 @@
 
 use std::time::Duration;
 
-/// Parses a byte size: a number with an optional binary suffix (`K`, `M`, `G`, `T`, also `KiB`,
-/// `MB`...; all suffixes are powers of 1024, as cgroup tools read them).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+/// `text`'s leading number and what follows it (trimmed); `what` names the quantity when the
+/// number is missing.
+fn number_and_suffix<'a>(text: &'a str, what: &str) -> Result<(f64, &'a str), String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, suffix) = t.split_at(split);
-    let value: f64 = number
+    let value = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a size (examples: 512M, 2G, 65536)"))?;
-    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        .map_err(|_| format!("`{text}` is not {what}"))?;
+    Ok((value, suffix.trim()))
+}
+
+/// Parses a byte size: a number with an optional binary suffix (`K`, `M`, `G`, `T`, also `KiB`,
+/// `MB`...; all suffixes are powers of 1024, as cgroup tools read them).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (value, suffix) = number_and_suffix(text, "a size (examples: 512M, 2G, 65536)")?;
+    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -34,15 +41,8 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// Parses a duration: a number with a unit (`ms`, `s`, `m`, `h`); a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, suffix) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 10s, 2m)"))?;
-    let seconds = match suffix.trim() {
+    let (value, suffix) = number_and_suffix(text, "a duration (examples: 500ms, 10s, 2m)")?;
+    let seconds = match suffix {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,

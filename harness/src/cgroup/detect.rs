@@ -5,7 +5,7 @@
 //! hybrid systemd layouts, where cgroup2 only carries leftovers); otherwise the cgroup2 mount is
 //! used (pure v2). Mixing versions per controller is not supported.
 
-use super::Layout;
+use super::{Layout, V1Dirs};
 use crate::error::SandboxError;
 use std::path::PathBuf;
 
@@ -46,14 +46,14 @@ fn layout_from(mountinfo: &str, cgroup: &str) -> Result<Layout, SandboxError> {
     if let (Some(memory), Some(pids), Some(cpuacct)) =
         (v1_dir("memory"), v1_dir("pids"), v1_dir("cpuacct"))
     {
-        return Ok(Layout::V1 {
+        return Ok(Layout::V1(V1Dirs {
             memory,
             pids,
             cpuacct,
             cpu: v1_dir("cpu"),
             blkio: v1_dir("blkio"),
             devices: v1_dir("devices"),
-        });
+        }));
     }
 
     let unified = members.iter().find(|m| m.controllers.is_empty());
@@ -108,14 +108,14 @@ pub fn layout_of_parents(parents: &[PathBuf]) -> Option<Layout> {
             })
             .cloned()
     };
-    Some(Layout::V1 {
+    Some(Layout::V1(V1Dirs {
         memory: for_controller("memory")?,
         pids: for_controller("pids")?,
         cpuacct: for_controller("cpuacct")?,
         cpu: for_controller("cpu"),
         blkio: for_controller("blkio"),
         devices: for_controller("devices"),
-    })
+    }))
 }
 
 /// The directory of cgroup `path` inside mount `m`, when the mount shows it.

@@ -24,7 +24,7 @@ mod v2;
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use detect::detect;
@@ -56,26 +56,31 @@ pub fn explicit_parents(parents: &[PathBuf]) -> Result<Layout, SandboxError> {
 /// Where this process's own cgroups are.
 #[derive(Clone, Debug)]
 pub enum Layout {
-    /// One directory per controller hierarchy. `cpu` is only needed for a CPU quota.
-    V1 {
-        memory: PathBuf,
-        pids: PathBuf,
-        cpuacct: PathBuf,
-        cpu: Option<PathBuf>,
-        /// IO accounting and caps, where mounted.
-        blkio: Option<PathBuf>,
-        /// The device allowlist, where mounted.
-        devices: Option<PathBuf>,
-    },
+    /// One directory per controller hierarchy.
+    V1(V1Dirs),
     /// The cgroup in the unified hierarchy that sandboxes go under: the process's own, or one
     /// the user delegated explicitly (`explicit`), which the runner never moves itself into.
     V2 { own: PathBuf, explicit: bool },
 }
 
+/// A cgroup's directory in each v1 hierarchy it has: this process's own (in [`Layout`]), or a
+/// sandbox's. `cpu` is only needed for a CPU quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct V1Dirs {
+    pub memory: PathBuf,
+    pub pids: PathBuf,
+    pub cpuacct: PathBuf,
+    pub cpu: Option<PathBuf>,
+    /// IO accounting and caps, where mounted.
+    pub blkio: Option<PathBuf>,
+    /// The device allowlist, where mounted.
+    pub devices: Option<PathBuf>,
+}
+
 impl Layout {
     pub fn version(&self) -> &'static str {
         match self {
-            Layout::V1 { .. } => "v1",
+            Layout::V1(_) => "v1",
             Layout::V2 { .. } => "v2",
         }
     }
@@ -85,7 +90,7 @@ impl Layout {
 /// Dropping it removes everything below it.
 #[derive(Debug)]
 pub struct RunGroup {
-    backend: RunBackend,
+    backend: Box<dyn RunCgroup>,
     next: AtomicU64,
     machine_has_swap: bool,
     /// Groups made ahead (by the janitor, off the critical path), taken by the next sandbox
@@ -96,21 +101,54 @@ pub struct RunGroup {
 /// Most groups kept made ahead.
 const MAX_SPARES: usize = 4;
 
-#[derive(Debug)]
-enum RunBackend {
-    V1(v1::RunDirs),
-    V2(v2::RunDir),
+/// A runner's cgroup directory, that sandbox cgroups go under: one per hierarchy on v1 (see
+/// `v1.rs`), one directory on v2 (`v2.rs`).
+trait RunCgroup: std::fmt::Debug + Send + Sync {
+    fn version(&self) -> &'static str;
+    /// Whether this kernel can limit swap per cgroup.
+    fn swap_limit_supported(&self) -> bool;
+    /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
+    /// [`crate::warm::KeepWarm`].
+    fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
+        None
+    }
+    /// Whether sandbox cgroups enforce the device allowlist.
+    fn enforces_devices(&self) -> bool;
+    /// Fails when a requested cap has no controller here.
+    fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError>;
+    /// A sandbox's cgroup named `name`, with its caps applied.
+    fn new_group(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Box<dyn SandboxCgroup>, SandboxError>;
+    fn remove(&self);
+}
+
+/// One sandbox's cgroup, on either version.
+trait SandboxCgroup: std::fmt::Debug + Send + Sync {
+    /// Its directory in each hierarchy.
+    fn dirs(&self) -> Vec<PathBuf>;
+    /// A descriptor to clone straight into (cgroup v2 only).
+    fn clone_target(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    fn add_process(&self, pid: i32) -> Result<(), SandboxError>;
+    fn usage(&self, machine_has_swap: bool) -> ResourceUsage;
+    /// Where the memory controller's files are.
+    fn memory_dir(&self) -> &Path;
+    /// SIGKILLs everything in it.
+    fn kill(&self);
+    fn remove(&self) -> Result<(), SandboxError>;
 }
 
 impl RunGroup {
     /// Sweeps run directories left by dead runners, then creates this runner's own.
     pub fn create(layout: &Layout) -> Result<RunGroup, SandboxError> {
         let name = sweep::run_dir_name();
-        let backend = match layout {
-            Layout::V1 { .. } => RunBackend::V1(v1::RunDirs::create(layout, &name)?),
-            Layout::V2 { own, explicit } => {
-                RunBackend::V2(v2::RunDir::create(own, &name, !explicit)?)
-            }
+        let backend: Box<dyn RunCgroup> = match layout {
+            Layout::V1(_) => Box::new(v1::RunDirs::create(layout, &name)?),
+            Layout::V2 { own, explicit } => Box::new(v2::RunDir::create(own, &name, !explicit)?),
         };
         Ok(RunGroup {
             backend,
@@ -121,45 +159,30 @@ impl RunGroup {
     }
 
     pub fn version(&self) -> &'static str {
-        match self.backend {
-            RunBackend::V1(_) => "v1",
-            RunBackend::V2(_) => "v2",
-        }
+        self.backend.version()
     }
 
     /// Whether sandboxes with these caps really run without swap: the machine has none, or a
     /// memory cap is set and the kernel can limit swap per cgroup (we then set it to zero).
     pub fn swap_disabled(&self, limits: &Limits) -> bool {
-        let supported = match &self.backend {
-            RunBackend::V1(dirs) => dirs.swap_limit_supported(),
-            RunBackend::V2(dir) => dir.swap_limit_supported(),
-        };
-        !self.machine_has_swap || (limits.memory_bytes.is_some() && supported)
+        !self.machine_has_swap
+            || (limits.memory_bytes.is_some() && self.backend.swap_limit_supported())
     }
 
     /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
     /// [`crate::warm::KeepWarm`].
     pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
-        match &self.backend {
-            RunBackend::V1(dirs) => dirs.warm_up_dirs(),
-            RunBackend::V2(_) => None,
-        }
+        self.backend.warm_up_dirs()
     }
 
     /// Whether sandbox cgroups enforce the device allowlist.
     pub fn enforces_devices(&self) -> bool {
-        match &self.backend {
-            RunBackend::V1(dirs) => dirs.enforces_devices(),
-            RunBackend::V2(dir) => dir.enforces_devices(),
-        }
+        self.backend.enforces_devices()
     }
 
     /// Fails when a requested cap has no controller here: a cap is never silently dropped.
     pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
-        match &self.backend {
-            RunBackend::V1(dirs) => dirs.check_limits(limits),
-            RunBackend::V2(dir) => dir.check_limits(limits),
-        }
+        self.backend.check_limits(limits)
     }
 
     /// One sandbox's cgroup with its caps applied: a spare made ahead when there is one.
@@ -192,10 +215,7 @@ impl RunGroup {
 
     fn make_group(&self, limits: &Limits) -> Result<Group, SandboxError> {
         let name = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let backend = match &self.backend {
-            RunBackend::V1(dirs) => GroupBackend::V1(dirs.new_group(&name, limits)?),
-            RunBackend::V2(dir) => GroupBackend::V2(dir.new_group(&name, limits)?),
-        };
+        let backend = self.backend.new_group(&name, limits)?;
         Ok(Group {
             backend,
             limits: *limits,
@@ -211,57 +231,36 @@ impl Drop for RunGroup {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        match &self.backend {
-            RunBackend::V1(dirs) => dirs.remove(),
-            RunBackend::V2(dir) => dir.remove(),
-        }
+        self.backend.remove();
     }
 }
 
 /// One sandbox's cgroup. Dropping it removes it.
 #[derive(Debug)]
 pub struct Group {
-    backend: GroupBackend,
+    backend: Box<dyn SandboxCgroup>,
     limits: Limits,
     machine_has_swap: bool,
     removed: bool,
 }
 
-#[derive(Debug)]
-enum GroupBackend {
-    V1(v1::Group),
-    V2(v2::Group),
-}
-
 impl Group {
     /// The group's directory in each hierarchy.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        match &self.backend {
-            GroupBackend::V1(g) => g.dirs().cloned().collect(),
-            GroupBackend::V2(g) => vec![g.dir().to_owned()],
-        }
+        self.backend.dirs()
     }
 
     /// A descriptor to clone straight into (cgroup v2 only).
     pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
-        match &self.backend {
-            GroupBackend::V1(_) => None,
-            GroupBackend::V2(g) => g.clone_target(),
-        }
+        self.backend.clone_target()
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
-        match &self.backend {
-            GroupBackend::V1(g) => g.add_process(pid),
-            GroupBackend::V2(g) => g.add_process(pid),
-        }
+        self.backend.add_process(pid)
     }
 
     pub fn usage(&self) -> ResourceUsage {
-        let mut usage = match &self.backend {
-            GroupBackend::V1(g) => g.usage(self.machine_has_swap),
-            GroupBackend::V2(g) => g.usage(self.machine_has_swap),
-        };
+        let mut usage = self.backend.usage(self.machine_has_swap);
         // Without `pids.peak` (older kernels) a refused fork still proves the cap was reached.
         if usage.pids_peak.is_none() && usage.forks_refused > 0 {
             usage.pids_peak = self.limits.pids;
@@ -271,36 +270,24 @@ impl Group {
 
     /// The names of the processes the OOM killer chose here (see [`crate::oom`]).
     pub fn oom_victims(&self) -> Vec<String> {
-        crate::oom::victims(match &self.backend {
-            GroupBackend::V1(g) => g.memory_dir(),
-            GroupBackend::V2(g) => g.dir(),
-        })
+        crate::oom::victims(self.backend.memory_dir())
     }
 
     /// SIGKILLs everything in the group (`cgroup.kill` where the kernel has it).
     pub fn kill(&self) {
-        match &self.backend {
-            GroupBackend::V1(g) => g.kill(),
-            GroupBackend::V2(g) => g.kill(),
-        }
+        self.backend.kill()
     }
 
     pub fn remove(mut self) -> Result<(), SandboxError> {
         self.removed = true;
-        match &self.backend {
-            GroupBackend::V1(g) => g.remove(),
-            GroupBackend::V2(g) => g.remove(),
-        }
+        self.backend.remove()
     }
 }
 
 impl Drop for Group {
     fn drop(&mut self) {
         if !self.removed {
-            let _ = match &self.backend {
-                GroupBackend::V1(g) => g.remove(),
-                GroupBackend::V2(g) => g.remove(),
-            };
+            let _ = self.backend.remove();
         }
     }
 }

@@ -3,6 +3,7 @@
 //! hierarchy is mounted and the runner may create cgroups in it.
 
 use super::{blockio, fs, sweep, Layout};
+use super::{RunCgroup, SandboxCgroup};
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -33,15 +34,7 @@ const DEVICES_ALLOW: &str = "devices.allow";
 const PERIOD_US: u64 = 100_000;
 
 /// One cgroup's directory in each hierarchy it has.
-#[derive(Debug)]
-struct Dirs {
-    memory: PathBuf,
-    pids: PathBuf,
-    cpuacct: PathBuf,
-    cpu: Option<PathBuf>,
-    blkio: Option<PathBuf>,
-    devices: Option<PathBuf>,
-}
+type Dirs = super::V1Dirs;
 
 impl Dirs {
     /// Each directory once: one hierarchy may carry several controllers (`cpu,cpuacct` is the
@@ -70,15 +63,7 @@ pub struct RunDirs(Dirs);
 
 impl RunDirs {
     pub fn create(layout: &Layout, name: &str) -> Result<RunDirs, SandboxError> {
-        let Layout::V1 {
-            memory,
-            pids,
-            cpuacct,
-            cpu,
-            blkio,
-            devices,
-        } = layout
-        else {
+        let Layout::V1(own) = layout else {
             unreachable!("v1 run dirs from a v2 layout")
         };
         let mut made: Vec<PathBuf> = Vec::new();
@@ -106,16 +91,16 @@ impl RunDirs {
         let mut required = |own: &Path| -> Result<PathBuf, SandboxError> {
             make(own, true).map(|dir| dir.unwrap_or_default())
         };
-        let memory = required(memory)?;
-        let pids = required(pids)?;
-        let cpuacct = required(cpuacct)?;
-        let cpu = cpu.as_deref().map(&mut required).transpose()?;
+        let memory = required(&own.memory)?;
+        let pids = required(&own.pids)?;
+        let cpuacct = required(&own.cpuacct)?;
+        let cpu = own.cpu.as_deref().map(&mut required).transpose()?;
         let mut optional =
             |own: &Option<PathBuf>| own.as_deref().and_then(|d| make(d, false).ok().flatten());
-        let blkio = optional(blkio);
+        let blkio = optional(&own.blkio);
         // A runner without root cannot write a device allowlist.
         let devices = if nix::unistd::geteuid().is_root() {
-            optional(devices).filter(|dir| {
+            optional(&own.devices).filter(|dir| {
                 let set = deny_all_but_allowlist(dir);
                 if set.is_err() {
                     let _ = fs::remove_tree(dir);
@@ -134,27 +119,33 @@ impl RunDirs {
             devices,
         }))
     }
+}
 
-    /// Whether this kernel can limit swap per cgroup (swap accounting on).
+impl RunCgroup for RunDirs {
+    fn version(&self) -> &'static str {
+        "v1"
+    }
+
     /// Two cgroups of the run's own, in the pids hierarchy, to move one of its processes between
     /// while the run starts (see [`crate::warm::KeepWarm`]).
-    pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
+    fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
         let dirs = ["warm-up-a", "warm-up-b"].map(|name| self.0.pids.join(name));
         dirs.iter()
             .all(|dir| fs::mkdir(dir).is_ok())
             .then_some(dirs)
     }
 
-    pub fn swap_limit_supported(&self) -> bool {
+    /// Swap accounting is on.
+    fn swap_limit_supported(&self) -> bool {
         self.0.memory.join(MEMSW_LIMIT).exists()
     }
 
     /// Whether sandboxes get the device allowlist from the `devices` controller.
-    pub fn enforces_devices(&self) -> bool {
+    fn enforces_devices(&self) -> bool {
         self.0.devices.is_some()
     }
 
-    pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
+    fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.cpu_millis.is_some() && self.0.cpu.is_none() {
             return Err(SandboxError::MissingController {
                 controller: "cpu".to_owned(),
@@ -175,7 +166,11 @@ impl RunDirs {
         Ok(())
     }
 
-    pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
+    fn new_group(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Box<dyn SandboxCgroup>, SandboxError> {
         let run = &self.0;
         let wanted = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.join(name));
         let group = Group {
@@ -200,13 +195,13 @@ impl RunDirs {
             group.remove().ok();
             return Err(e);
         }
-        Ok(Group {
+        Ok(Box::new(Group {
             figures: fs::Figures::open(group.figure_files()),
             ..group
-        })
+        }))
     }
 
-    pub fn remove(&self) {
+    fn remove(&self) {
         for dir in self.0.iter() {
             let _ = fs::remove_tree(dir);
         }
@@ -295,17 +290,41 @@ impl Group {
     }
 
     /// Every directory the sandbox's processes belong in, its own and the shared one.
-    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+    fn all_dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.own.iter().chain(self.devices.as_ref())
     }
 
-    pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
+    /// `cpuacct.usage` is exact (scheduler runtime) but the user/system split files are
+    /// tick-sampled (4 ms steps here): split the exact total by the sampled ratio.
+    fn cpu_split_us(&self) -> (u64, u64) {
+        let cpuacct = &self.own.cpuacct;
+        let number = |file| self.figures.number(&cpuacct.join(file)).unwrap_or(0);
+        let (total, user, system) = (
+            number(CPU_TOTAL_NS),
+            number(CPU_USER_NS),
+            number(CPU_SYS_NS),
+        );
+        let user_share = if user + system == 0 {
+            total
+        } else {
+            (u128::from(total) * u128::from(user) / u128::from(user + system)) as u64
+        };
+        (user_share / 1000, (total - user_share) / 1000)
+    }
+}
+
+impl SandboxCgroup for Group {
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.all_dirs().cloned().collect()
+    }
+
+    fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
         let pid = pid.to_string();
-        self.dirs()
+        self.all_dirs()
             .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid))
     }
 
-    pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
+    fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
         let dirs = &self.own;
         let (cpu_user_us, cpu_system_us) = self.cpu_split_us();
         // Read once, every key taken from the one text.
@@ -352,33 +371,15 @@ impl Group {
         }
     }
 
-    /// `cpuacct.usage` is exact (scheduler runtime) but the user/system split files are
-    /// tick-sampled (4 ms steps here): split the exact total by the sampled ratio.
-    fn cpu_split_us(&self) -> (u64, u64) {
-        let cpuacct = &self.own.cpuacct;
-        let number = |file| self.figures.number(&cpuacct.join(file)).unwrap_or(0);
-        let (total, user, system) = (
-            number(CPU_TOTAL_NS),
-            number(CPU_USER_NS),
-            number(CPU_SYS_NS),
-        );
-        let user_share = if user + system == 0 {
-            total
-        } else {
-            (u128::from(total) * u128::from(user) / u128::from(user + system)) as u64
-        };
-        (user_share / 1000, (total - user_share) / 1000)
-    }
-
-    pub fn memory_dir(&self) -> &Path {
+    fn memory_dir(&self) -> &Path {
         &self.own.memory
     }
 
-    pub fn kill(&self) {
+    fn kill(&self) {
         fs::kill_procs(&self.own.pids);
     }
 
-    pub fn remove(&self) -> Result<(), SandboxError> {
+    fn remove(&self) -> Result<(), SandboxError> {
         let mut first_error = None;
         for dir in self.own.iter() {
             if let Err(e) = fs::remove_dir(dir) {

@@ -6,6 +6,7 @@
 //! rule) or is the root; otherwise the error names the remedy.
 
 use super::{blockio, fs, sweep};
+use super::{RunCgroup, SandboxCgroup};
 use crate::devices::DeviceProgram;
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
@@ -165,18 +166,24 @@ impl RunDir {
             }
         }
     }
+}
+
+impl RunCgroup for RunDir {
+    fn version(&self) -> &'static str {
+        "v2"
+    }
 
     /// Whether this kernel can limit swap per cgroup (`memory.swap.max` exists).
-    pub fn swap_limit_supported(&self) -> bool {
+    fn swap_limit_supported(&self) -> bool {
         self.dir.join(SWAP_MAX).exists()
     }
 
     /// Whether sandboxes get the device allowlist (a BPF cgroup device program).
-    pub fn enforces_devices(&self) -> bool {
+    fn enforces_devices(&self) -> bool {
         self.devices.is_some()
     }
 
-    pub fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
+    fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         if limits.io_write_bps.is_some() && !self.has_io {
             return Err(SandboxError::MissingController {
                 controller: "io".to_owned(),
@@ -201,7 +208,11 @@ impl RunDir {
         Ok(())
     }
 
-    pub fn new_group(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
+    fn new_group(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Box<dyn SandboxCgroup>, SandboxError> {
         let mut group = Group {
             dir: self.dir.join(name),
             fd: None,
@@ -213,7 +224,7 @@ impl RunDir {
             Ok(()) => {
                 group.figures =
                     fs::Figures::open(FIGURE_FILES.iter().map(|f| group.dir.join(f)).collect());
-                Ok(group)
+                Ok(Box::new(group))
             }
             Err(e) => {
                 let _ = group.remove();
@@ -224,7 +235,7 @@ impl RunDir {
 
     /// Removes the run directory and, if the runner moved itself, moves it back and disables
     /// the controllers it enabled, in the order the kernel requires.
-    pub fn remove(&self) {
+    fn remove(&self) {
         let Some(moved) = &self.moved else {
             let _ = fs::remove_tree(&self.dir);
             return;
@@ -353,20 +364,26 @@ impl Group {
         }
         Ok(())
     }
+}
 
-    pub fn dir(&self) -> &Path {
+impl SandboxCgroup for Group {
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+
+    fn memory_dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
+    fn clone_target(&self) -> Option<std::os::fd::RawFd> {
         self.fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
-    pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
+    fn add_process(&self, pid: i32) -> Result<(), SandboxError> {
         fs::write(&self.dir.join("cgroup.procs"), &pid.to_string())
     }
 
-    pub fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
+    fn usage(&self, machine_has_swap: bool) -> ResourceUsage {
         // Read once (each read makes the kernel gather the figures), every key from the text.
         let cpu_text = self
             .figures
@@ -399,13 +416,13 @@ impl Group {
         }
     }
 
-    pub fn kill(&self) {
+    fn kill(&self) {
         if fs::write(&self.dir.join(KILL), "1").is_err() {
             fs::kill_procs(&self.dir);
         }
     }
 
-    pub fn remove(&self) -> Result<(), SandboxError> {
+    fn remove(&self) -> Result<(), SandboxError> {
         fs::remove_dir(&self.dir)
     }
 }
