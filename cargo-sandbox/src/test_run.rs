@@ -823,13 +823,15 @@ struct Collected {
     duration_ms: f64,
 }
 
-/// The run's reporters, and the records they were given. Events before the run's start is
-/// announced wait: a pipelined run's tests finish while cargo still prints.
+/// The run's reporters, and the records they were given. Until the run's start is announced
+/// (a pipelined run's tests finish while cargo still prints), the terminal's events wait,
+/// without their sandbox specs; the other reporters take each one at once (the JSON report
+/// spills records to a file: holding them would grow with the suite).
 struct Reporters {
     reporters: Vec<Box<dyn Reporter>>,
     records: Vec<TestRecord>,
     success_output: OutputWhen,
-    /// Events held until the run's start.
+    /// Events held for the reporters that wait for the run's start.
     held: Option<Vec<Event>>,
 }
 
@@ -880,23 +882,40 @@ impl Reporters {
     }
 
     fn event(&mut self, event: Event) {
-        if let Some(held) = &mut self.held {
-            if !matches!(event, Event::RunStarted { .. }) {
-                held.push(event);
-                return;
+        let Some(held) = &mut self.held else {
+            self.give(event, |_| true);
+            return;
+        };
+        if !matches!(event, Event::RunStarted { .. }) {
+            if let Event::TestFinished(record) = &event {
+                held.push(Event::TestFinished(Box::new(TestRecord {
+                    spec: None,
+                    ..(**record).clone()
+                })));
             }
-            let held = self.held.take().unwrap_or_default();
-            self.give(event);
-            for event in held {
-                self.give(event);
-            }
+            self.give(event, |r| !r.waits_for_the_start());
             return;
         }
-        self.give(event);
+        let held = self.held.take().unwrap_or_default();
+        self.reporters.iter_mut().for_each(|r| r.event(&event));
+        for event in held {
+            for reporter in self
+                .reporters
+                .iter_mut()
+                .filter(|r| r.waits_for_the_start())
+            {
+                reporter.event(&event);
+            }
+        }
     }
 
-    fn give(&mut self, event: Event) {
-        self.reporters.iter_mut().for_each(|r| r.event(&event));
+    /// Hands `event` to the reporters `to` chooses, and keeps its record.
+    fn give(&mut self, event: Event, to: impl Fn(&dyn Reporter) -> bool) {
+        for reporter in self.reporters.iter_mut() {
+            if to(reporter.as_ref()) {
+                reporter.event(&event);
+            }
+        }
         if let Event::TestFinished(record) = event {
             // A passing test's output is kept only when it is shown at the end.
             self.records.push(if self.success_output.at_end() {
@@ -911,9 +930,11 @@ impl Reporters {
     }
 
     fn flush(&mut self) {
-        if self.held.is_none() {
-            self.reporters.iter_mut().for_each(|r| r.flush());
-        }
+        let holding = self.held.is_some();
+        self.reporters
+            .iter_mut()
+            .filter(|r| !(holding && r.waits_for_the_start()))
+            .for_each(|r| r.flush());
     }
 }
 

@@ -130,6 +130,11 @@ impl RunSummary {
 /// A consumer of the run's events.
 pub trait Reporter {
     fn event(&mut self, _event: &Event) {}
+    /// Whether the reporter wants the run's start before any test (the terminal: its lines
+    /// come after cargo's). The others get each test as it finishes, also while cargo builds.
+    fn waits_for_the_start(&self) -> bool {
+        false
+    }
     /// No more events for now: what is buffered goes out.
     fn flush(&mut self) {}
     fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()>;

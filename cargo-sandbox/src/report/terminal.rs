@@ -273,6 +273,10 @@ impl super::Reporter for Terminal {
         Terminal::event(self, event);
     }
 
+    fn waits_for_the_start(&self) -> bool {
+        true
+    }
+
     fn flush(&mut self) {
         self.write_pending();
     }
