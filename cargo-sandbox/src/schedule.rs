@@ -271,7 +271,7 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
             scope.spawn(|| {
                 while let Some(job) = feed.take(run.cancel) {
                     let slot = run.slots.and_then(|s| s.take());
-                    let records = contained(|| run_job(run, &job)).unwrap_or_else(|panic| {
+                    let records = contained(|| run_job(run, feed, &job)).unwrap_or_else(|panic| {
                         let error = format!(
                             "internal error: cargo-sandbox panicked running this test ({panic}); \
                              please report it"
@@ -439,7 +439,9 @@ fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
-fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
+/// Runs one job's sandbox and reads its records. An unlisted binary whose libtest never
+/// started goes back on the feed as a listed one (its listing taken here).
+fn run_job(run: &Run, feed: &Feed, job: &Job) -> Vec<TestRecord> {
     let id = |name: &str| test_id(job, name);
     match &job.selection {
         Selection::Listed { tests, .. } => {
@@ -569,8 +571,8 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     .map(|(name, _, plan)| (name.clone(), *plan))
                     .collect();
                 if !text.contains("\nrunning ") && !text.starts_with("running ") {
-                    // libtest never started: the run says nothing about the tests, which now
-                    // run as listed ones.
+                    // libtest never started: the run says nothing about the tests, which go
+                    // back on the feed as listed ones.
                     let whole_binary = only.is_none() && selected.len() == tests.len();
                     let listed = Job {
                         selection: Selection::Listed {
@@ -586,7 +588,7 @@ fn run_job(run: &Run, job: &Job) -> Vec<TestRecord> {
                     };
                     selected.retain(|(_, plan)| *plan == Plan::Ignore);
                     if !listed.selection.listed().is_empty() {
-                        not_run.extend(run_job(run, &listed));
+                        feed.push(vec![listed]);
                     } else if binary_outcome != Outcome::Passed {
                         // Nothing to run again: the failure is the binary's own.
                         return finish(vec![(list::WHOLE_BINARY.to_owned(), Plan::Run)], not_run);

@@ -311,6 +311,62 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
 }
 
 #[test]
+fn isolation_binary_lists_and_requeues_a_binary_whose_harness_never_started() {
+    if !privileged() {
+        return;
+    }
+    // A custom harness that says nothing unless its tests are named: run whole it prints no
+    // `running` line, so the run lists it and puts its selected tests back on the queue, named.
+    let custom = r#"fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            print!("alpha: test\nbeta: test\n");
+        }
+        return;
+    }
+    if !args.iter().any(|a| a == "--exact") {
+        return;
+    }
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    println!("running {} tests", names.len());
+    for name in &names {
+        println!("test {name} ... ok");
+    }
+    println!("\ntest result: ok. {} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out", names.len());
+}
+"#;
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-binary-requeued"),
+        "requeued",
+        "[[test]]\nname = \"custom\"\nharness = false\n",
+        &[("src/lib.rs", ""), ("tests/custom.rs", custom)],
+    );
+    let run = sandbox_test(
+        &manifest,
+        &["--test", "custom", "--isolation", "binary", "alpha"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = run.outcomes();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        [(
+            ("requeued::custom".to_owned(), "alpha".to_owned()),
+            "passed".to_owned()
+        )],
+        "{}",
+        run.stderr
+    );
+    // The record is the named run's: the one after the listing.
+    let argv = &run.test("alpha")["spec"]["argv"];
+    assert_eq!(
+        argv.as_array().map(|a| a[1..].to_vec()),
+        Some(vec!["--exact".into(), "alpha".into()]),
+        "{argv}"
+    );
+}
+
+#[test]
 fn isolation_binary_reports_a_failure_that_no_test_carries() {
     if !privileged() {
         return;
