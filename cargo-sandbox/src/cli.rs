@@ -6,6 +6,7 @@ use crate::config::{
     Bandwidth, CpuList, Cpus, FileLeakPolicy, FsLayer, FsMode, FsTable, Grace, Isolation, Layer,
     Memory, NetworkMode, Pids, Policy, Size, Timeout,
 };
+pub use crate::filter::RunIgnored;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -233,7 +234,7 @@ pub struct TestArgs {
     /// Run one shard of the selected tests: `hash:K/N` (stable per test) or `slice:K/N`; the
     /// others are reported as skipped-by-partition. Merge shard reports with `report --merge`.
     #[arg(long, value_name = "KIND:K/N", help_heading = "Test selection")]
-    pub partition: Option<crate::list::Partition>,
+    pub partition: Option<crate::filter::Partition>,
 
     /// Build the tests, run none.
     #[arg(long, help_heading = "Running")]
@@ -637,15 +638,6 @@ impl RefusedFlags {
             .find(|(on, _, _)| *on)
             .map(|(_, flag, instead)| format!("{flag} cannot apply here: {instead}"))
     }
-}
-
-/// `--run-ignored`, nextest's spelling of libtest's `--ignored` / `--include-ignored`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RunIgnored {
-    Default,
-    #[value(alias = "ignored-only")]
-    Only,
-    All,
 }
 
 /// `-j`/`--test-threads` as nextest takes it: a count, `num-cpus`, or a count below the CPUs.

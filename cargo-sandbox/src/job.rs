@@ -5,7 +5,7 @@ use crate::build::TestBinary;
 use crate::config::{Isolation, Resolved};
 use crate::env::BinaryEnv;
 use crate::event::TestId;
-use crate::list::TestFilter;
+use crate::filter::TestFilter;
 use std::sync::Arc;
 
 /// A test binary with what it needs to run.

@@ -28,6 +28,7 @@ mod env;
 mod event;
 mod exec;
 mod exit;
+mod filter;
 mod filterset;
 mod history;
 mod job;

@@ -88,7 +88,7 @@ pub struct Pipeline<'a> {
     pub feed: &'a Feed<'a>,
     pub events: Sender<Event>,
     pub cargo: &'a crate::cli::CargoArgs,
-    pub filter: &'a list::TestFilter,
+    pub filter: &'a crate::filter::TestFilter,
     /// Hash every test binary once built (`--report-json`'s fingerprint).
     pub fingerprint: bool,
     pub workers: usize,

@@ -4,8 +4,8 @@
 
 use crate::config::{FsMode, Isolation, Resolved};
 use crate::env;
+use crate::filter::TestFilter;
 use crate::job::{libtest_args, BinaryContext, Job, RunsAs, Selection};
-use crate::list::TestFilter;
 use harness::{Filesystem, Output, SandboxSpec, Stdin};
 use std::path::{Path, PathBuf};
 

@@ -5,11 +5,12 @@
 
 use crate::config::{Isolation, Resolved};
 use crate::event::{Event, TestId, TestRecord};
+use crate::filter::TestFilter;
 use crate::history::History;
 use crate::job::test_id;
 use crate::job::{Job, RunsAs, SelectedTest, Selection};
 use crate::libtest::{libtest_results, libtest_summary, own_section, ran_exactly_one};
-use crate::list::{self, Plan, TestFilter};
+use crate::list::{self, Plan};
 use crate::outcome::{classify, classify_doctest, Outcome};
 use crate::sandbox_spec;
 use harness::{Cancel, Engine, Exit, SandboxSpec};

@@ -7,10 +7,11 @@ use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
 use crate::env;
 use crate::event::{Event, TestRecord};
+use crate::filter::TestFilter;
 use crate::filterset::{Filtersets, PackageGraph, TestQuery};
 use crate::history::History;
 use crate::job::{BinaryContext, Job, RunsAs};
-use crate::list::{self, TestFilter};
+use crate::list;
 use crate::outcome::Outcome;
 use crate::plan::{self, Planned, Planner, Runs};
 use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
@@ -198,7 +199,7 @@ fn pipelined(args: &TestArgs, filter: &TestFilter) -> bool {
         args.archive_file.is_some(),
         args.list || filter.list,
         args.shuffle,
-        matches!(args.partition, Some(list::Partition::Slice { .. })),
+        matches!(args.partition, Some(crate::filter::Partition::Slice { .. })),
     ];
     !serial.contains(&true)
 }

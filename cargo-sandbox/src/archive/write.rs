@@ -6,7 +6,7 @@ use super::{Doctests, FileEntry, Manifest, DOCTESTS_DIR, FORMAT, MANIFEST, SEAL,
 use crate::build::{self, Build};
 use crate::cli::ArchiveArgs;
 use crate::doctest;
-use crate::list::TestFilter;
+use crate::filter::TestFilter;
 use crate::{env, exit, signals, test_run};
 use anyhow::Context;
 use harness::units::format_bytes;

@@ -19,7 +19,7 @@ pub use collector::{run as collector_main, SUBCOMMAND};
 
 use crate::build::{self, BuildFailed};
 use crate::cli::CargoArgs;
-use crate::list::{IgnoredMode, TestFilter};
+use crate::filter::{IgnoredMode, TestFilter};
 use crate::run_dir::RunDir;
 use anyhow::Context;
 use cargo_metadata::{Package, PackageId};
