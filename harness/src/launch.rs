@@ -31,7 +31,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
     /// The binary to re-execute as the sandbox's init; it must call
-    /// [`crate::init::run_if_requested`]. Default: this process's own executable.
+    /// [`crate::run_if_requested`]. Default: this process's own executable.
     pub init_exe: Option<PathBuf>,
     /// Create sandbox cgroups under these cgroups instead of under the runner's own (a runner
     /// that shares its cgroup, or runs without root, is given delegated ones): one directory on

@@ -17,7 +17,7 @@
 //! read cgroup stats; the janitor removes the cgroup once the init is gone
 //! ```
 //!
-//! Any binary that uses the engine must call [`init::run_if_requested`] first thing in `main`,
+//! Any binary that uses the engine must call [`run_if_requested`] first thing in `main`,
 //! because the sandbox's PID 1 is that same binary re-executed.
 
 mod cancel;
@@ -62,3 +62,13 @@ pub use result::{
 };
 pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, ShownAt, Stdin};
 pub use userns::RootMapping;
+
+/// Call first thing in `main` of any binary that runs sandboxes: when this process was started
+/// as a sandbox's init it runs the init and exits; otherwise it returns at once.
+pub fn run_if_requested() {
+    match std::env::args_os().nth(1) {
+        Some(a) if a == protocol::INIT_ARG => std::process::exit(init::main()),
+        Some(a) if a == crate::zygote::ZYGOTE_ARG => std::process::exit(crate::zygote::serve()),
+        _ => {}
+    }
+}

@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 pub const CONFIG_FD: RawFd = 3;
 pub const REPORT_FD: RawFd = 4;
 
-/// The argument that turns a binary into the sandbox's init; see [`crate::init::run_if_requested`].
+/// The argument that turns a binary into the sandbox's init; see [`crate::run_if_requested`].
 pub const INIT_ARG: &str = "__cargo_sandbox_init__";
 
 /// Most leaked processes listed by name; beyond it only the count is kept, so a fork bomb's

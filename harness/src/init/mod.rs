@@ -1,5 +1,5 @@
-//! The sandbox's PID 1: this same binary, re-executed by the runner with [`INIT_ARG`]. It is
-//! single-threaded from its first instruction, so the in-namespace set-up (mounts, `lo`,
+//! The sandbox's PID 1: this same binary, re-executed by the runner with `INIT_ARG` (see
+//! `protocol.rs`). It is single-threaded from its first instruction, so the in-namespace set-up (mounts, `lo`,
 //! hostname) runs here and not between fork and exec in the runner.
 //!
 //! In order: read the config (fd 3) → cgroup namespace → mounts → `lo` up → hostname → spawn the
@@ -12,9 +12,7 @@ pub(crate) mod confine;
 pub(crate) mod mounts;
 pub(crate) mod net;
 
-use crate::protocol::{
-    InitReport, InitRun, InitSetup, MountConfig, CONFIG_FD, INIT_ARG, REPORT_FD,
-};
+use crate::protocol::{InitReport, InitRun, InitSetup, MountConfig, CONFIG_FD, REPORT_FD};
 use crate::result::Exit;
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -81,15 +79,7 @@ pub fn speaks_our_protocol(program: &std::path::Path) -> bool {
         .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == PROTOCOL.as_bytes())
 }
 
-/// Call first thing in `main` of any binary that runs sandboxes: when this process was started
-/// as a sandbox's init it runs the init and exits; otherwise it returns at once.
-pub fn run_if_requested() {
-    match std::env::args_os().nth(1) {
-        Some(a) if a == INIT_ARG => std::process::exit(main()),
-        Some(a) if a == crate::zygote::ZYGOTE_ARG => std::process::exit(crate::zygote::serve()),
-        _ => {}
-    }
-}
+pub use crate::run_if_requested;
 
 /// The init, on descriptors 0..=4 as [`crate::clone::ChildFds`] describes them.
 pub(crate) fn main() -> i32 {

@@ -13,7 +13,7 @@ pub struct Arguments(libtest_mimic::Arguments);
 impl Arguments {
     /// Parses `std::env::args()`; on bad arguments prints the error and exits, as libtest does.
     pub fn from_args() -> Arguments {
-        crate::init::run_if_requested();
+        crate::run_if_requested();
         Arguments(libtest_mimic::Arguments::from_args())
     }
 
@@ -25,7 +25,7 @@ impl Arguments {
         I: IntoIterator,
         I::Item: Into<OsString> + Clone,
     {
-        crate::init::run_if_requested();
+        crate::run_if_requested();
         Arguments(libtest_mimic::Arguments::from_iter(iter))
     }
 }

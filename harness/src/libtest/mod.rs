@@ -83,7 +83,7 @@ impl Harness {
 
     /// Runs the trials; in a trial's own sandbox, runs that one trial and exits.
     pub fn run(self, mut trials: Vec<Trial>) -> Conclusion {
-        crate::init::run_if_requested();
+        crate::run_if_requested();
         if let Some(request) = Request::from_env() {
             child::run(&request, trials);
         }
