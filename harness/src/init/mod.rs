@@ -1,6 +1,6 @@
 //! The sandbox's PID 1: this same binary, re-executed by the runner with `INIT_ARG` (see
-//! `protocol.rs`). It is single-threaded from its first instruction, so the in-namespace set-up (mounts, `lo`,
-//! hostname) runs here and not between fork and exec in the runner.
+//! `protocol.rs`). It is single-threaded from its first instruction, so the in-namespace set-up
+//! (mounts, `lo`, hostname) runs here and not between fork and exec in the runner.
 //!
 //! In order: read the config (fd 3) → cgroup namespace → mounts → `lo` up → hostname → spawn the
 //! command → reap everything until the command's main process exits → census of what is still
