@@ -508,16 +508,77 @@ fn run_job(run: &Run, feed: &Feed, job: &Job) -> Vec<TestRecord> {
         return vec![record(name, classify(&result, ran_one, policies))];
     }
     let text = shared_output.as_ref().map(|o| o.text()).unwrap_or_default();
-    let lines = libtest_results(&text);
-    let binary_outcome = classify(&result, true, policies);
-    let finish = |tests, extra| {
-        let output = shared_output.as_ref().map(|o| (o, text.as_str()));
-        binary_records(job, tests, extra, &lines, &binary_outcome, output, &record)
+    let binary = BinaryRun {
+        job,
+        lines: libtest_results(&text),
+        text: &text,
+        outcome: classify(&result, true, policies),
+        output: shared_output.as_ref(),
+        exit: &result.exit,
+        record: &record,
     };
-    // The tests the binary reported, by their lines; `rest`: and one record for the binary's
-    // outcome, which names no test.
-    let reported = |lines: &[(String, String)], rest: bool| -> Vec<(String, Plan)> {
-        let mut tests: Vec<(String, Plan)> = lines
+    binary.records(run, feed, seed)
+}
+
+/// A run of a binary's tests in one sandbox (`--isolation binary`), read for each test's
+/// record: from its own libtest line, else from the binary's outcome.
+struct BinaryRun<'a> {
+    job: &'a Job,
+    /// The binary's output, and each test's result line in it.
+    text: &'a str,
+    lines: Vec<(String, String)>,
+    output: Option<&'a harness::CapturedOutput>,
+    /// How the binary itself ended.
+    outcome: Outcome,
+    exit: &'a Exit,
+    record: &'a dyn Fn(&str, Outcome) -> TestRecord,
+}
+
+impl BinaryRun<'_> {
+    fn records(&self, run: &Run, feed: &Feed, seed: u64) -> Vec<TestRecord> {
+        match &self.job.selection {
+            Selection::Listed { tests, .. } => {
+                let tests = tests.iter().map(|t| (t.name.clone(), Plan::Run)).collect();
+                self.finish(tests, Vec::new())
+            }
+            Selection::Unlisted { only } => {
+                // libtest's own ending: its exit code for "all passed" or "some failed", and
+                // a summary that counts every line. (The summary is in the output's tail and
+                // the lines come first, in its head: a long failure section cut from the middle
+                // leaves both.) A crash or kill after the summary is the binary's, and is
+                // listed below.
+                let libtest_ended = matches!(self.exit, Exit::Code(0) | Exit::Code(101));
+                if libtest_ended && libtest_summary(self.text) == Some(self.lines.len()) {
+                    self.finish(self.reported(false), Vec::new())
+                } else if run.cancel.is_cancelled() {
+                    // Stopped: no listing. What the binary reported, and the rest as one record.
+                    self.finish(self.reported(true), Vec::new())
+                } else {
+                    self.listed_after(run, feed, seed, only.as_deref())
+                }
+            }
+        }
+    }
+
+    /// Records for `tests` (see [`binary_records`]), then `extra`.
+    fn finish(&self, tests: Vec<(String, Plan)>, extra: Vec<TestRecord>) -> Vec<TestRecord> {
+        let output = self.output.map(|o| (o, self.text));
+        binary_records(
+            self.job,
+            tests,
+            extra,
+            &self.lines,
+            &self.outcome,
+            output,
+            self.record,
+        )
+    }
+
+    /// The tests the binary reported, by their lines; `rest`: and one record for the binary's
+    /// outcome, which names no test.
+    fn reported(&self, rest: bool) -> Vec<(String, Plan)> {
+        let mut tests: Vec<(String, Plan)> = self
+            .lines
             .iter()
             .map(|(name, result)| {
                 let plan = if result == "ignored" {
@@ -532,86 +593,71 @@ fn run_job(run: &Run, feed: &Feed, job: &Job) -> Vec<TestRecord> {
             tests.push((list::WHOLE_BINARY.to_owned(), Plan::Run));
         }
         tests
-    };
-    // Each selected test and what it was told to do; tests skipped as ignored are reported
-    // without having run.
-    let mut not_run = Vec::new();
-    let tests: Vec<(String, Plan)> = match &job.selection {
-        Selection::Listed { tests, .. } => {
-            tests.iter().map(|t| (t.name.clone(), Plan::Run)).collect()
-        }
-        Selection::Unlisted { only } => {
-            // libtest's own ending: its exit code for "all passed" or "some failed", and a
-            // summary that counts every line. (The summary is in the output's tail and the
-            // lines come first, in its head: a long failure section cut from the middle leaves
-            // both.) A crash or kill after the summary is the binary's, and is listed below.
-            let libtest_ended = matches!(result.exit, Exit::Code(0) | Exit::Code(101));
-            if libtest_ended && libtest_summary(&text) == Some(lines.len()) {
-                reported(&lines, false)
-            } else if run.cancel.is_cancelled() {
-                // Stopped: no listing. What the binary reported, and the rest as one record.
-                reported(&lines, true)
-            } else {
-                // The output does not account for every test (the binary crashed, was
-                // killed, or is no libtest binary): its listing names the tests.
-                let listing =
-                    list::in_sandbox(run.engine, &job.binary, &job.settings, run.host_env, seed);
-                let (names, tests) = match listing {
-                    Ok(listing) => (listing.names(), listing.tests),
-                    Err(record) => {
-                        not_run.push(*record);
-                        return finish(reported(&lines, true), not_run);
-                    }
-                };
-                let chosen: Vec<(String, bool, Plan)> = list::select(&tests, run.filter)
-                    .into_iter()
-                    .filter(|(name, _, _)| only.as_ref().is_none_or(|o| o == name))
-                    .collect();
-                let mut selected: Vec<(String, Plan)> = chosen
-                    .iter()
-                    .map(|(name, _, plan)| (name.clone(), *plan))
-                    .collect();
-                if !text.contains("\nrunning ") && !text.starts_with("running ") {
-                    // libtest never started: the run says nothing about the tests, which go
-                    // back on the feed as listed ones.
-                    let whole_binary = only.is_none() && selected.len() == tests.len();
-                    let listed = Job {
-                        selection: Selection::Listed {
-                            whole_binary,
-                            listing: names,
-                            tests: chosen
-                                .into_iter()
-                                .filter(|(_, _, plan)| *plan == Plan::Run)
-                                .map(|(name, ignored, _)| SelectedTest { name, ignored })
-                                .collect(),
-                        },
-                        ..job.clone()
-                    };
-                    selected.retain(|(_, plan)| *plan == Plan::Ignore);
-                    if !listed.selection.listed().is_empty() {
-                        feed.push(vec![listed]);
-                    } else if binary_outcome != Outcome::Passed {
-                        // Nothing to run again: the failure is the binary's own.
-                        return finish(vec![(list::WHOLE_BINARY.to_owned(), Plan::Run)], not_run);
-                    }
-                    return ignored_records(job, &selected).chain(not_run).collect();
-                }
-                // A failure neither a test's own line nor a test without one carries (every
-                // listed test reported, or none listed) is the binary's own.
-                let carried = selected.iter().any(|(name, plan)| {
-                    *plan == Plan::Run && !lines.iter().any(|(l, _)| l == name)
-                });
-                let explained = binary_outcome == Outcome::Passed
-                    || (binary_outcome == Outcome::Failed
-                        && lines.iter().any(|(_, result)| result == "FAILED"));
-                if !explained && !carried {
-                    selected.push((list::WHOLE_BINARY.to_owned(), Plan::Run));
-                }
-                selected
+    }
+
+    /// An unlisted binary whose output does not account for every test (it crashed, was
+    /// killed, or is no libtest binary): its listing names the tests. One whose harness never
+    /// started goes back on the feed as a listed job.
+    fn listed_after(
+        &self,
+        run: &Run,
+        feed: &Feed,
+        seed: u64,
+        only: Option<&str>,
+    ) -> Vec<TestRecord> {
+        let job = self.job;
+        let listing = list::in_sandbox(run.engine, &job.binary, &job.settings, run.host_env, seed);
+        let (names, tests) = match listing {
+            Ok(listing) => (listing.names(), listing.tests),
+            Err(record) => return self.finish(self.reported(true), vec![*record]),
+        };
+        let chosen: Vec<(String, bool, Plan)> = list::select(&tests, run.filter)
+            .into_iter()
+            .filter(|(name, _, _)| only.is_none_or(|o| o == name))
+            .collect();
+        let mut selected: Vec<(String, Plan)> = chosen
+            .iter()
+            .map(|(name, _, plan)| (name.clone(), *plan))
+            .collect();
+        if !self.text.contains("\nrunning ") && !self.text.starts_with("running ") {
+            // libtest never started: the run says nothing about the tests, which go back on
+            // the feed as listed ones.
+            let whole_binary = only.is_none() && selected.len() == tests.len();
+            let listed = Job {
+                selection: Selection::Listed {
+                    whole_binary,
+                    listing: names,
+                    tests: chosen
+                        .into_iter()
+                        .filter(|(_, _, plan)| *plan == Plan::Run)
+                        .map(|(name, ignored, _)| SelectedTest { name, ignored })
+                        .collect(),
+                },
+                ..job.clone()
+            };
+            selected.retain(|(_, plan)| *plan == Plan::Ignore);
+            if !listed.selection.listed().is_empty() {
+                feed.push(vec![listed]);
+            } else if self.outcome != Outcome::Passed {
+                // Nothing to run again: the failure is the binary's own.
+                let binary = vec![(list::WHOLE_BINARY.to_owned(), Plan::Run)];
+                return self.finish(binary, Vec::new());
             }
+            return ignored_records(job, &selected).collect();
         }
-    };
-    finish(tests, not_run)
+        // A failure neither a test's own line nor a test without one carries (every listed
+        // test reported, or none listed) is the binary's own.
+        let carried = selected
+            .iter()
+            .any(|(name, plan)| *plan == Plan::Run && !self.lines.iter().any(|(l, _)| l == name));
+        let explained = self.outcome == Outcome::Passed
+            || (self.outcome == Outcome::Failed
+                && self.lines.iter().any(|(_, result)| result == "FAILED"));
+        if !explained && !carried {
+            selected.push((list::WHOLE_BINARY.to_owned(), Plan::Run));
+        }
+        self.finish(selected, Vec::new())
+    }
 }
 
 /// Records for `tests` of one binary's run: each with its own libtest line's outcome (tests
