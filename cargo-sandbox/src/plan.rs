@@ -172,19 +172,7 @@ impl Planner<'_> {
                 planned.not_run.push(with_kind(record, ctx.binary.kind));
                 continue;
             }
-            let declared = tests
-                .iter()
-                .find(|t| &t.name == name)
-                .and_then(|t| t.declared)
-                .map(Layer::declared);
-            let query = ctx.binary.filter_query(package, name);
-            let settings = self.resolve.resolve(
-                package,
-                &ctx.binary.id,
-                name,
-                declared.as_ref(),
-                Some(&query),
-            );
+            let settings = self.test_settings(ctx, package, tests, name);
             let test = SelectedTest {
                 name: name.clone(),
                 ignored: *is_ignored,
@@ -212,6 +200,29 @@ impl Planner<'_> {
         }
         planned.jobs = repeated(planned.jobs);
         planned
+    }
+
+    /// A listed test's settings, with what it declares itself (sandbox-harness trials).
+    fn test_settings(
+        &self,
+        ctx: &BinaryContext,
+        package: &str,
+        tests: &[list::ListedTest],
+        name: &str,
+    ) -> Resolved {
+        let declared = tests
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.declared)
+            .map(Layer::declared);
+        let query = ctx.binary.filter_query(package, name);
+        self.resolve.resolve(
+            package,
+            &ctx.binary.id,
+            name,
+            declared.as_ref(),
+            Some(&query),
+        )
     }
 
     /// Each selected doc test a job of its own (one sandbox per doc test, whatever the
@@ -259,36 +270,11 @@ impl Planner<'_> {
             if !selects(&binary, &package, &test.name) || !mine(&binary, &test.name) {
                 continue;
             }
-            let mut env = env::for_binary(&binary, built, host_env);
-            env.vars.extend(test.env());
-            let settings = Resolved {
-                isolation: Isolation::Test,
-                ..self.resolve.resolve(
-                    &package,
-                    &binary.id,
-                    &test.name,
-                    None,
-                    Some(&binary.filter_query(&package, &test.name)),
-                )
-            };
             libraries.insert(binary.id.clone());
-            let selection = Selection::Listed {
-                tests: vec![SelectedTest {
-                    name: test.name.clone(),
-                    ignored: false,
-                }],
-                whole_binary: true,
-                listing: Arc::from([test.name.clone()]),
-            };
-            let ctx = Arc::new(BinaryContext {
-                binary,
-                env,
-                runs_as: RunsAs::DocTest {
-                    should_panic: test.should_panic,
-                },
-            });
             planned.tests += 1;
-            planned.jobs.push(job(&ctx, selection, Arc::new(settings)));
+            planned
+                .jobs
+                .push(self.doc_test_job(test, binary, &package, built, host_env));
         }
         planned.binaries_with_tests = libraries.len();
         for settled in &collected.settled {
@@ -308,6 +294,42 @@ impl Planner<'_> {
         }
         planned.jobs = repeated(planned.jobs);
         planned
+    }
+
+    /// One doc test's job: its own sandbox, whatever the isolation.
+    fn doc_test_job(
+        &self,
+        test: &doctest::DocTest,
+        binary: TestBinary,
+        package: &str,
+        built: &build::Build,
+        host_env: &[(String, String)],
+    ) -> Job {
+        let mut env = env::for_binary(&binary, built, host_env);
+        env.vars.extend(test.env());
+        let query = binary.filter_query(package, &test.name);
+        let settings = Resolved {
+            isolation: Isolation::Test,
+            ..self
+                .resolve
+                .resolve(package, &binary.id, &test.name, None, Some(&query))
+        };
+        let selection = Selection::Listed {
+            tests: vec![SelectedTest {
+                name: test.name.clone(),
+                ignored: false,
+            }],
+            whole_binary: true,
+            listing: Arc::from([test.name.clone()]),
+        };
+        let ctx = Arc::new(BinaryContext {
+            binary,
+            env,
+            runs_as: RunsAs::DocTest {
+                should_panic: test.should_panic,
+            },
+        });
+        job(&ctx, selection, Arc::new(settings))
     }
 
     /// `--partition`: the doc tests that belong to other shards.
