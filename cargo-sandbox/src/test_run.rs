@@ -359,8 +359,7 @@ fn start_building(
         Ok(config) => config,
         Err(message) => {
             // Reported once the build ends: cargo is not stopped halfway.
-            let mut rest = build::Build::default();
-            while building.next(&mut rest).is_some() {}
+            let _ = building.wait();
             say!("cargo-sandbox: error: {message}");
             return Ok(Err(exit::USAGE));
         }
@@ -658,7 +657,7 @@ impl Runner<'_> {
     /// Tests start as cargo builds their binaries (see `pipeline`).
     fn pipelined(
         &self,
-        building: build::Building,
+        mut building: build::Building,
         packages: build::Build,
         config: Config,
         slots: &pipeline::Slots,
@@ -666,9 +665,7 @@ impl Runner<'_> {
         let settled = match self.settle(config, &packages) {
             Ok(settled) => settled,
             Err(code) => {
-                let mut rest = packages;
-                let mut building = building;
-                while building.next(&mut rest).is_some() {}
+                let _ = building.wait();
                 return Ok(code);
             }
         };

@@ -78,6 +78,29 @@ fn a_build_error_fails_the_run_and_reports_the_tests_that_already_ran() {
 }
 
 #[test]
+fn a_bad_configuration_is_reported_once_a_failing_build_ends() {
+    if !privileged() {
+        return;
+    }
+    // The configuration is read while cargo builds and reported when cargo is done; a build
+    // that fails then must still end the run.
+    let manifest = scratch_crate(
+        &bin_dir().join("e2e-pipeline-bad-config"),
+        "badconfig",
+        "",
+        &[
+            ("src/lib.rs", "#[test]\nfn t() { let x: u32 = \"no\"; }\n"),
+            (".config/sandbox.toml", "not = valid = toml\n"),
+        ],
+    );
+    let start = Instant::now();
+    let run = sandbox_test(&manifest, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("mismatched types"), "{}", run.stderr);
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
 fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
     if !privileged() {
         return;

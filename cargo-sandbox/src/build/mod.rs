@@ -378,11 +378,20 @@ impl Building {
         match metadata {
             Ok(metadata) => Ok(Build::from_metadata(metadata)),
             Err(e) => {
-                let mut build = Build::default();
-                while let Some(binary) = self.next(&mut build) {
-                    binary?;
-                }
+                self.wait()?;
                 Err(anyhow::Error::new(e).context("running `cargo metadata`"))
+            }
+        }
+    }
+
+    /// Waits for cargo's end without taking in what it says (the run stops anyway, but cargo
+    /// is not stopped halfway); `Err` when the build failed.
+    pub fn wait(&mut self) -> anyhow::Result<()> {
+        loop {
+            match self.messages.recv() {
+                Ok(Read::Message(_)) => {}
+                Ok(Read::Ended(ended)) => return ended,
+                Err(_) => return Ok(()),
             }
         }
     }
