@@ -20,35 +20,22 @@
 //! Any binary that uses the engine must call [`run_if_requested`] first thing in `main`,
 //! because the sandbox's PID 1 is that same binary re-executed.
 
-mod cancel;
-mod capture;
 pub mod cgroup;
-mod clone;
 mod devices;
 mod error;
 pub mod front;
 pub mod init;
-mod janitor;
-mod launch;
 #[cfg(feature = "libtest")]
 pub mod libtest;
-mod netpool;
 mod netstat;
-mod oom;
 mod protocol;
 mod result;
+mod runner;
 mod spec;
-mod start;
 pub mod units;
-mod userns;
-mod warm;
-mod zygote;
 
-pub use cancel::Cancel;
-pub use capture::CapturedOutput;
 pub use error::SandboxError;
 pub use front::{Network, TrialSettings};
-pub use launch::{Engine, EngineOptions};
 /// libtest-mimic's API at the root, so `use sandbox_harness as libtest_mimic;` (or renaming the
 /// dependency in Cargo.toml) ports a libtest-mimic suite without touching its code.
 #[cfg(feature = "libtest")]
@@ -57,18 +44,19 @@ pub use libtest::{
     Measurement, Trial,
 };
 pub use result::{
-    Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections, ResourceUsage,
-    SandboxResult,
+    CapturedOutput, Exit, FileChange, FileWrite, LeakedProcess, NetworkAttempts, Protections,
+    ResourceUsage, SandboxResult,
 };
-pub use spec::{Filesystem, Limits, Namespaces, Output, SandboxSpec, ShownAt, Stdin};
-pub use userns::RootMapping;
+pub use runner::cancel::Cancel;
+pub use runner::engine::{Engine, EngineOptions};
+pub use spec::{Filesystem, Limits, Namespaces, Output, RootMapping, SandboxSpec, ShownAt, Stdin};
 
 /// Call first thing in `main` of any binary that runs sandboxes: when this process was started
 /// as a sandbox's init it runs the init and exits; otherwise it returns at once.
 pub fn run_if_requested() {
     match std::env::args_os().nth(1) {
         Some(a) if a == protocol::INIT_ARG => std::process::exit(init::main()),
-        Some(a) if a == crate::zygote::ZYGOTE_ARG => std::process::exit(crate::zygote::serve()),
+        Some(a) if a == runner::zygote::ZYGOTE_ARG => std::process::exit(runner::zygote::serve()),
         _ => {}
     }
 }

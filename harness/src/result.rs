@@ -1,8 +1,6 @@
 //! Everything a report needs about one sandboxed command.
 
-use crate::capture::CapturedOutput;
-use crate::spec::{Filesystem, Limits, SandboxSpec};
-use crate::userns::RootMapping;
+use crate::spec::{Filesystem, Limits, RootMapping, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -259,5 +257,31 @@ mod micros {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}
+
+/// What a command printed, bounded: its head and its tail, with the count of what was dropped
+/// in between (see the runner's capture).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedOutput {
+    /// The first bytes printed (lossy UTF-8).
+    pub head: String,
+    /// The last bytes printed, when more than the limit was printed.
+    pub tail: String,
+    /// Bytes dropped between head and tail.
+    pub truncated_bytes: u64,
+}
+
+impl CapturedOutput {
+    /// Head and tail joined with a marker where bytes were dropped.
+    pub fn text(&self) -> String {
+        if self.truncated_bytes == 0 {
+            format!("{}{}", self.head, self.tail)
+        } else {
+            format!(
+                "{}\n[... {} bytes of output truncated ...]\n{}",
+                self.head, self.truncated_bytes, self.tail
+            )
+        }
     }
 }

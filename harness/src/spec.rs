@@ -226,3 +226,43 @@ mod opt_millis {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
+
+/// The host user and group that root inside a sandbox's user namespace really is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootMapping {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RootMapping {
+    /// `nobody:nogroup`: what `--userns` maps root to unless told otherwise.
+    pub const NOBODY: RootMapping = RootMapping {
+        uid: 65534,
+        gid: 65534,
+    };
+
+    /// The runner's own user and group: the only mapping an unprivileged runner may write.
+    pub fn runner() -> RootMapping {
+        RootMapping {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+}
+
+impl std::str::FromStr for RootMapping {
+    type Err = String;
+
+    /// `UID` or `UID:GID` (the group defaults to the same number).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("`{text}` is not UID or UID:GID (numbers)"))
+        };
+        let (uid, gid) = match text.split_once(':') {
+            Some((uid, gid)) => (number(uid)?, number(gid)?),
+            None => (number(text)?, number(text)?),
+        };
+        Ok(RootMapping { uid, gid })
+    }
+}

@@ -17,6 +17,7 @@
 mod blockio;
 mod detect;
 mod fs;
+pub(crate) mod oom;
 mod sweep;
 mod v1;
 mod v2;
@@ -108,7 +109,7 @@ trait RunCgroup: std::fmt::Debug + Send + Sync {
     /// Whether this kernel can limit swap per cgroup.
     fn swap_limit_supported(&self) -> bool;
     /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
-    /// [`crate::warm::KeepWarm`].
+    /// [`crate::runner::warm::KeepWarm`].
     fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
         None
     }
@@ -170,7 +171,7 @@ impl RunGroup {
     }
 
     /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
-    /// [`crate::warm::KeepWarm`].
+    /// [`crate::runner::warm::KeepWarm`].
     pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
         self.backend.warm_up_dirs()
     }
@@ -268,9 +269,9 @@ impl Group {
         usage
     }
 
-    /// The names of the processes the OOM killer chose here (see [`crate::oom`]).
+    /// The names of the processes the OOM killer chose here (see [`crate::cgroup::oom`]).
     pub fn oom_victims(&self) -> Vec<String> {
-        crate::oom::victims(self.backend.memory_dir())
+        oom::victims(self.backend.memory_dir())
     }
 
     /// SIGKILLs everything in the group (`cgroup.kill` where the kernel has it).

@@ -127,7 +127,7 @@ impl RunCgroup for RunDirs {
     }
 
     /// Two cgroups of the run's own, in the pids hierarchy, to move one of its processes between
-    /// while the run starts (see [`crate::warm::KeepWarm`]).
+    /// while the run starts (see [`crate::runner::warm::KeepWarm`]).
     fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
         let dirs = ["warm-up-a", "warm-up-b"].map(|name| self.0.pids.join(name));
         dirs.iter()

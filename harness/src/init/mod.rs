@@ -81,7 +81,7 @@ pub fn speaks_our_protocol(program: &std::path::Path) -> bool {
 
 pub use crate::run_if_requested;
 
-/// The init, on descriptors 0..=4 as [`crate::clone::ChildFds`] describes them.
+/// The init, on descriptors 0..=4 as [`crate::runner::clone::ChildFds`] describes them.
 pub(crate) fn main() -> i32 {
     // `ps` inside the sandbox shows PID 1 as what it is.
     let _ = nix::sys::prctl::set_name(c"sandbox-init");

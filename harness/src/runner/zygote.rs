@@ -12,7 +12,7 @@
 //! runner closes the socket. The kernel reaps its children (SIGCHLD ignored); the runner
 //! watches each through the pidfd the zygote sends back.
 
-use crate::clone::ChildFds;
+use crate::runner::clone::ChildFds;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
@@ -236,10 +236,10 @@ fn start_init(ns_flags: u64, flags: u8, fds: Vec<OwnedFd>) -> io::Result<(i32, O
     // Out of the way of 0..=4, which the child rearranges.
     let high: Vec<OwnedFd> = fds
         .into_iter()
-        .map(crate::clone::high_fd)
+        .map(crate::runner::clone::high_fd)
         .collect::<io::Result<_>>()?;
     let target = |i: usize| high[i].as_raw_fd();
-    let (pid, pidfd) = crate::clone::clone_fork(ns_flags, into_cgroup.then(|| target(5)))?;
+    let (pid, pidfd) = crate::runner::clone::clone_fork(ns_flags, into_cgroup.then(|| target(5)))?;
     if pid == 0 {
         // The child: a copy of this single-threaded process, so any code may run.
         // SAFETY: prctl, signal, setns and dup2 on descriptors this process owns.

@@ -131,7 +131,7 @@ fn make(home: &OwnedFd) -> std::io::Result<OwnedFd> {
     if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    made.and_then(crate::clone::high_fd)
+    made.and_then(crate::runner::clone::high_fd)
 }
 
 fn open(path: &str) -> std::io::Result<OwnedFd> {

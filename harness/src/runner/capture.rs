@@ -1,32 +1,8 @@
 //! Bounded output capture: the head and the tail of what a command printed, with the count of
 //! what was dropped in between, so a command printing a gigabyte costs a fixed amount of memory.
 
-use serde::{Deserialize, Serialize};
+use crate::result::CapturedOutput;
 use std::collections::VecDeque;
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CapturedOutput {
-    /// The first bytes printed (lossy UTF-8).
-    pub head: String,
-    /// The last bytes printed, when more than the limit was printed.
-    pub tail: String,
-    /// Bytes dropped between head and tail.
-    pub truncated_bytes: u64,
-}
-
-impl CapturedOutput {
-    /// Head and tail joined with a marker where bytes were dropped.
-    pub fn text(&self) -> String {
-        if self.truncated_bytes == 0 {
-            format!("{}{}", self.head, self.tail)
-        } else {
-            format!(
-                "{}\n[... {} bytes of output truncated ...]\n{}",
-                self.head, self.truncated_bytes, self.tail
-            )
-        }
-    }
-}
 
 /// Accumulates output as it arrives.
 pub(crate) struct Capture {

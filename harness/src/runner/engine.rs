@@ -1,20 +1,20 @@
 //! The runner's side of a sandbox: create its cgroup, clone the init into new namespaces, hand it
 //! its config, watch it (deadline, cancellation, output), then collect usage and clean up.
 
-use crate::cancel::Cancel;
-use crate::capture::Capture;
 use crate::cgroup::{self, Group, RunGroup};
-use crate::clone::InitCommand;
 use crate::error::SandboxError;
-use crate::janitor::{Exiting, Janitor};
-use crate::netpool::NetPool;
 use crate::protocol::{InitReport, INIT_ARG};
 use crate::result::{Exit, NetworkAttempts, Protections, ResourceUsage, SandboxResult};
+use crate::runner::cancel::Cancel;
+use crate::runner::capture::Capture;
+use crate::runner::clone::InitCommand;
+use crate::runner::janitor::{Exiting, Janitor};
+use crate::runner::netpool::NetPool;
+use crate::runner::start::{Shape, Starter, Watched};
+use crate::runner::warm::{KeepWarm, WarmPool};
+use crate::runner::zygote::Zygote;
+use crate::spec::RootMapping;
 use crate::spec::{Output, SandboxSpec, Stdin};
-use crate::start::{Shape, Starter, Watched};
-use crate::userns::RootMapping;
-use crate::warm::{KeepWarm, WarmPool};
-use crate::zygote::Zygote;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use std::ffi::CString;
@@ -55,7 +55,7 @@ pub struct EngineOptions {
 pub struct Engine {
     /// What starting an init needs: cgroups, the zygote, the pools.
     starter: Arc<Starter>,
-    /// Inits started ahead of need (with a zygote only; see [`crate::warm`]).
+    /// Inits started ahead of need (with a zygote only; see [`crate::runner::warm`]).
     warm: Option<WarmPool>,
     /// cgroup v1, while the run starts (see [`KeepWarm`]).
     keep_warm: Option<KeepWarm>,
@@ -101,7 +101,7 @@ impl Engine {
             asked => asked,
         };
         if rootless {
-            crate::userns::check_available()?;
+            crate::runner::userns::check_available()?;
         }
         let cgroups = if options.cgroup_parents.is_empty() {
             cgroup::detect()
@@ -157,7 +157,7 @@ impl Engine {
             .map_or("none", RunGroup::version)
     }
 
-    /// Whether sandbox inits are started by a zygote (see [`crate::zygote`]) rather than each
+    /// Whether sandbox inits are started by a zygote (see [`crate::runner::zygote`]) rather than each
     /// with clone and exec.
     pub fn has_zygote(&self) -> bool {
         self.starter.zygote.is_some()
@@ -188,7 +188,7 @@ impl Engine {
         }
     }
 
-    /// How many sandboxes so far ran in an init started ahead of need (see [`crate::warm`]).
+    /// How many sandboxes so far ran in an init started ahead of need (see [`crate::runner::warm`]).
     pub fn started_ahead(&self) -> usize {
         self.started_ahead
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -337,7 +337,7 @@ struct Outcome {
     cancelled: bool,
     /// Counters read from outside just before a forced kill, when the init could not report.
     network_at_kill: NetworkAttempts,
-    output: Option<crate::capture::CapturedOutput>,
+    output: Option<crate::result::CapturedOutput>,
 }
 
 enum Phase {

@@ -1,19 +1,19 @@
 //! Starting a sandbox's init up to the point where it waits for its config: its pipes, its
 //! cgroup, its namespaces (cloned by the zygote, or cloned and exec'd here), its user mapping and
 //! its move into the cgroup. None of that depends on what the sandbox will run, only on its
-//! [`Shape`], so [`crate::warm`] can do it ahead of need; [`Started::release`] then hands the init
+//! [`Shape`], so [`crate::runner::warm`] can do it ahead of need; [`Started::release`] then hands the init
 //! its config.
 
 use crate::cgroup::{Group, RunGroup};
-use crate::clone::{self, ChildFds, InitCommand};
 use crate::error::SandboxError;
-use crate::janitor::{Exiting, Janitor};
-use crate::netpool::NetPool;
 use crate::protocol::{InitRun, InitSetup, MountConfig};
 use crate::result::NetworkAttempts;
+use crate::runner::clone::{self, ChildFds, InitCommand};
+use crate::runner::janitor::{Exiting, Janitor};
+use crate::runner::netpool::NetPool;
+use crate::runner::zygote::Zygote;
+use crate::spec::RootMapping;
 use crate::spec::{Filesystem, Limits, Output, SandboxSpec, Stdin};
-use crate::userns::RootMapping;
-use crate::zygote::Zygote;
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::Write;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub struct Starter {
     /// Starts inits without an exec each (root runners without a user namespace, when asked).
     /// First, so it is gone before the run's cgroups are removed (it may sit in one, see
-    /// [`crate::warm::KeepWarm`]).
+    /// [`crate::runner::warm::KeepWarm`]).
     pub zygote: Option<Zygote>,
     /// `None` when running degraded, without cgroups.
     pub cgroups: Option<Arc<RunGroup>>,
@@ -35,9 +35,9 @@ pub struct Starter {
     pub init: InitCommand,
     /// Network namespaces made ahead (root runners without a user namespace, when asked).
     pub netns: Option<NetPool>,
-    /// Finishes sandboxes whose init has reported (see [`crate::janitor`]).
+    /// Finishes sandboxes whose init has reported (see [`crate::runner::janitor`]).
     pub janitor: Janitor,
-    /// Set once an init has been moved into its cgroup (see [`crate::warm::KeepWarm`]).
+    /// Set once an init has been moved into its cgroup (see [`crate::runner::warm::KeepWarm`]).
     pub placed_any: std::sync::atomic::AtomicBool,
 }
 
@@ -287,7 +287,7 @@ impl Starter {
         };
         // The init waits for its config: map its user and put it in its cgroup first.
         let prepared = match self.user_namespace {
-            Some(to) => crate::userns::map_root(pid, to),
+            Some(to) => crate::runner::userns::map_root(pid, to),
             None => Ok(()),
         }
         .and_then(|()| match &group {

@@ -15,7 +15,7 @@
 //! pipelined build) makes sure the paths an init looks up exist first. Shapes that leave state
 //! on the host are never made ahead.
 
-use crate::start::{Shape, Started, Starter};
+use crate::runner::start::{Shape, Started, Starter};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

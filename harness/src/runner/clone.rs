@@ -41,7 +41,7 @@ pub struct ChildFds {
     pub stderr: Option<RawFd>,
     pub config: RawFd,
     pub report: RawFd,
-    /// A network namespace to join instead of creating one (see [`crate::netpool`]).
+    /// A network namespace to join instead of creating one (see [`crate::runner::netpool`]).
     pub netns: Option<RawFd>,
 }
 
