@@ -19,4 +19,5 @@ pub(crate) mod netpool;
 pub(crate) mod start;
 pub(crate) mod userns;
 pub(crate) mod warm;
+mod watch;
 pub(crate) mod zygote;
