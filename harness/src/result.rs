@@ -142,45 +142,8 @@ impl Protections {
         devices_enforced: bool,
         degraded: Option<&str>,
     ) -> Self {
-        let devices = if devices_enforced {
-            "allowlist"
-        } else if user_namespace.is_some() {
-            "user-namespace"
-        } else if !spec.privileged {
-            "no-mknod"
-        } else {
-            "unrestricted"
-        };
         let namespaces = &spec.namespaces;
-        let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
-        let (filesystem, read_only, copy_on_write, writable) =
-            match (&spec.filesystem, namespaces.mount) {
-                (_, false) => ("host", Vec::new(), Vec::new(), Vec::new()),
-                (Filesystem::Host, true) => (
-                    "host",
-                    vec!["/sys".to_owned(), "/proc/sys".to_owned()],
-                    Vec::new(),
-                    Vec::new(),
-                ),
-                (
-                    Filesystem::Isolated {
-                        copy_on_write,
-                        scratch,
-                        writable,
-                        ..
-                    },
-                    true,
-                ) => {
-                    let mut open: Vec<String> = vec!["/tmp".into(), "/dev".into(), "/proc".into()];
-                    open.extend(paths(scratch));
-                    open.extend(paths(writable));
-                    let read_only = vec![
-                        format!("/ (all but {})", open.join(", ")),
-                        "/proc/sys".to_owned(),
-                    ];
-                    ("isolated", read_only, paths(copy_on_write), paths(writable))
-                }
-            };
+        let view = FilesystemView::of(spec);
         let mut names: Vec<String> = namespaces.names().into_iter().map(str::to_owned).collect();
         if user_namespace.is_some() {
             names.insert(0, "user".to_owned());
@@ -203,18 +166,74 @@ impl Protections {
                 .unwrap_or_default(),
             swap_disabled,
             tmp_size_bytes: spec.tmp_size_bytes,
-            filesystem: filesystem.to_owned(),
-            read_only,
-            copy_on_write,
-            writable,
+            filesystem: view.kind.to_owned(),
+            read_only: view.read_only,
+            copy_on_write: view.copy_on_write,
+            writable: view.writable,
             capabilities: if spec.privileged {
                 "privileged"
             } else {
                 "reduced"
             }
             .to_owned(),
-            devices: devices.to_owned(),
+            devices: if devices_enforced {
+                "allowlist"
+            } else if user_namespace.is_some() {
+                "user-namespace"
+            } else if !spec.privileged {
+                "no-mknod"
+            } else {
+                "unrestricted"
+            }
+            .to_owned(),
             root_is_host_uid: user_namespace.map(|m| m.uid),
+        }
+    }
+}
+
+/// The filesystem a spec gives its command, as [`Protections`] states it.
+struct FilesystemView {
+    /// `host` or `isolated`.
+    kind: &'static str,
+    read_only: Vec<String>,
+    copy_on_write: Vec<String>,
+    writable: Vec<String>,
+}
+
+impl FilesystemView {
+    fn of(spec: &SandboxSpec) -> FilesystemView {
+        let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
+        let host = |read_only: Vec<String>| FilesystemView {
+            kind: "host",
+            read_only,
+            copy_on_write: Vec::new(),
+            writable: Vec::new(),
+        };
+        match (&spec.filesystem, spec.namespaces.mount) {
+            (_, false) => host(Vec::new()),
+            (Filesystem::Host, true) => host(vec!["/sys".to_owned(), "/proc/sys".to_owned()]),
+            (
+                Filesystem::Isolated {
+                    copy_on_write,
+                    scratch,
+                    writable,
+                    ..
+                },
+                true,
+            ) => {
+                let mut open: Vec<String> = vec!["/tmp".into(), "/dev".into(), "/proc".into()];
+                open.extend(paths(scratch));
+                open.extend(paths(writable));
+                FilesystemView {
+                    kind: "isolated",
+                    read_only: vec![
+                        format!("/ (all but {})", open.join(", ")),
+                        "/proc/sys".to_owned(),
+                    ],
+                    copy_on_write: paths(copy_on_write),
+                    writable: paths(writable),
+                }
+            }
         }
     }
 }

@@ -55,98 +55,23 @@ pub fn set_up(
     own_cgroup: &[PathBuf],
     user_ns: bool,
 ) -> Result<Overlays, Failure> {
-    let none: Option<&str> = None;
     let host_devices = user_ns.then(HostDevices::open);
     // Opened before /sys/fs/cgroup is replaced by the sandbox's own view of it.
     let own_cgroup: Vec<File> = own_cgroup
         .iter()
         .filter_map(|dir| File::open(dir).ok())
         .collect();
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(|e| ("making / private", e))?;
-
-    let mut result = Overlays {
-        staging: None,
-        overlays: Vec::new(),
-        made: Vec::new(),
-    };
-    match filesystem {
-        Filesystem::Host => {
-            read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
-        }
-        Filesystem::Isolated {
-            copy_on_write,
-            keep_writes,
-            ..
-        } => {
-            let lowers = copy_on_write
-                .iter()
-                .map(|path| File::open(path).map(|f| (path.clone(), f)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ("opening a copy-on-write directory", io_errno(e)))?;
-            match keep_writes {
-                // Upper layers on the host, to be inspected afterwards: mounted while the host is
-                // still writable, then made writable again after the host turns read-only.
-                Some(keep) if !lowers.is_empty() => {
-                    result = overlays_in(keep, lowers, user_ns)?;
-                    read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
-                    for o in &result.overlays {
-                        mount(
-                            none,
-                            o.path.as_path(),
-                            none,
-                            MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
-                            none,
-                        )
-                        .map_err(|e| ("making a copy-on-write overlay writable", e))?;
-                    }
-                }
-                _ => {
-                    read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
-                    if !lowers.is_empty() {
-                        result = stage_overlays(lowers, tmp_size_bytes, user_ns)?;
-                    }
-                }
-            }
-        }
-    }
-    // Opened now, after the overlays, so they show what the command will see. A path inside
-    // another one on the list comes back with it.
-    let mut under_tmp: Vec<&PathBuf> = reachable
-        .iter()
-        .filter(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"))
-        .collect();
-    under_tmp.sort_by_key(|p| p.components().count());
-    let mut outermost: Vec<&PathBuf> = Vec::new();
-    for path in under_tmp {
-        if !outermost.iter().any(|kept| path.starts_with(kept)) {
-            outermost.push(path);
-        }
-    }
-    let hidden: Vec<(&PathBuf, File)> = outermost
-        .into_iter()
-        .filter_map(|p| File::open(p).ok().map(|f| (p, f)))
-        .collect();
-
-    let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), quiet, none).map_err(|e| ("mounting /proc", e))?;
-    mount(
-        Some("/proc/sys"),
-        "/proc/sys",
-        none,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none,
-    )
-    .map_err(|e| ("binding /proc/sys", e))?;
-    read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
-    own_cgroup_view(&own_cgroup).map_err(|e| ("showing the sandbox its own cgroup", e))?;
-
+    let mut result = host_view(filesystem, tmp_size_bytes, user_ns)?;
+    // Opened now, after the overlays, so they show what the command will see.
+    let hidden = hidden_by_tmp(reachable);
+    fresh_proc(&own_cgroup)?;
     set_up_dev(tmp_size_bytes, host_devices.as_ref()).map_err(|e| ("building /dev", e))?;
     tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
     for (path, file) in hidden {
         rebind(path, &file).map_err(|e| ("keeping a host path under /tmp reachable", e))?;
     }
-
     if let Filesystem::Isolated {
         scratch,
         writable,
@@ -160,23 +85,7 @@ pub fn set_up(
             tmpfs(dir, tmp_size_bytes).map_err(|e| ("mounting a scratch directory", e))?;
         }
         for path in writable {
-            mount(
-                Some(path.as_path()),
-                path.as_path(),
-                none,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                none,
-            )
-            .map_err(|e| ("binding a writable path", e))?;
-            // A bind of a read-only mount starts read-only; remount this one read-write.
-            mount(
-                none,
-                path.as_path(),
-                none,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-                none,
-            )
-            .map_err(|e| ("making a writable path writable", e))?;
+            bind_writable(path)?;
         }
         for (i, shown) in shown_at.iter().enumerate() {
             if let Some(made) = show_at(shown, &shown_at[..i])
@@ -187,6 +96,122 @@ pub fn set_up(
         }
     }
     Ok(result)
+}
+
+/// `mount`'s "no source / type / data".
+const NONE: Option<&str> = None;
+
+/// The host as the command sees it: `/sys` read-only, or (isolated) everything read-only with
+/// the copy-on-write directories' overlays in place.
+fn host_view(
+    filesystem: &Filesystem,
+    tmp_size_bytes: u64,
+    user_ns: bool,
+) -> Result<Overlays, Failure> {
+    let empty = Overlays {
+        staging: None,
+        overlays: Vec::new(),
+        made: Vec::new(),
+    };
+    let Filesystem::Isolated {
+        copy_on_write,
+        keep_writes,
+        ..
+    } = filesystem
+    else {
+        read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
+        return Ok(empty);
+    };
+    let lowers = copy_on_write
+        .iter()
+        .map(|path| File::open(path).map(|f| (path.clone(), f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ("opening a copy-on-write directory", io_errno(e)))?;
+    match keep_writes {
+        // Upper layers on the host, to be inspected afterwards: mounted while the host is
+        // still writable, then made writable again after the host turns read-only.
+        Some(keep) if !lowers.is_empty() => {
+            let kept = overlays_in(keep, lowers, user_ns)?;
+            read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+            for o in &kept.overlays {
+                mount(
+                    NONE,
+                    o.path.as_path(),
+                    NONE,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
+                    NONE,
+                )
+                .map_err(|e| ("making a copy-on-write overlay writable", e))?;
+            }
+            Ok(kept)
+        }
+        _ => {
+            read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+            if lowers.is_empty() {
+                Ok(empty)
+            } else {
+                stage_overlays(lowers, tmp_size_bytes, user_ns)
+            }
+        }
+    }
+}
+
+/// The paths under `/tmp` the private `/tmp` would hide, opened so they can be bound back; a
+/// path inside another one on the list comes back with it.
+fn hidden_by_tmp(reachable: &[PathBuf]) -> Vec<(&PathBuf, File)> {
+    let mut under_tmp: Vec<&PathBuf> = reachable
+        .iter()
+        .filter(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"))
+        .collect();
+    under_tmp.sort_by_key(|p| p.components().count());
+    let mut outermost: Vec<&PathBuf> = Vec::new();
+    for path in under_tmp {
+        if !outermost.iter().any(|kept| path.starts_with(kept)) {
+            outermost.push(path);
+        }
+    }
+    outermost
+        .into_iter()
+        .filter_map(|p| File::open(p).ok().map(|f| (p, f)))
+        .collect()
+}
+
+/// A `/proc` of the sandbox's PID namespace, `/proc/sys` read-only, and the sandbox's own
+/// cgroup shown at `/sys/fs/cgroup`.
+fn fresh_proc(own_cgroup: &[File]) -> Result<(), Failure> {
+    let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), quiet, NONE).map_err(|e| ("mounting /proc", e))?;
+    mount(
+        Some("/proc/sys"),
+        "/proc/sys",
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(|e| ("binding /proc/sys", e))?;
+    read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
+    own_cgroup_view(own_cgroup).map_err(|e| ("showing the sandbox its own cgroup", e))
+}
+
+/// A path the user asked to keep writable in a read-only host: bound onto itself, read-write.
+fn bind_writable(path: &Path) -> Result<(), Failure> {
+    mount(
+        Some(path),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(|e| ("binding a writable path", e))?;
+    // A bind of a read-only mount starts read-only; remount this one read-write.
+    mount(
+        NONE,
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        NONE,
+    )
+    .map_err(|e| ("making a writable path writable", e))
 }
 
 /// Binds `shown.source` at `shown.at`; returns the mount point it made, named as on the host
@@ -227,7 +252,6 @@ fn show_at(shown: &ShownAt, before: &[ShownAt]) -> nix::Result<Option<PathBuf>> 
 /// Hierarchies the sandbox has no cgroup in show as empty directories.
 fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
-    let none: Option<&str> = None;
     let points = cgroup_mount_points()?;
     // Which hierarchy each of our directories lies in: read through its descriptor.
     let in_hierarchy = |file: &File| -> Option<String> {
@@ -243,7 +267,7 @@ fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
         .filter_map(|f| Some((in_hierarchy(f)?, format!("/proc/self/fd/{}", f.as_raw_fd()))))
         .collect();
     let bind = |source: &str, point: &str| -> nix::Result<()> {
-        mount(Some(source), point, none, MsFlags::MS_BIND, none)
+        mount(Some(source), point, NONE, MsFlags::MS_BIND, NONE)
     };
     if points.iter().any(|p| p == "/sys/fs/cgroup") {
         // Pure v2: the one hierarchy is mounted right there.

@@ -84,59 +84,8 @@ pub fn spawn(
     unsafe { libc::sigemptyset(empty_mask.as_mut_ptr()) };
     // SAFETY: initialised just above.
     let empty_mask = unsafe { empty_mask.assume_init() };
-
-    let mut args = CloneArgs {
-        flags: ns_flags | CLONE_PIDFD,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    let mut placed = false;
-    if let Some(fd) = into_cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
-        placed = true;
-    }
-    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this address
-    // space and returns here with 0. `args` outlives the call.
-    let mut ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret == -1 && placed && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // A kernel without CLONE_INTO_CGROUP: clone plainly, the caller moves the child.
-        args.flags &= !CLONE_INTO_CGROUP;
-        args.cgroup = 0;
-        placed = false;
-        // SAFETY: as above.
-        ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-    }
-    if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-        placed = false;
-        // Kernels before 5.3, or seccomp profiles that hide clone3: classic clone, fork-like
-        // (no new stack), with the pidfd written to the parent_tid argument.
-        // SAFETY: as above; the argument order (flags, stack, parent_tid, ...) is the same on
-        // x86_64 and aarch64 for the first three.
-        ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (ns_flags | CLONE_PIDFD) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                &mut pidfd as *mut RawFd,
-                0usize,
-                0usize,
-            )
-        };
-    }
+    // SAFETY: the child goes straight to `child`, which makes raw syscalls only.
+    let (ret, placed) = unsafe { fork_like(ns_flags, &mut pidfd, into_cgroup) };
     match ret {
         -1 => Err(io::Error::last_os_error()),
         // SAFETY: we are the child: only async-signal-safe syscalls until execve or _exit.
@@ -157,14 +106,51 @@ pub fn spawn(
     }
 }
 
-/// A fork-like clone3 (no shared memory) into new namespaces, for a *single-threaded* caller
-/// (the zygote): returns the child's PID and a pidfd in the parent, and `(0, None)` in the
-/// child, which may then run any code.
-pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32, Option<OwnedFd>)> {
-    let mut pidfd: RawFd = -1;
+/// clone3 straight into `into_cgroup` when given; without it where the kernel cannot (the
+/// caller then moves the child); classic clone where clone3 is missing. Returns what clone
+/// returned and whether the child started in its cgroup.
+///
+/// # Safety
+/// As [`clone3`].
+unsafe fn fork_like(
+    ns_flags: u64,
+    pidfd: &mut RawFd,
+    into_cgroup: Option<RawFd>,
+) -> (libc::c_long, bool) {
+    let mut args = clone_args(ns_flags, pidfd, into_cgroup);
+    let mut placed = into_cgroup.is_some();
+    let mut ret = clone3(&args);
+    if ret == -1 && placed && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // A kernel without CLONE_INTO_CGROUP: clone plainly, the caller moves the child.
+        args.flags &= !CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        placed = false;
+        ret = clone3(&args);
+    }
+    if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        placed = false;
+        // Kernels before 5.3, or seccomp profiles that hide clone3: classic clone, fork-like
+        // (no new stack), with the pidfd written to the parent_tid argument. The argument
+        // order (flags, stack, parent_tid, ...) is the same on x86_64 and aarch64 for the
+        // first three.
+        ret = libc::syscall(
+            libc::SYS_clone,
+            (ns_flags | CLONE_PIDFD) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            pidfd as *mut RawFd,
+            0usize,
+            0usize,
+        );
+    }
+    (ret, placed)
+}
+
+/// clone3's arguments for a fork-like clone into `ns_flags`: the pidfd written to `pidfd`,
+/// SIGCHLD at exit, the child started in the cgroup `into_cgroup` when given.
+fn clone_args(ns_flags: u64, pidfd: &mut RawFd, into_cgroup: Option<RawFd>) -> CloneArgs {
     let mut args = CloneArgs {
         flags: ns_flags | CLONE_PIDFD,
-        pidfd: &mut pidfd as *mut RawFd as u64,
+        pidfd: pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
@@ -172,16 +158,31 @@ pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32,
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    // SAFETY: without CLONE_VM this is fork: the child returns here with 0 in its own copy of
-    // this (single-threaded) process.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
+    args
+}
+
+/// The raw clone3 syscall.
+///
+/// # Safety
+/// Without CLONE_VM this is fork: the child returns from it with 0 in its own copy of the
+/// address space. In a multi-threaded caller the child may then make async-signal-safe calls
+/// only.
+unsafe fn clone3(args: &CloneArgs) -> libc::c_long {
+    libc::syscall(
+        libc::SYS_clone3,
+        args as *const CloneArgs,
+        std::mem::size_of::<CloneArgs>(),
+    )
+}
+
+/// A fork-like clone3 (no shared memory) into new namespaces, for a *single-threaded* caller
+/// (the zygote): returns the child's PID and a pidfd in the parent, and `(0, None)` in the
+/// child, which may then run any code.
+pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32, Option<OwnedFd>)> {
+    let mut pidfd: RawFd = -1;
+    let args = clone_args(ns_flags, &mut pidfd, into_cgroup);
+    // SAFETY: the caller is single-threaded: the child may run any code.
+    match unsafe { clone3(&args) } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok((0, None)),
         // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.

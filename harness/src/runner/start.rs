@@ -196,86 +196,29 @@ impl Starter {
         group: Option<Group>,
         ahead: bool,
     ) -> Result<Started, SandboxError> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |e: std::io::Error| SandboxError::io(what, e)
-        };
-        let (config_r, config_w) = pipe().map_err(io("creating the config pipe"))?;
-        let (report_r, report_w) = pipe().map_err(io("creating the report pipe"))?;
-        let output = match shape.output {
-            Output::Capture { .. } => Some(pipe().map_err(io("creating the output pipe"))?),
-            _ => None,
-        };
-        let stdin = match shape.stdin {
-            Stdin::Null => Some(
-                clone::high_fd(
-                    File::open("/dev/null")
-                        .map_err(io("opening /dev/null"))?
-                        .into(),
-                )
-                .map_err(io("moving /dev/null"))?,
-            ),
-            Stdin::Inherit => None,
-        };
-        let out_w = output.as_ref().map(|(_, w)| w.as_raw_fd());
+        let pipes = Pipes::open(&shape)?;
         let pooled_net = self
             .netns
             .as_ref()
             .filter(|_| shape.loopback)
             .and_then(NetPool::take);
-        let fds = ChildFds {
-            stdin: stdin.as_ref().map(|f| f.as_raw_fd()),
-            stdout: match shape.output {
-                Output::Inherit => None,
-                Output::Stderr => Some(2),
-                Output::Capture { .. } => out_w,
-            },
-            stderr: out_w,
-            config: config_r.as_raw_fd(),
-            report: report_w.as_raw_fd(),
-            netns: pooled_net.as_ref().map(AsRawFd::as_raw_fd),
-        };
-        // What the init builds before its command comes; written once it is in its cgroup.
-        let setup = InitSetup {
-            hostname: shape.hostname.clone(),
-            mounts: shape.mounts.clone(),
-            // A pooled namespace comes with `lo` up.
-            loopback: shape.loopback && pooled_net.is_none(),
-            reachable: shape.reachable.clone(),
-            cwd: shape.cwd.clone(),
-            new_cgroup_ns: shape.new_cgroup_ns,
-            user_ns: self.user_namespace.is_some(),
-            cgroup_dirs: group.as_ref().map(Group::dirs).unwrap_or_default(),
-            confine: !shape.privileged,
-        };
-        // The leading byte releases a cloned child to exec the init (see `clone`).
-        let mut line = b"\n".to_vec();
-        serde_json::to_writer(&mut line, &setup)
-            .map_err(|e| SandboxError::BadSpec(e.to_string()))?;
-        line.push(b'\n');
+        let fds = pipes.child_fds(&shape, pooled_net.as_ref());
+        let line = self.setup_line(&shape, group.as_ref(), pooled_net.is_some())?;
         let into_cgroup = group.as_ref().and_then(Group::clone_target);
         let mut ns_flags = shape.ns_flags;
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
-        let from_zygote = self
-            .zygote
-            .as_ref()
-            .and_then(|z| z.spawn(&fds, ns_flags, into_cgroup).ok())
-            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
-        let (pid, pidfd, placed) = match from_zygote {
-            Some(started) => Ok(started),
-            None if ahead => Err(std::io::ErrorKind::Unsupported.into()),
-            None => clone::spawn(&self.init, &fds, ns_flags, into_cgroup),
-        }
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-                SandboxError::Namespaces(e)
-            }
-            _ => SandboxError::io("starting the sandbox init", e),
-        })?;
-        // The pooled namespace (if any) lives on in the child alone.
-        drop((config_r, report_w, stdin, pooled_net));
+        let (pid, pidfd, placed) = self.clone_init(&fds, ns_flags, into_cgroup, ahead)?;
+        // The pooled namespace (if any) lives on in the child alone, as do the child's ends.
+        drop(pooled_net);
+        let Pipes {
+            config: (config_r, config_w),
+            report: (report_r, report_w),
+            output,
+            stdin,
+        } = pipes;
+        drop((config_r, report_w, stdin));
         let watched = Watched {
             pid,
             pidfd,
@@ -285,20 +228,7 @@ impl Starter {
                 r
             }),
         };
-        // The init waits for its config: map its user and put it in its cgroup first.
-        let prepared = match self.user_namespace {
-            Some(to) => crate::runner::userns::map_root(pid, to),
-            None => Ok(()),
-        }
-        .and_then(|()| match &group {
-            Some(g) if !placed => g.add_process(pid),
-            _ => Ok(()),
-        });
-        if !placed {
-            self.placed_any
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        if let Err(e) = prepared {
+        if let Err(e) = self.place(pid, group.as_ref(), placed) {
             watched.kill(Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(e);
@@ -314,6 +244,134 @@ impl Starter {
             config: Some(config),
             starter: self.clone(),
         })
+    }
+
+    /// What the init builds before its command comes, as the line it reads first. `pooled_net`:
+    /// it joins a namespace made ahead, which comes with `lo` up.
+    fn setup_line(
+        &self,
+        shape: &Shape,
+        group: Option<&Group>,
+        pooled_net: bool,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let setup = InitSetup {
+            hostname: shape.hostname.clone(),
+            mounts: shape.mounts.clone(),
+            loopback: shape.loopback && !pooled_net,
+            reachable: shape.reachable.clone(),
+            cwd: shape.cwd.clone(),
+            new_cgroup_ns: shape.new_cgroup_ns,
+            user_ns: self.user_namespace.is_some(),
+            cgroup_dirs: group.map(Group::dirs).unwrap_or_default(),
+            confine: !shape.privileged,
+        };
+        // The leading byte releases a cloned child to exec the init (see `clone`).
+        let mut line = b"\n".to_vec();
+        serde_json::to_writer(&mut line, &setup)
+            .map_err(|e| SandboxError::BadSpec(e.to_string()))?;
+        line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Clones the init: by the zygote when there is one, else here with clone and exec (never
+    /// `ahead`, see [`Starter::start`]). Returns its pid, its pidfd, and whether it was cloned
+    /// straight into its cgroup.
+    fn clone_init(
+        &self,
+        fds: &ChildFds,
+        ns_flags: u64,
+        into_cgroup: Option<std::os::fd::RawFd>,
+        ahead: bool,
+    ) -> Result<(i32, OwnedFd, bool), SandboxError> {
+        let from_zygote = self
+            .zygote
+            .as_ref()
+            .and_then(|z| z.spawn(fds, ns_flags, into_cgroup).ok())
+            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
+        match from_zygote {
+            Some(started) => Ok(started),
+            None if ahead => Err(std::io::ErrorKind::Unsupported.into()),
+            None => clone::spawn(&self.init, fds, ns_flags, into_cgroup),
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                SandboxError::Namespaces(e)
+            }
+            _ => SandboxError::io("starting the sandbox init", e),
+        })
+    }
+
+    /// The init waits for its config: map its user and put it in its cgroup (unless it was
+    /// cloned there) first.
+    fn place(&self, pid: i32, group: Option<&Group>, placed: bool) -> Result<(), SandboxError> {
+        let prepared = match self.user_namespace {
+            Some(to) => crate::runner::userns::map_root(pid, to),
+            None => Ok(()),
+        }
+        .and_then(|()| match group {
+            Some(g) if !placed => g.add_process(pid),
+            _ => Ok(()),
+        });
+        if !placed {
+            self.placed_any
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        prepared
+    }
+}
+
+/// The runner's and the init's ends of their pipes, before the clone.
+struct Pipes {
+    config: (OwnedFd, OwnedFd),
+    report: (OwnedFd, OwnedFd),
+    /// The command's stdout and stderr, when captured.
+    output: Option<(OwnedFd, OwnedFd)>,
+    /// `/dev/null`, for a command that reads nothing.
+    stdin: Option<OwnedFd>,
+}
+
+impl Pipes {
+    fn open(shape: &Shape) -> Result<Pipes, SandboxError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| SandboxError::io(what, e)
+        };
+        Ok(Pipes {
+            config: pipe().map_err(io("creating the config pipe"))?,
+            report: pipe().map_err(io("creating the report pipe"))?,
+            output: match shape.output {
+                Output::Capture { .. } => Some(pipe().map_err(io("creating the output pipe"))?),
+                _ => None,
+            },
+            stdin: match shape.stdin {
+                Stdin::Null => Some(
+                    clone::high_fd(
+                        File::open("/dev/null")
+                            .map_err(io("opening /dev/null"))?
+                            .into(),
+                    )
+                    .map_err(io("moving /dev/null"))?,
+                ),
+                Stdin::Inherit => None,
+            },
+        })
+    }
+
+    /// The descriptors the init is started with; they stay open while `self` lives.
+    fn child_fds(&self, shape: &Shape, netns: Option<&OwnedFd>) -> ChildFds {
+        let out_w = self.output.as_ref().map(|(_, w)| w.as_raw_fd());
+        ChildFds {
+            stdin: self.stdin.as_ref().map(|f| f.as_raw_fd()),
+            stdout: match shape.output {
+                Output::Inherit => None,
+                Output::Stderr => Some(2),
+                Output::Capture { .. } => out_w,
+            },
+            stderr: out_w,
+            config: self.config.0.as_raw_fd(),
+            report: self.report.1.as_raw_fd(),
+            netns: netns.map(AsRawFd::as_raw_fd),
+        }
     }
 }
 
