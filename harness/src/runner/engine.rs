@@ -5,8 +5,8 @@
 use super::cancel::Cancel;
 use super::clone::InitCommand;
 use super::janitor::{Exiting, Janitor};
-use super::netpool::NetPool;
-use super::start::{Shape, Started, Starter, Watched};
+use super::netpool::{NetPool, PooledNet};
+use super::start::{Released, Shape, Started, Starter, Watched};
 use super::warm::{KeepWarm, WarmPool};
 use super::watch::watch;
 use super::zygote::Zygote;
@@ -186,6 +186,12 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many sandboxes so far joined a network namespace that had served an earlier one
+    /// and was found empty (see [`crate::runner::netpool`]).
+    pub fn reused_networks(&self) -> usize {
+        self.starter.netns.as_ref().map_or(0, NetPool::reused)
+    }
+
     /// Whether sandboxes get a user namespace (the runner is not root).
     pub fn rootless(&self) -> bool {
         self.rootless
@@ -230,9 +236,16 @@ impl Engine {
                 .warm
                 .as_ref()
                 .is_none_or(|pool| pool.expects_more(&shape));
-        let (watched, group) = self
+        let Released {
+            watched,
+            group,
+            net,
+        } = self
             .start(shape, spec, interactive)?
             .release(spec, interactive)?;
+        let baseline = net.as_ref().map(|n| n.baseline).unwrap_or_default();
+        // A privileged command may have reconfigured its namespace: it is not used again.
+        let netns = net.filter(|_| !spec.privileged);
         let seen = watch(watched, spec, group.as_ref(), cancel);
         if interactive {
             reclaim_terminal();
@@ -243,7 +256,7 @@ impl Engine {
             (Some(group), Some(usage)) if usage.oom_kills > 0 => group.oom_victims(),
             _ => Vec::new(),
         };
-        self.dispose(group, still_exiting, refill.then_some(spec.limits));
+        self.dispose(group, still_exiting, refill.then_some(spec.limits), netns);
         let mut result = seen
             .into_result(&spec.argv[0], usage, self.protections(spec), started)
             .map_err(|e| match e {
@@ -257,6 +270,8 @@ impl Engine {
                 e => e,
             })?;
         result.oom_victims = oom_victims;
+        // A recycled namespace's counters start where its last sandbox left them.
+        result.network_attempts = result.network_attempts.since(baseline);
         Ok(result)
     }
 
@@ -285,29 +300,34 @@ impl Engine {
         self.starter.start(shape, group, false)
     }
 
-    /// Removes a finished sandbox's cgroup: at once when its init is gone, else by the janitor
-    /// once it exits (which then makes a spare cgroup with `refill`'s limits, when given).
+    /// Removes a finished sandbox's cgroup and gives its network namespace back: at once when
+    /// its init is gone, else by the janitor once it exits (which then makes a spare cgroup
+    /// with `refill`'s limits, when given).
     fn dispose(
         &self,
         group: Option<Group>,
         still_exiting: Option<Watched>,
         refill: Option<Limits>,
+        netns: Option<PooledNet>,
     ) {
-        match still_exiting {
-            Some(w) => self.starter.janitor.hand_over(Exiting {
-                pid: w.pid,
-                pidfd: w.pidfd,
-                group,
-                refill: self.starter.cgroups.clone().zip(refill),
-            }),
+        let Some(w) = still_exiting else {
             // A failed removal is retried when the run directory is dropped, and swept at the
             // next start if even that fails: it never hides the result.
-            None => {
-                if let Some(group) = group {
-                    let _ = group.remove();
-                }
+            if let Some(group) = group {
+                let _ = group.remove();
             }
-        }
+            if let Some(netns) = netns {
+                netns.give_back();
+            }
+            return;
+        };
+        self.starter.janitor.hand_over(Exiting {
+            pid: w.pid,
+            pidfd: w.pidfd,
+            group,
+            refill: self.starter.cgroups.clone().zip(refill),
+            netns,
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 //! cgroup, which must wait for that exit. Neither changes the result, so a runner hands them to
 //! one background thread and starts the next sandbox at once.
 
+use super::netpool::PooledNet;
 use crate::cgroup::{Group, RunGroup};
 use crate::spec::Limits;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,6 +21,8 @@ pub struct Exiting {
     pub group: Option<Group>,
     /// Make a spare cgroup with these caps for the next sandbox, once this one is removed.
     pub refill: Option<(Arc<RunGroup>, Limits)>,
+    /// The pooled network namespace it joined, to be given back once it has exited.
+    pub netns: Option<PooledNet>,
 }
 
 /// How long an init may take to exit after reporting before it is killed.
@@ -92,6 +95,10 @@ fn finish(exiting: Exiting) {
         return;
     }
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(exiting.pid), None);
+    // Every process of the sandbox is gone with its init.
+    if let Some(netns) = exiting.netns {
+        netns.give_back();
+    }
     // A failed removal is retried when the run directory is dropped, and swept at the next
     // start if even that fails.
     if let Some(group) = exiting.group {

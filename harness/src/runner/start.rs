@@ -10,7 +10,7 @@ use crate::protocol::{InitRun, InitSetup, MountConfig};
 use crate::result::NetworkAttempts;
 use crate::runner::clone::{self, ChildFds, InitCommand};
 use crate::runner::janitor::{Exiting, Janitor};
-use crate::runner::netpool::NetPool;
+use crate::runner::netpool::{NetPool, PooledNet};
 use crate::runner::zygote::Zygote;
 use crate::spec::RootMapping;
 use crate::spec::{Filesystem, Limits, Output, SandboxSpec, Stdin};
@@ -181,6 +181,8 @@ pub struct Started {
     pub group: Option<Group>,
     watched: Option<Watched>,
     config: Option<File>,
+    /// The namespace it joined from the pool, to go back to it once the init is gone.
+    net: Option<PooledNet>,
     /// Whose janitor finishes the init if it is never released.
     starter: Arc<Starter>,
 }
@@ -202,7 +204,7 @@ impl Starter {
             .as_ref()
             .filter(|_| shape.loopback)
             .and_then(NetPool::take);
-        let fds = pipes.child_fds(&shape, pooled_net.as_ref());
+        let fds = pipes.child_fds(&shape, pooled_net.as_ref().and_then(PooledNet::fd));
         let line = self.setup_line(&shape, group.as_ref(), pooled_net.is_some())?;
         let into_cgroup = group.as_ref().and_then(Group::clone_target);
         let mut ns_flags = shape.ns_flags;
@@ -210,8 +212,7 @@ impl Starter {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
         let (pid, pidfd, placed) = self.clone_init(&fds, ns_flags, into_cgroup, ahead)?;
-        // The pooled namespace (if any) lives on in the child alone, as do the child's ends.
-        drop(pooled_net);
+        // The child's ends live on in the child alone.
         let Pipes {
             config: (config_r, config_w),
             report: (report_r, report_w),
@@ -242,6 +243,7 @@ impl Starter {
             group,
             watched: Some(watched),
             config: Some(config),
+            net: pooled_net,
             starter: self.clone(),
         })
     }
@@ -386,12 +388,12 @@ impl Started {
     }
 
     /// Hands the init its command, from `spec` (of this start's shape); from here on the
-    /// sandbox runs. Returns what to watch and the cgroup.
+    /// sandbox runs.
     pub fn release(
         mut self,
         spec: &SandboxSpec,
         interactive: bool,
-    ) -> Result<(Watched, Option<Group>), SandboxError> {
+    ) -> Result<Released, SandboxError> {
         let command = InitRun {
             argv: spec.argv.clone(),
             env: spec.env.clone(),
@@ -412,7 +414,27 @@ impl Started {
                 std::io::ErrorKind::Other.into(),
             )
         })?;
-        Ok((watched, self.group.take()))
+        Ok(Released {
+            watched,
+            group: self.group.take(),
+            net: self.net.take(),
+        })
+    }
+}
+
+/// A sandbox whose command has been given: what to watch, its cgroup, and the network namespace
+/// it joined from the pool.
+pub struct Released {
+    pub watched: Watched,
+    pub group: Option<Group>,
+    pub net: Option<PooledNet>,
+}
+
+impl Started {
+    /// The pooled namespace, to go back once the init is gone; not for a privileged command,
+    /// which may have reconfigured it.
+    fn recycle(&mut self) -> Option<PooledNet> {
+        self.net.take().filter(|_| !self.shape.privileged)
     }
 }
 
@@ -422,12 +444,14 @@ impl Drop for Started {
     fn drop(&mut self) {
         drop(self.config.take());
         if let Some(watched) = self.watched.take() {
-            self.starter.janitor.hand_over(Exiting {
+            let exiting = Exiting {
                 pid: watched.pid,
                 pidfd: watched.pidfd,
                 group: self.group.take(),
                 refill: None,
-            });
+                netns: self.recycle(),
+            };
+            self.starter.janitor.hand_over(exiting);
         }
     }
 }
