@@ -398,8 +398,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert!(mine(), "the run never made its unpack directory");
-    // SAFETY: kill has no memory-safety preconditions; `pid` is our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    signal(pid, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -416,9 +415,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
 /// and the mount point it makes for them is no change of the test's.
 #[test]
 fn paths_compiled_in_find_the_archives_files() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let dir = workspace_root().join("target/e2e-compiled-paths");
     let manifest = scratch_crate(
         &dir,
