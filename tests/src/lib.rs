@@ -175,6 +175,16 @@ pub fn cgroups_of_runner(pid: u32) -> Vec<PathBuf> {
     found
 }
 
+/// Asserts that the runner with host PID `pid` left no cgroup behind.
+#[track_caller]
+pub fn assert_no_cgroups_left(pid: u32) {
+    assert_eq!(
+        cgroups_of_runner(pid),
+        Vec::<PathBuf>::new(),
+        "the run left cgroups behind"
+    );
+}
+
 /// The result of one `cargo-sandbox exec --json` run.
 pub struct Exec {
     pub code: i32,
@@ -224,11 +234,7 @@ pub fn exec_in(dir: &Path, flags: &[&str], command: &[&str]) -> Exec {
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let json = serde_json::from_slice(&stdout).unwrap_or(Value::Null);
-    assert_eq!(
-        cgroups_of_runner(runner_pid),
-        Vec::<PathBuf>::new(),
-        "the run left cgroups behind"
-    );
+    assert_no_cgroups_left(runner_pid);
     Exec {
         code: status.code().unwrap_or(-1),
         json,
@@ -418,11 +424,7 @@ pub fn run_sandbox_test(mut cmd: Command, args: &[&str]) -> TestRun {
     let out = child
         .wait_with_output()
         .expect("waiting for cargo sandbox test");
-    assert_eq!(
-        cgroups_of_runner(runner_pid),
-        Vec::<PathBuf>::new(),
-        "the run left cgroups behind"
-    );
+    assert_no_cgroups_left(runner_pid);
     let report = std::fs::read_to_string(&report_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())

@@ -360,10 +360,7 @@ fn interrupting_the_runner_kills_the_sandbox_and_cleans_up() {
         let status = runner.wait().expect("waiting for the runner");
         assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
         assert_no_survivors(&token, Duration::from_secs(2), "the tree is gone");
-        assert_eq!(
-            cgroups_of_runner(runner.id()),
-            Vec::<std::path::PathBuf>::new()
-        );
+        assert_no_cgroups_left(runner.id());
     }
 }
 
@@ -381,10 +378,7 @@ fn a_runner_killed_with_sigkill_takes_its_sandbox_along_and_is_swept_later() {
     );
     // The dead runner's cgroups are swept by the next runner to start.
     assert_eq!(exec(&[], &["true"]).code, 0);
-    assert_eq!(
-        cgroups_of_runner(runner.id()),
-        Vec::<std::path::PathBuf>::new()
-    );
+    assert_no_cgroups_left(runner.id());
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! error after some tests ran, Ctrl-C in the middle of a build, the history's order.
 
 use e2e::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A build script that keeps cargo busy for `seconds` before the crate compiles.
@@ -118,7 +117,7 @@ fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
         Duration::from_secs(3),
         &format!("cargo, its build script and the sandboxes are gone: {stderr}"),
     );
-    assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
 
 /// The order the run gave each test (`order` in the report).

@@ -543,7 +543,7 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
     assert_no_marked_survivors(&marker, Duration::from_secs(3));
-    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
 
 #[test]
@@ -695,5 +695,5 @@ fn a_test_run_killed_with_sigkill_takes_its_sandboxes_along_and_is_swept_later()
     assert_no_marked_survivors(&marker, Duration::from_secs(5));
     // Its cgroups stay until the next runner starts, which sweeps them.
     assert_eq!(exec(&[], &["true"]).code, 0);
-    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
