@@ -52,6 +52,15 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// `name` under the system's temporary directory, suffixed with this checkout's path: the
+/// e2e tests of two checkouts (git worktrees) may run at once, and must not empty each other's
+/// scratch directories.
+pub fn temp_dir_of_checkout(name: &str) -> PathBuf {
+    let checkout = workspace_root().display().to_string();
+    let tag = checkout.trim_matches('/').replace('/', "-");
+    std::env::temp_dir().join(format!("{name}-{tag}"))
+}
+
 /// Returns false (and says why) when privileged tests were explicitly switched off; panics with
 /// the remedy when they cannot run and were not.
 pub fn privileged() -> bool {

@@ -27,7 +27,7 @@ fn archived() -> Option<&'static Archived> {
         return None;
     }
     Some(ARCHIVED.get_or_init(|| {
-        let dir = std::env::temp_dir().join("cargo-sandbox-e2e-archive");
+        let dir = temp_dir_of_checkout("cargo-sandbox-e2e-archive");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let archive = dir.join("fixtures.tar.zst");
@@ -407,7 +407,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!mine(), "its unpack directory is removed");
-    assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
 
 /// What a CI shard meets: the checkout at the building job's path, its `target/` absent. Paths

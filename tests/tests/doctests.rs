@@ -173,7 +173,7 @@ fn a_runs_kept_doc_test_binaries_are_removed_when_it_ends() {
 /// cargo's exit code.
 #[test]
 fn a_library_that_does_not_build_fails_doc_only_runs_with_cargos_code() {
-    let dir = std::env::temp_dir().join("e2e-doc-build-failure");
+    let dir = temp_dir_of_checkout("e2e-doc-build-failure");
     let manifest = scratch_crate(
         &dir,
         "broken",

@@ -91,7 +91,7 @@ fn a_bad_filterset_is_shown_with_a_caret_and_exit_2() {
 #[test]
 fn overrides_apply_by_filterset() {
     skip_unless_privileged!();
-    let dir = std::env::temp_dir().join("e2e-filterset-override");
+    let dir = temp_dir_of_checkout("e2e-filterset-override");
     let test = "#[test]\nfn big() { let v = vec![1u8; 64 << 20]; assert!(v.iter().all(|b| *b == 1)); }\n\
                 #[test]\nfn other_big() { let v = vec![1u8; 64 << 20]; assert!(v.iter().all(|b| *b == 1)); }\n";
     let manifest = scratch_crate(
