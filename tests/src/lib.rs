@@ -145,8 +145,8 @@ pub fn survivors_after(token: &str, limit: Duration) -> Vec<i32> {
     alive
 }
 
-/// Asserts that no process marked with `token` is alive once `limit` has passed (`what` says
-/// whose processes they would be).
+/// Asserts that every process marked with `token` is gone within `limit` (`what` says whose
+/// processes they are).
 #[track_caller]
 pub fn assert_no_survivors(token: &str, limit: Duration, what: &str) {
     assert_eq!(survivors_after(token, limit), Vec::<i32>::new(), "{what}");
