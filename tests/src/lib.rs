@@ -52,6 +52,15 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// `name` under the system's temporary directory, suffixed with this checkout's path: the
+/// e2e tests of two checkouts (git worktrees) may run at once, and must not empty each other's
+/// scratch directories.
+pub fn temp_dir_of_checkout(name: &str) -> PathBuf {
+    let checkout = workspace_root().display().to_string();
+    let tag = checkout.trim_matches('/').replace('/', "-");
+    std::env::temp_dir().join(format!("{name}-{tag}"))
+}
+
 /// Returns false (and says why) when privileged tests were explicitly switched off; panics with
 /// the remedy when they cannot run and were not.
 pub fn privileged() -> bool {
@@ -69,6 +78,17 @@ pub fn privileged() -> bool {
     true
 }
 
+/// Returns from the calling test when privileged tests were switched off: the first line of
+/// every test that runs real sandboxes (see [`privileged`]).
+#[macro_export]
+macro_rules! skip_unless_privileged {
+    () => {
+        if !$crate::privileged() {
+            return;
+        }
+    };
+}
+
 /// A marker unique to one test, put on probe command lines so survivors can be found.
 pub fn token(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -78,14 +98,18 @@ pub fn token(name: &str) -> String {
     format!("e2e-{name}-{}-{nanos}", std::process::id())
 }
 
-/// Host PIDs of processes whose command line contains `token`.
-pub fn survivors(token: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
+/// The PIDs of every process on the host (none when `/proc` cannot be read).
+fn host_pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+}
+
+/// Host PIDs of processes whose command line contains `token`.
+pub fn survivors(token: &str) -> Vec<i32> {
+    host_pids()
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -97,16 +121,42 @@ pub fn survivors(token: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Waits up to `limit` for `token`'s processes to be gone; returns any still alive.
-pub fn survivors_after(token: &str, limit: Duration) -> Vec<i32> {
+/// Checks `done` every 20 ms until it holds or `limit` has passed; returns whether it held.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
-        let alive = survivors(token);
-        if alive.is_empty() || start.elapsed() > limit {
-            return alive;
+        if done() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits up to `limit` for `token`'s processes to be gone; returns any still alive.
+pub fn survivors_after(token: &str, limit: Duration) -> Vec<i32> {
+    let mut alive = Vec::new();
+    wait_until(limit, || {
+        alive = survivors(token);
+        alive.is_empty()
+    });
+    alive
+}
+
+/// Asserts that every process marked with `token` is gone within `limit` (`what` says whose
+/// processes they are).
+#[track_caller]
+pub fn assert_no_survivors(token: &str, limit: Duration, what: &str) {
+    assert_eq!(survivors_after(token, limit), Vec::<i32>::new(), "{what}");
+}
+
+/// Sends `signal` to the process `pid`, a child the calling test started.
+#[track_caller]
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions; `pid` is the caller's own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "kill {pid}");
 }
 
 /// Cgroup directories left by the runner with host PID `pid` (named `cargo-sandbox.<pid>.*`).
@@ -132,6 +182,16 @@ pub fn cgroups_of_runner(pid: u32) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// Asserts that the runner with host PID `pid` left no cgroup behind.
+#[track_caller]
+pub fn assert_no_cgroups_left(pid: u32) {
+    assert_eq!(
+        cgroups_of_runner(pid),
+        Vec::<PathBuf>::new(),
+        "the run left cgroups behind"
+    );
 }
 
 /// The result of one `cargo-sandbox exec --json` run.
@@ -183,11 +243,7 @@ pub fn exec_in(dir: &Path, flags: &[&str], command: &[&str]) -> Exec {
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let json = serde_json::from_slice(&stdout).unwrap_or(Value::Null);
-    assert_eq!(
-        cgroups_of_runner(runner_pid),
-        Vec::<PathBuf>::new(),
-        "the run left cgroups behind"
-    );
+    assert_no_cgroups_left(runner_pid);
     Exec {
         code: status.code().unwrap_or(-1),
         json,
@@ -213,7 +269,6 @@ pub const FIXTURE_CAPS: &[&str] = &[
     "64M",
 ];
 
-/// The fixtures workspace's manifest.
 /// Runs `cargo ARGS` in the fixtures' workspace (plain cargo: `test`, `nextest run`), returning
 /// its exit code and its stdout and stderr together.
 pub fn cargo_in_fixtures(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -232,6 +287,18 @@ pub fn cargo_in_fixtures(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, S
     (out.status.code(), text)
 }
 
+/// [`cargo_in_fixtures`] for `cargo nextest ARGS`, failing with the remedy when cargo-nextest
+/// is not installed.
+pub fn cargo_nextest_in_fixtures(args: &[&str]) -> (Option<i32>, String) {
+    let (code, text) = cargo_in_fixtures(&[&["nextest"], args].concat(), &[]);
+    assert!(
+        !text.contains("no such command"),
+        "cargo-nextest is needed for this test (`cargo install cargo-nextest`):\n{text}"
+    );
+    (code, text)
+}
+
+/// The fixtures workspace's manifest.
 pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("fixtures/Cargo.toml")
 }
@@ -251,6 +318,18 @@ impl TestRun {
             .as_array()
             .and_then(|tests| tests.iter().find(|t| t["name"] == name))
             .unwrap_or_else(|| panic!("{name} in the report: {}", self.stderr))
+    }
+
+    /// Every test's record in the report (panics when the run wrote no report).
+    pub fn tests(&self) -> &[Value] {
+        self.report["tests"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tests in the report: {}", self.stderr))
+    }
+
+    /// How many of the report's tests failed the run.
+    pub fn failures(&self) -> usize {
+        self.tests().iter().filter(|t| t["failure"] == true).count()
     }
 
     /// What the test named `name` printed, as the report keeps it (head and tail).
@@ -278,15 +357,51 @@ impl TestRun {
             })
             .unwrap_or_default()
     }
+
+    /// `binary name outcome` of every test, in report order.
+    pub fn outcome_lines(&self) -> Vec<String> {
+        self.outcomes()
+            .into_iter()
+            .map(|((binary, name), outcome)| format!("{binary} {name} {outcome}"))
+            .collect()
+    }
+
+    /// `name outcome` of every test, in report order.
+    pub fn name_outcomes(&self) -> Vec<String> {
+        self.outcomes()
+            .into_iter()
+            .map(|((_, name), outcome)| format!("{name} {outcome}"))
+            .collect()
+    }
+}
+
+/// Whether a test that ended with `got` ended as `fixtures/expected-outcomes.txt` says (`want`):
+/// a flaky test may pass or fail in any one run.
+pub fn ends_as_written(want: &str, got: &str) -> bool {
+    if want == "flaky" {
+        got == "passed" || got == "failed"
+    } else {
+        got == want
+    }
+}
+
+/// `cargo-sandbox sandbox test --manifest-path <manifest>`, for the caller to add to and run.
+pub fn sandbox_test_command(manifest: &Path) -> Command {
+    let mut cmd = Command::new(cargo_sandbox());
+    cmd.args(["sandbox", "test", "--manifest-path"])
+        .arg(manifest);
+    cmd
 }
 
 /// Runs `cargo sandbox test --manifest-path <manifest> <args>` with a JSON report, and checks
 /// the run left no cgroup behind.
 pub fn sandbox_test(manifest: &Path, args: &[&str]) -> TestRun {
-    let mut cmd = Command::new(cargo_sandbox());
-    cmd.args(["sandbox", "test", "--manifest-path"])
-        .arg(manifest);
-    run_sandbox_test(cmd, args)
+    run_sandbox_test(sandbox_test_command(manifest), args)
+}
+
+/// [`sandbox_test`] over the fixtures workspace.
+pub fn fixtures_test(args: &[&str]) -> TestRun {
+    sandbox_test(&fixtures_manifest(), args)
 }
 
 /// [`sandbox_test`] from the directory `cwd`, with no manifest given (runs from an archive).
@@ -318,11 +433,7 @@ pub fn run_sandbox_test(mut cmd: Command, args: &[&str]) -> TestRun {
     let out = child
         .wait_with_output()
         .expect("waiting for cargo sandbox test");
-    assert_eq!(
-        cgroups_of_runner(runner_pid),
-        Vec::<PathBuf>::new(),
-        "the run left cgroups behind"
-    );
+    assert_no_cgroups_left(runner_pid);
     let report = std::fs::read_to_string(&report_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -362,12 +473,7 @@ pub fn expected_outcomes() -> std::collections::BTreeMap<(String, String), Strin
 /// that survived its sandbox), or that are the fixtures' leaked `sleep 1000`.
 pub fn fixture_survivors() -> Vec<String> {
     let target = workspace_root().join("fixtures/target");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    host_pids()
         .filter_map(|pid| {
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
             let cmdline =
@@ -388,23 +494,42 @@ pub fn scratch_crate(
     files: &[(&str, &str)],
 ) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
-    let mut all = vec![(
-        "Cargo.toml".to_owned(),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n{manifest_extra}"
-        ),
-    )];
-    all.extend(
-        files
-            .iter()
-            .map(|(p, c)| ((*p).to_owned(), (*c).to_owned())),
+    let manifest = format!("{}[workspace]\n{manifest_extra}", package_manifest(name));
+    write_files(dir, &[("Cargo.toml", manifest.as_str())]);
+    write_files(dir, files);
+    dir.join("Cargo.toml")
+}
+
+/// A workspace at `dir` (emptied first) with the member crates `members`: (name, files), each
+/// file's path relative to its crate. Returns the workspace manifest's path.
+pub fn scratch_workspace(dir: &Path, members: &[(&str, &[(&str, &str)])]) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    let names: Vec<String> = members.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let manifest = format!(
+        "[workspace]\nmembers = [{}]\nresolver = \"2\"\n",
+        names.join(", ")
     );
-    for (path, contents) in all {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().expect("a file in the crate")).unwrap();
-        std::fs::write(&path, contents).unwrap();
+    write_files(dir, &[("Cargo.toml", manifest.as_str())]);
+    for (name, files) in members {
+        let member = dir.join(name);
+        write_files(&member, &[("Cargo.toml", package_manifest(name).as_str())]);
+        write_files(&member, files);
     }
     dir.join("Cargo.toml")
+}
+
+/// The `[package]` table of a scratch crate named `name`.
+fn package_manifest(name: &str) -> String {
+    format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+}
+
+/// Writes `files` (path relative to `dir`, contents), making the directories they need.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, contents) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+        std::fs::write(&path, contents).unwrap();
+    }
 }
 
 /// What `engine-batch` prints when every made-ahead sandbox kept its protections (see

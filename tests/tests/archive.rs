@@ -27,7 +27,7 @@ fn archived() -> Option<&'static Archived> {
         return None;
     }
     Some(ARCHIVED.get_or_init(|| {
-        let dir = std::env::temp_dir().join("cargo-sandbox-e2e-archive");
+        let dir = temp_dir_of_checkout("cargo-sandbox-e2e-archive");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let archive = dir.join("fixtures.tar.zst");
@@ -398,8 +398,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert!(mine(), "the run never made its unpack directory");
-    // SAFETY: kill has no memory-safety preconditions; `pid` is our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    signal(pid, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -408,7 +407,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!mine(), "its unpack directory is removed");
-    assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
 
 /// What a CI shard meets: the checkout at the building job's path, its `target/` absent. Paths
@@ -416,9 +415,7 @@ fn ctrl_c_while_unpacking_exits_130_and_leaves_nothing() {
 /// and the mount point it makes for them is no change of the test's.
 #[test]
 fn paths_compiled_in_find_the_archives_files() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let dir = workspace_root().join("target/e2e-compiled-paths");
     let manifest = scratch_crate(
         &dir,

@@ -22,18 +22,13 @@ fn outcomes(run: &TestRun) -> BTreeMap<String, String> {
 
 #[test]
 fn escape_attempts_fail_and_the_host_is_untouched() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let marker = token("host-marker");
     std::fs::write(std::path::Path::new("/tmp").join(&marker), "host only").unwrap();
     std::env::set_var("ESCAPE_HOST_MARKER", &marker);
     let before = host_state();
 
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "escape", "--env", "ESCAPE_HOST_MARKER"],
-    );
+    let run = fixtures_test(&["-p", "escape", "--env", "ESCAPE_HOST_MARKER"]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let got = outcomes(&run);
     for (name, outcome) in &got {
@@ -48,16 +43,13 @@ fn escape_attempts_fail_and_the_host_is_untouched() {
     assert_eq!(host_state(), before, "hostname and sysctls unchanged");
     assert_eq!(run.report["protections"]["capabilities"], "reduced");
 
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "escape",
-            "--privileged",
-            "--env",
-            "ESCAPE_HOST_MARKER",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "escape",
+        "--privileged",
+        "--env",
+        "ESCAPE_HOST_MARKER",
+    ]);
     let got = outcomes(&run);
     let passing: Vec<&str> = got
         .iter()
@@ -87,9 +79,7 @@ fn escape_attempts_fail_and_the_host_is_untouched() {
 
 #[test]
 fn commands_run_with_reduced_capabilities_no_new_privs_and_seccomp() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let run = exec(
         &[],
         &[
@@ -129,9 +119,7 @@ fn commands_run_with_reduced_capabilities_no_new_privs_and_seccomp() {
 
 #[test]
 fn the_sandbox_sees_only_its_own_cgroup_read_only() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let script =
         "f=/sys/fs/cgroup/memory/memory.limit_in_bytes; [ -e $f ] || f=/sys/fs/cgroup/memory.max; \
                   cat $f; (echo max > $f) 2>/dev/null && echo raised || echo read-only";

@@ -20,9 +20,7 @@ fn assert_messages(runner: &str, text: &str) {
 
 #[test]
 fn plain_cargo_test_runs_each_case_in_its_own_sandbox() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (code, text) = cargo_in_fixtures(&["test", "-p", "data-driven", "--test", "corpus"], &[]);
     assert_eq!(code, Some(101), "{text}");
     let lines = squeezed(&text);
@@ -42,17 +40,8 @@ fn plain_cargo_test_runs_each_case_in_its_own_sandbox() {
 
 #[test]
 fn cargo_nextest_lists_and_runs_each_trial_alone() {
-    if !privileged() {
-        return;
-    }
-    let (code, text) = cargo_in_fixtures(
-        &["nextest", "run", "-p", "data-driven", "--no-fail-fast"],
-        &[],
-    );
-    assert!(
-        !text.contains("no such command"),
-        "cargo-nextest is needed for this test (`cargo install cargo-nextest`):\n{text}"
-    );
+    skip_unless_privileged!();
+    let (code, text) = cargo_nextest_in_fixtures(&["run", "-p", "data-driven", "--no-fail-fast"]);
     assert_eq!(code, Some(100), "{text}");
     assert!(
         text.contains("5 tests run: 2 passed, 3 failed, 1 skipped"),
@@ -69,10 +58,8 @@ fn cargo_nextest_lists_and_runs_each_trial_alone() {
 
 #[test]
 fn cargo_sandbox_test_runs_the_trials_with_their_declared_settings() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(&fixtures_manifest(), &["-p", "data-driven"]);
+    skip_unless_privileged!();
+    let run = fixtures_test(&["-p", "data-driven"]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let expected: Vec<_> = expected_outcomes()
         .into_iter()
@@ -99,9 +86,7 @@ fn cargo_sandbox_test_runs_the_trials_with_their_declared_settings() {
 
 #[test]
 fn a_trial_list_that_changes_between_runs_fails_with_the_reason() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (code, text) = cargo_in_fixtures(
         &[
             "test",

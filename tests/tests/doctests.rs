@@ -45,7 +45,7 @@ fn cargo_test_totals(extra: &[&str]) -> (usize, usize, usize) {
 /// (passing, failing, ignored) in a report, the way cargo counts: a leak still passes.
 fn our_totals(run: &TestRun) -> (usize, usize, usize) {
     let mut totals = (0, 0, 0);
-    for test in run.report["tests"].as_array().unwrap() {
+    for test in run.tests() {
         if test["outcome"] == "ignored" {
             totals.2 += 1;
         } else if test["failure"] == true {
@@ -59,10 +59,8 @@ fn our_totals(run: &TestRun) -> (usize, usize, usize) {
 
 #[test]
 fn doc_tests_run_in_sandboxes_and_count_as_cargo_test_counts_them() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(&fixtures_manifest(), &args(&[]));
+    skip_unless_privileged!();
+    let run = fixtures_test(&args(&[]));
     assert_eq!(run.code, 100, "{}", run.stderr);
     let expected: BTreeMap<(String, String), String> = expected_outcomes()
         .into_iter()
@@ -76,7 +74,7 @@ fn doc_tests_run_in_sandboxes_and_count_as_cargo_test_counts_them() {
     assert_eq!(run.outcomes(), expected);
     assert_eq!(our_totals(&run), cargo_test_totals(&[]));
 
-    let tests = run.report["tests"].as_array().unwrap();
+    let tests = run.tests();
     assert!(tests.iter().all(|t| t["kind"] == "doctest"));
     // The leaked daemon was seen, named, and killed with its sandbox.
     for leaked in tests.iter().filter(|t| t["outcome"] == "leaked") {
@@ -94,14 +92,10 @@ fn doc_tests_run_in_sandboxes_and_count_as_cargo_test_counts_them() {
 
 #[test]
 fn doc_flag_runs_only_doc_tests_and_target_flags_none() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     let kinds = |run: &TestRun| -> Vec<String> {
-        let mut kinds: Vec<String> = run.report["tests"]
-            .as_array()
-            .unwrap()
+        let mut kinds: Vec<String> = run
+            .tests()
             .iter()
             .map(|t| t["kind"].as_str().unwrap().to_owned())
             .collect();
@@ -109,44 +103,38 @@ fn doc_flag_runs_only_doc_tests_and_target_flags_none() {
         kinds.dedup();
         kinds
     };
-    let run = sandbox_test(&manifest, &["-p", "basic", "-p", "doctests", "--doc"]);
+    let run = fixtures_test(&["-p", "basic", "-p", "doctests", "--doc"]);
     assert_eq!(kinds(&run), ["doctest"], "{}", run.stderr);
     assert_eq!(run.outcomes().len(), 8);
-    let run = sandbox_test(&manifest, &["-p", "basic", "-p", "doctests"]);
+    let run = fixtures_test(&["-p", "basic", "-p", "doctests"]);
     assert_eq!(kinds(&run), ["doctest", "lib", "test"], "{}", run.stderr);
     for flag in ["--lib", "--tests", "--all-targets"] {
-        let run = sandbox_test(&manifest, &["-p", "basic", "-p", "doctests", flag]);
+        let run = fixtures_test(&["-p", "basic", "-p", "doctests", flag]);
         assert!(!kinds(&run).contains(&"doctest".to_owned()), "{flag}");
     }
 }
 
 #[test]
 fn filters_and_ignored_flags_select_doc_tests_as_cargo_test_does() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
-    let names = |run: &TestRun| -> Vec<String> {
-        run.outcomes()
-            .into_iter()
-            .map(|((_, name), outcome)| format!("{name} {outcome}"))
-            .collect()
-    };
-    let run = sandbox_test(&manifest, &["-p", "doctests", "add"]);
-    assert_eq!(names(&run), ["doctests/src/lib.rs - add (line 10) passed"]);
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "doctests",
-            "--",
-            "--exact",
-            "doctests/src/lib.rs - boom (line 26)",
-        ],
+    skip_unless_privileged!();
+    let run = fixtures_test(&["-p", "doctests", "add"]);
+    assert_eq!(
+        run.name_outcomes(),
+        ["doctests/src/lib.rs - add (line 10) passed"]
     );
-    assert_eq!(names(&run), ["doctests/src/lib.rs - boom (line 26) passed"]);
+    let run = fixtures_test(&[
+        "-p",
+        "doctests",
+        "--",
+        "--exact",
+        "doctests/src/lib.rs - boom (line 26)",
+    ]);
+    assert_eq!(
+        run.name_outcomes(),
+        ["doctests/src/lib.rs - boom (line 26) passed"]
+    );
     // An `ignore` block is compiled when ignored tests are asked for; this one is no Rust.
-    let run = sandbox_test(&manifest, &args(&["--run-ignored", "only"]));
+    let run = fixtures_test(&args(&["--run-ignored", "only"]));
     assert_eq!(
         our_totals(&run),
         cargo_test_totals(&["--", "--ignored"]),
@@ -158,12 +146,8 @@ fn filters_and_ignored_flags_select_doc_tests_as_cargo_test_does() {
 
 #[test]
 fn a_runs_kept_doc_test_binaries_are_removed_when_it_ends() {
-    if !privileged() {
-        return;
-    }
-    let child = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
+    skip_unless_privileged!();
+    let child = sandbox_test_command(&fixtures_manifest())
         .args(["-p", "doctests", "--doc"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -189,7 +173,7 @@ fn a_runs_kept_doc_test_binaries_are_removed_when_it_ends() {
 /// cargo's exit code.
 #[test]
 fn a_library_that_does_not_build_fails_doc_only_runs_with_cargos_code() {
-    let dir = std::env::temp_dir().join("e2e-doc-build-failure");
+    let dir = temp_dir_of_checkout("e2e-doc-build-failure");
     let manifest = scratch_crate(
         &dir,
         "broken",

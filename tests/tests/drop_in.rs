@@ -13,40 +13,23 @@ fn counts(run: &TestRun) -> BTreeMap<String, usize> {
     counts
 }
 
-fn names(run: &TestRun) -> Vec<String> {
-    run.outcomes()
-        .into_iter()
-        .map(|((b, n), o)| format!("{b} {n} {o}"))
-        .collect()
-}
+/// `basic`'s unit tests, one sandbox at a time.
+const ONE_AT_A_TIME: &[&str] = &["-p", "basic", "--lib", "-j", "1"];
 
 /// The library of `basic` fails several tests (fails, panics, floods_stdout): one sandbox at a
 /// time, `--fail-fast` stops at the first and `--max-fail 2` at the second; the rest are
 /// reported as not run, and counted in the summary.
 #[test]
 fn fail_fast_and_max_fail_stop_starting_tests() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
-    let all = sandbox_test(&manifest, &["-p", "basic", "--lib", "-j", "1"]);
+    skip_unless_privileged!();
+    let all = fixtures_test(ONE_AT_A_TIME);
     let lib_tests = all.outcomes().len();
     assert!(counts(&all).get("failed").copied().unwrap_or(0) >= 3);
 
     for (flags, failures) in [(&["--fail-fast"][..], 1), (&["--max-fail", "2"][..], 2)] {
-        let args: Vec<&str> = ["-p", "basic", "--lib", "-j", "1"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .collect();
-        let run = sandbox_test(&manifest, &args);
+        let run = fixtures_test(&[ONE_AT_A_TIME, flags].concat());
         assert_eq!(run.code, 100, "{flags:?}: {}", run.stderr);
-        let failed = run.report["tests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["failure"] == true)
-            .count();
-        assert_eq!(failed, failures, "{flags:?}: {}", run.stderr);
+        assert_eq!(run.failures(), failures, "{flags:?}: {}", run.stderr);
         let not_run = counts(&run).get("not-run").copied().unwrap_or(0);
         assert!(not_run > 0, "{flags:?}: nothing was left unrun");
         assert_eq!(run.outcomes().len(), lib_tests, "every test has a record");
@@ -60,46 +43,25 @@ fn fail_fast_and_max_fail_stop_starting_tests() {
     // `--no-fail-fast` (what CI scripts pass to cargo test) runs everything, as by default;
     // the later of `--fail-fast` and `--no-fail-fast` wins.
     for flags in [&["--no-fail-fast"][..], &["--fail-fast", "--no-fail-fast"]] {
-        let args: Vec<&str> = ["-p", "basic", "--lib", "-j", "1"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .collect();
-        let run = sandbox_test(&manifest, &args);
+        let run = fixtures_test(&[ONE_AT_A_TIME, flags].concat());
         assert_eq!(run.code, 100);
         assert_eq!(counts(&run), counts(&all), "{flags:?}");
     }
     // A repeated test with attempts left gets one record, not one per attempt.
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "-j",
-            "1",
-            "--fail-fast",
-            "--repeat",
-            "2",
-        ],
-    );
-    assert_eq!(
-        run.report["tests"].as_array().unwrap().len(),
-        lib_tests,
-        "{}",
-        run.stderr
-    );
-    let run = sandbox_test(&manifest, &["-p", "basic", "--max-fail", "all"]);
+    let run = fixtures_test(&[ONE_AT_A_TIME, &["--fail-fast", "--repeat", "2"]].concat());
+    assert_eq!(run.tests().len(), lib_tests, "{}", run.stderr);
+    let run = fixtures_test(&["-p", "basic", "--max-fail", "all"]);
     assert_eq!(counts(&run).get("not-run"), None);
 
     for bad in ["0", "x", "2:immediate"] {
-        let run = sandbox_test(&manifest, &["--max-fail", bad]);
+        let run = fixtures_test(&["--max-fail", bad]);
         assert_eq!(run.code, 2, "--max-fail {bad}: {}", run.stderr);
     }
 }
 
 #[test]
 fn no_run_builds_and_runs_nothing() {
-    let run = sandbox_test(&fixtures_manifest(), &["-p", "basic", "--no-run"]);
+    let run = fixtures_test(&["-p", "basic", "--no-run"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("--no-run: none run"), "{}", run.stderr);
     assert_eq!(
@@ -111,42 +73,33 @@ fn no_run_builds_and_runs_nothing() {
 
 #[test]
 fn run_ignored_is_libtests_ignored_flags() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     for (which, libtest) in [("only", "--ignored"), ("all", "--include-ignored")] {
-        let ours = sandbox_test(&manifest, &["-p", "basic", "--lib", "--run-ignored", which]);
-        let theirs = sandbox_test(&manifest, &["-p", "basic", "--lib", "--", libtest]);
-        assert_eq!(names(&ours), names(&theirs), "--run-ignored {which}");
+        let ours = fixtures_test(&["-p", "basic", "--lib", "--run-ignored", which]);
+        let theirs = fixtures_test(&["-p", "basic", "--lib", "--", libtest]);
+        assert_eq!(
+            ours.outcome_lines(),
+            theirs.outcome_lines(),
+            "--run-ignored {which}"
+        );
     }
-    let ours = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--lib", "--run-ignored", "default"],
-    );
-    let plain = sandbox_test(&manifest, &["-p", "basic", "--lib"]);
-    assert_eq!(names(&ours), names(&plain));
+    let ours = fixtures_test(&["-p", "basic", "--lib", "--run-ignored", "default"]);
+    let plain = fixtures_test(&["-p", "basic", "--lib"]);
+    assert_eq!(ours.outcome_lines(), plain.outcome_lines());
 }
 
 /// `-j`, nextest's `--test-threads` and libtest's `-- --test-threads` all set how many sandboxes
 /// run at once (the run's first line says it).
 #[test]
 fn jobs_and_test_threads_set_the_sandboxes_at_once() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     for flags in [
         &["--test-threads", "1"][..],
         &["-j", "1"],
         &["--", "--test-threads=1"],
         &["--", "--test-threads", "1"],
     ] {
-        let args: Vec<&str> = ["-p", "basic", "--lib", "--no-fail-fast"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .collect();
-        let run = sandbox_test(&manifest, &args);
+        let run = fixtures_test(&[&["-p", "basic", "--lib", "--no-fail-fast"], flags].concat());
         assert_eq!(run.code, 100, "{flags:?}: {}", run.stderr);
         assert!(
             run.stderr.contains(", jobs 1)"),
@@ -155,15 +108,11 @@ fn jobs_and_test_threads_set_the_sandboxes_at_once() {
         );
     }
     for flags in [&["-j", "num-cpus"][..], &["-j", "-1"]] {
-        let args: Vec<&str> = ["-p", "basic", "passes"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .collect();
-        let run = sandbox_test(&manifest, &args);
+        let run = fixtures_test(&[&["-p", "basic", "passes"], flags].concat());
         assert_eq!(run.code, 0, "{flags:?}: {}", run.stderr);
     }
     for bad in [&["-j", "0"][..], &["--", "--test-threads=0"]] {
-        let run = sandbox_test(&manifest, bad);
+        let run = fixtures_test(bad);
         assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
     }
 }
@@ -172,17 +121,13 @@ fn jobs_and_test_threads_set_the_sandboxes_at_once() {
 /// afterwards; libtest's line for it is on stdout, where the test wrote it.
 #[test]
 fn no_capture_passes_output_through() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     for flags in [
         &["--no-capture"][..],
         &["--nocapture"],
         &["--", "--nocapture"],
     ] {
-        let out = std::process::Command::new(cargo_sandbox())
-            .args(["sandbox", "test", "--manifest-path"])
-            .arg(fixtures_manifest())
+        let out = sandbox_test_command(&fixtures_manifest())
             .args(["-p", "basic", "--lib", "tests::passes"])
             .args(flags)
             .env("NO_COLOR", "1")
@@ -201,52 +146,35 @@ fn no_capture_passes_output_through() {
 
 #[test]
 fn status_levels_choose_the_lines_shown() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     let lines = |run: &TestRun, word: &str| {
         run.stderr
             .lines()
             .filter(|l| l.trim_start().starts_with(word))
             .count()
     };
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--lib", "--status-level", "none"],
-    );
+    let run = fixtures_test(&["-p", "basic", "--lib", "--status-level", "none"]);
     assert_eq!(lines(&run, "PASS"), 0, "{}", run.stderr);
     assert_eq!(lines(&run, "FAIL"), 0, "{}", run.stderr);
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--lib", "--status-level", "fail"],
-    );
+    let run = fixtures_test(&["-p", "basic", "--lib", "--status-level", "fail"]);
     assert_eq!(lines(&run, "PASS"), 0, "{}", run.stderr);
-    let failing = run.report["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["failure"] == true)
-        .count();
+    let failing = run.failures();
     assert_eq!(lines(&run, "FAIL"), failing, "{}", run.stderr);
     // The final list repeats them after the run.
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "--status-level",
-            "none",
-            "--final-status-level",
-            "fail",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "--lib",
+        "--status-level",
+        "none",
+        "--final-status-level",
+        "fail",
+    ]);
     assert_eq!(lines(&run, "FAIL"), failing, "{}", run.stderr);
     let summary = run.stderr.find("Summary").unwrap();
     let last_fail = run.stderr.rfind("FAIL [").unwrap();
     assert!(last_fail < summary, "{}", run.stderr);
-    let run = sandbox_test(&manifest, &["--status-level", "loud"]);
+    let run = fixtures_test(&["--status-level", "loud"]);
     assert_eq!(run.code, 2);
 }
 
@@ -256,24 +184,16 @@ fn status_levels_choose_the_lines_shown() {
 #[test]
 fn cargo_flags_pass_through_to_the_build() {
     let manifest = fixtures_manifest();
-    let run = sandbox_test(&manifest, &["-p", "basic", "--no-run", "--config", "=bad"]);
+    let run = fixtures_test(&["-p", "basic", "--no-run", "--config", "=bad"]);
     assert_eq!(run.code, 101, "{}", run.stderr);
     assert!(run.stderr.contains("--config"), "{}", run.stderr);
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--no-run", "-Z", "no-such-flag"],
-    );
+    let run = fixtures_test(&["-p", "basic", "--no-run", "-Z", "no-such-flag"]);
     assert_eq!(run.code, 101, "{}", run.stderr);
     assert!(run.stderr.contains("-Z"), "{}", run.stderr);
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--no-run", "--config", "net.retry=3"],
-    );
+    let run = fixtures_test(&["-p", "basic", "--no-run", "--config", "net.retry=3"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
-    let out = std::process::Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(&manifest)
+    let out = sandbox_test_command(&manifest)
         .args(["-p", "basic", "--no-run", "--message-format", "json"])
         .output()
         .unwrap();
@@ -285,13 +205,13 @@ fn cargo_flags_pass_through_to_the_build() {
             .any(|l| l.contains("\"reason\":\"compiler-artifact\"")),
         "{stdout}"
     );
-    let run = sandbox_test(&manifest, &["--message-format", "libtest-json"]);
+    let run = fixtures_test(&["--message-format", "libtest-json"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--report-json"), "{}", run.stderr);
 
     let timings = workspace_root().join("fixtures/target/cargo-timings/cargo-timing.html");
     let _ = std::fs::remove_file(&timings);
-    let run = sandbox_test(&manifest, &["-p", "basic", "--no-run", "--timings"]);
+    let run = fixtures_test(&["-p", "basic", "--no-run", "--timings"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(timings.exists(), "--timings wrote no report");
 }
@@ -300,51 +220,39 @@ fn cargo_flags_pass_through_to_the_build() {
 /// flags that cannot apply are refused with the alternative.
 #[test]
 fn nextest_reporter_flags_and_refusals() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     let marker = "--- FAILED basic tests::fails ---";
-    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "tests::fails"]);
+    let run = fixtures_test(&["-p", "basic", "--lib", "tests::fails"]);
     assert!(run.stderr.contains(marker), "{}", run.stderr);
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "tests::fails",
-            "--failure-output",
-            "never",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "--lib",
+        "tests::fails",
+        "--failure-output",
+        "never",
+    ]);
     assert!(!run.stderr.contains(marker), "{}", run.stderr);
     assert_eq!(run.code, 100);
     // A passing test's output, right after its line.
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "tests::passes",
-            "--success-output",
-            "immediate",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "--lib",
+        "tests::passes",
+        "--success-output",
+        "immediate",
+    ]);
     assert!(
         run.stderr.contains("test tests::passes ... ok"),
         "{}",
         run.stderr
     );
-    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "tests::passes"]);
+    let run = fixtures_test(&["-p", "basic", "--lib", "tests::passes"]);
     assert!(!run.stderr.contains("test tests::passes ... ok"));
 
     for (action, code) in [("pass", 0), ("warn", 0), ("fail", 4)] {
-        let run = sandbox_test(
-            &manifest,
-            &["-p", "basic", "--no-tests", action, "no_such_test"],
-        );
+        let run = fixtures_test(&["-p", "basic", "--no-tests", action, "no_such_test"]);
         assert_eq!(run.code, code, "--no-tests {action}: {}", run.stderr);
     }
     for (flag, alternative) in [
@@ -354,20 +262,17 @@ fn nextest_reporter_flags_and_refusals() {
         (&["--platform-filter", "host"], "platform(host)"),
         (&["--debugger", "gdb"], "cargo sandbox exec"),
     ] {
-        let run = sandbox_test(&manifest, flag);
+        let run = fixtures_test(flag);
         assert_eq!(run.code, 2, "{flag:?}");
         assert!(run.stderr.contains(alternative), "{flag:?}: {}", run.stderr);
     }
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "passes",
-            "--no-input-handler",
-            "--no-output-indent",
-            "--hide-progress-bar",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "passes",
+        "--no-input-handler",
+        "--no-output-indent",
+        "--hide-progress-bar",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -5,15 +5,18 @@ use e2e::*;
 use std::path::Path;
 use std::time::Duration;
 
-fn probe_args<'a>(probe: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
-    std::iter::once(probe).chain(rest.iter().copied()).collect()
+/// [`exec`] of the probe program (`tests/src/bin/sandbox-probe.rs`) with `args`.
+fn exec_probe(flags: &[&str], args: &[&str]) -> Exec {
+    let probe = probe();
+    let command: Vec<&str> = std::iter::once(probe.to_str().expect("a UTF-8 path"))
+        .chain(args.iter().copied())
+        .collect();
+    exec(flags, &command)
 }
 
 #[test]
 fn the_command_inherits_only_its_stdio() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // The runner itself got a descriptor without close-on-exec (fd 7) from whoever started it;
     // neither it nor the init's own pipes reach the command (`ls` opens its directory as 3).
     let out = std::process::Command::new("sh")
@@ -30,9 +33,7 @@ fn the_command_inherits_only_its_stdio() {
 
 #[test]
 fn only_init_and_the_command_are_visible() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let run = exec(&[], &["ps", "-e", "-o", "pid=,comm="]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let seen: Vec<(u32, String)> = run
@@ -53,9 +54,7 @@ fn only_init_and_the_command_are_visible() {
 
 #[test]
 fn namespaces_and_mounts_are_private() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let mine = token("tmpfile");
     let script = format!(
         "hostname; \
@@ -95,21 +94,15 @@ fn namespaces_and_mounts_are_private() {
         !dev.contains("vda") && !dev.contains("sda") && !dev.contains("mem"),
         "no disks: {dev}"
     );
-    let host_tmp = std::path::Path::new("/tmp").join(&mine);
+    let host_tmp = Path::new("/tmp").join(&mine);
     assert!(!host_tmp.exists(), "the sandbox's /tmp is private");
 }
 
 #[test]
 fn fork_bomb_is_contained_and_cleaned_up() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
+    skip_unless_privileged!();
     let token = token("forkbomb");
-    let run = exec(
-        &["--pids", "32"],
-        &probe_args(&probe, &["forkbomb", &token]),
-    );
+    let run = exec_probe(&["--pids", "32"], &["forkbomb", &token]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.usage("forks_refused") > 0, "{}", run.json);
     assert_eq!(run.usage("pids_peak"), 32, "{}", run.json);
@@ -118,19 +111,17 @@ fn fork_bomb_is_contained_and_cleaned_up() {
         leaked >= 25,
         "the bomb's children are reported as leaked: {leaked}"
     );
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(2)),
-        Vec::<i32>::new()
+    assert_no_survivors(
+        &token,
+        Duration::from_secs(2),
+        "the bomb's children are gone",
     );
 }
 
 #[test]
 fn memory_hog_is_oom_killed() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
-    let run = with_oom_line(|| exec(&["--memory", "64M"], &probe_args(&probe, &["hog"])));
+    skip_unless_privileged!();
+    let run = with_oom_line(|| exec_probe(&["--memory", "64M"], &["hog"]));
     assert_eq!(run.code, 128 + 9, "{}", run.stderr);
     assert_eq!(run.result()["exit"]["signal"], 9);
     assert!(run.usage("oom_kills") >= 1, "{}", run.json);
@@ -146,7 +137,8 @@ fn memory_hog_is_oom_killed() {
 
     // The victim named is the process the kernel chose, here not the main one. The probe is
     // named relative to the working directory, which stays reachable even under /tmp.
-    let probe_dir = Path::new(&probe).parent().expect("the probe's directory");
+    let probe = probe();
+    let probe_dir = probe.parent().expect("the probe's directory");
     let script = "./sandbox-probe hog; echo shell-survived";
     let run = with_oom_line(|| exec_in(probe_dir, &["--memory", "64M"], &["sh", "-c", script]));
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -177,31 +169,21 @@ fn with_oom_line(scenario: impl Fn() -> Exec) -> Exec {
 
 #[test]
 fn leaked_daemon_is_listed_and_killed() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
+    skip_unless_privileged!();
     let token = token("daemon");
-    let run = exec(&[], &probe_args(&probe, &["daemon", &token]));
+    let run = exec_probe(&[], &["daemon", &token]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let leaked = run.result()["leaked_processes"].as_array().unwrap();
     assert_eq!(leaked.len(), 1, "{}", run.json);
     assert_eq!(leaked[0]["comm"], "sandbox-probe");
     assert!(leaked[0]["cmdline"].as_str().unwrap().contains(&token));
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(2)),
-        Vec::<i32>::new(),
-        "daemon gone from the host"
-    );
+    assert_no_survivors(&token, Duration::from_secs(2), "daemon gone from the host");
 }
 
 #[test]
 fn network_attempt_fails_fast_and_is_counted() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
-    let run = exec(&[], &probe_args(&probe, &["net"]));
+    skip_unless_privileged!();
+    let run = exec_probe(&[], &["net"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("Network is unreachable"),
@@ -218,7 +200,7 @@ fn network_attempt_fails_fast_and_is_counted() {
     );
     assert!(run.elapsed < Duration::from_secs(3));
 
-    let quiet = exec(&[], &probe_args(&probe, &["loopback"]));
+    let quiet = exec_probe(&[], &["loopback"]);
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert!(quiet.stderr.contains("loopback: ping"));
     assert_eq!(
@@ -230,31 +212,22 @@ fn network_attempt_fails_fast_and_is_counted() {
 
 #[test]
 fn timeout_kills_a_tree_that_ignores_sigterm() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
+    skip_unless_privileged!();
     let token = token("ignoreterm");
-    let run = exec(
+    let run = exec_probe(
         &["--timeout", "1s", "--grace", "300ms"],
-        &probe_args(&probe, &["ignore-term", &token]),
+        &["ignore-term", &token],
     );
     assert_eq!(run.code, 124, "{}", run.stderr);
     assert_eq!(run.result()["timed_out"], true);
     assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(2)),
-        Vec::<i32>::new()
-    );
+    assert_no_survivors(&token, Duration::from_secs(2), "the tree is gone");
 }
 
 #[test]
 fn peak_memory_is_measured_within_ten_percent() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
-    let run = exec(&["--memory", "1G"], &probe_args(&probe, &["touch", "100"]));
+    skip_unless_privileged!();
+    let run = exec_probe(&["--memory", "1G"], &["touch", "100"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let peak = run.usage("memory_peak_bytes");
     assert!(
@@ -266,11 +239,8 @@ fn peak_memory_is_measured_within_ten_percent() {
 
 #[test]
 fn cpu_time_is_measured_within_ten_percent() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
-    let run = exec(&[], &probe_args(&probe, &["burn", "1000"]));
+    skip_unless_privileged!();
+    let run = exec_probe(&[], &["burn", "1000"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let cpu = run.usage("cpu_user_us") + run.usage("cpu_system_us");
     assert!((900_000..=1_100_000).contains(&cpu), "cpu {cpu} us ≈ 1 s");
@@ -278,11 +248,8 @@ fn cpu_time_is_measured_within_ten_percent() {
 
 #[test]
 fn cpu_quota_throttles() {
-    if !privileged() {
-        return;
-    }
-    let probe = probe().display().to_string();
-    let run = exec(&["--cpus", "0.5"], &probe_args(&probe, &["burn", "300"]));
+    skip_unless_privileged!();
+    let run = exec_probe(&["--cpus", "0.5"], &["burn", "300"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let wall = run.result()["wall_time"].as_u64().unwrap();
     assert!(
@@ -299,9 +266,7 @@ fn cpu_quota_throttles() {
 
 #[test]
 fn cpuset_pins_the_sandbox() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let run = exec(
         &["--cpuset", "0"],
         &["grep", "Cpus_allowed_list", "/proc/self/status"],
@@ -318,9 +283,7 @@ fn cpuset_pins_the_sandbox() {
 
 #[test]
 fn exit_codes_follow_the_command_and_timeout_conventions() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     assert_eq!(exec(&[], &["sh", "-c", "exit 3"]).code, 3);
     assert_eq!(exec(&[], &["sh", "-c", "kill -SEGV $$"]).code, 128 + 11);
     let missing = exec(&[], &["definitely-not-a-command-xyz"]);
@@ -346,9 +309,7 @@ fn exit_codes_follow_the_command_and_timeout_conventions() {
 
 #[test]
 fn json_result_states_what_was_in_force() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let run = exec(
         &["--memory", "128M", "--pids", "64", "--cpus", "1.5"],
         &["sh", "-c", "echo out; echo err >&2"],
@@ -382,93 +343,57 @@ fn start_sandboxed_tree(token: &str) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("starting cargo-sandbox");
-    let start = std::time::Instant::now();
-    while survivors(token).len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the sandboxed tree never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), || survivors(token).len() >= 3),
+        "the sandboxed tree never started"
+    );
     child
-}
-
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: signalling a child this test started.
-    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
 }
 
 #[test]
 fn interrupting_the_runner_kills_the_sandbox_and_cleans_up() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let token = token("interrupt");
         let mut runner = start_sandboxed_tree(&token);
         signal(runner.id(), sig);
         let status = runner.wait().expect("waiting for the runner");
         assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
-        assert_eq!(
-            survivors_after(&token, Duration::from_secs(2)),
-            Vec::<i32>::new()
-        );
-        assert_eq!(
-            cgroups_of_runner(runner.id()),
-            Vec::<std::path::PathBuf>::new()
-        );
+        assert_no_survivors(&token, Duration::from_secs(2), "the tree is gone");
+        assert_no_cgroups_left(runner.id());
     }
 }
 
 #[test]
 fn a_runner_killed_with_sigkill_takes_its_sandbox_along_and_is_swept_later() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let token = token("sigkill");
     let mut runner = start_sandboxed_tree(&token);
     signal(runner.id(), libc::SIGKILL);
     runner.wait().expect("waiting for the runner");
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(3)),
-        Vec::<i32>::new(),
-        "PR_SET_PDEATHSIG takes the sandbox down with its runner"
+    assert_no_survivors(
+        &token,
+        Duration::from_secs(3),
+        "PR_SET_PDEATHSIG takes the sandbox down with its runner",
     );
     // The dead runner's cgroups are swept by the next runner to start.
     assert_eq!(exec(&[], &["true"]).code, 0);
-    assert_eq!(
-        cgroups_of_runner(runner.id()),
-        Vec::<std::path::PathBuf>::new()
-    );
+    assert_no_cgroups_left(runner.id());
 }
 
 #[test]
 fn isolated_filesystem_keeps_the_host_unchanged_and_reports_changes() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let dir = bin_dir().join(token("fs-isolated"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("keep.txt"), "original\n").unwrap();
     std::fs::write(dir.join("gone.txt"), "bye\n").unwrap();
     let script = "echo new > created.txt && echo more >> keep.txt && rm gone.txt \
                   && (echo x > /etc/cargo-sandbox-e2e 2>/dev/null || echo etc-read-only)";
-    let run = std::process::Command::new(cargo_sandbox())
-        .args([
-            "exec", "--json", "--fs", "isolated", "--", "sh", "-c", script,
-        ])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(String::from_utf8_lossy(&run.stderr).contains("etc-read-only"));
-    let changes: Vec<(String, String)> = json["result"]["files_written"]
+    let run = exec_in(&dir, &["--fs", "isolated"], &["sh", "-c", script]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("etc-read-only"));
+    let changes: Vec<(String, String)> = run.result()["files_written"]
         .as_array()
         .unwrap()
         .iter()
@@ -494,16 +419,14 @@ fn isolated_filesystem_keeps_the_host_unchanged_and_reports_changes() {
         "the host never saw it"
     );
     assert!(dir.join("gone.txt").exists() && !dir.join("created.txt").exists());
-    assert!(!std::path::Path::new("/etc/cargo-sandbox-e2e").exists());
-    assert_eq!(json["result"]["protections"]["filesystem"], "isolated");
+    assert!(!Path::new("/etc/cargo-sandbox-e2e").exists());
+    assert_eq!(run.result()["protections"]["filesystem"], "isolated");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn ipc_and_uts_namespaces_are_private() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // A SysV message queue made on the host is invisible inside, and one made inside never
     // reaches the host.
     let queues = || {
@@ -565,9 +488,7 @@ fn ipc_and_uts_namespaces_are_private() {
 
 #[test]
 fn interactive_exec_through_a_real_terminal() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let script = workspace_root().join("tests/pty/interactive.py");
     let out = std::process::Command::new("python3")
         .arg(script)
@@ -592,9 +513,7 @@ fn interactive_exec_through_a_real_terminal() {
 
 #[test]
 fn piped_stdin_reaches_the_command() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     use std::io::Write;
     let mut child = std::process::Command::new(cargo_sandbox())
         .args(["exec", "--", "cat"])
@@ -610,11 +529,9 @@ fn piped_stdin_reaches_the_command() {
 
 #[test]
 fn userns_makes_root_inside_an_unprivileged_user_outside() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // A directory only `nobody` may write: root inside must really be nobody to write there.
-    let dir = std::path::Path::new("/var/tmp").join(token("userns"));
+    let dir = Path::new("/var/tmp").join(token("userns"));
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     let path = dir.display().to_string();
@@ -680,9 +597,7 @@ fn first_disk() -> String {
 
 #[test]
 fn device_allowlist_refuses_block_devices_even_when_privileged() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (major, minor) = first_disk()
         .split_once(':')
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -714,10 +629,8 @@ fn device_allowlist_refuses_block_devices_even_when_privileged() {
 
 #[test]
 fn block_io_is_measured_and_write_bandwidth_capped() {
-    if !privileged() {
-        return;
-    }
-    let dir = std::path::Path::new("/var/tmp").join(token("io"));
+    skip_unless_privileged!();
+    let dir = Path::new("/var/tmp").join(token("io"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.display().to_string();
     // Direct IO reaches the disk inside the sandbox's own time (buffered writes would be
@@ -753,9 +666,7 @@ fn block_io_is_measured_and_write_bandwidth_capped() {
 
 #[test]
 fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // Installed side by side (as `cargo install` does): the sandbox's PID 1 is the small init.
     // (--privileged: with reduced capabilities the command may not look at PID 1 at all.)
     let run = exec(&["--privileged"], &["readlink", "/proc/1/exe"]);
@@ -766,7 +677,7 @@ fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
         run.stderr
     );
     // A stale or foreign program of that name is ignored: cargo-sandbox is its own init.
-    let dir = std::path::Path::new("/var/tmp").join(token("init"));
+    let dir = Path::new("/var/tmp").join(token("init"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(cargo_sandbox(), dir.join("cargo-sandbox")).unwrap();
     let fake = dir.join("cargo-sandbox-init");
@@ -792,9 +703,7 @@ fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
 /// own and a network nobody used, and caps hold.
 #[test]
 fn sandboxes_made_ahead_keep_every_protection() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let out = std::process::Command::new(bin_dir().join("engine-batch"))
         .arg(probe())
         .output()

@@ -4,7 +4,7 @@ use e2e::*;
 
 /// `binary_id name` of each test that ran or was reported, sorted.
 fn selected(args: &[&str]) -> Vec<String> {
-    let run = sandbox_test(&fixtures_manifest(), args);
+    let run = fixtures_test(args);
     assert!(
         run.code == 0 || run.code == 100,
         "{args:?} exited {}: {}",
@@ -19,9 +19,7 @@ fn selected(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn filtersets_select_as_nextest_does() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let e = |expr: &'static str| vec!["-E", expr];
     assert_eq!(
         selected(&e("package(basic) & test(=tests::passes)")),
@@ -74,10 +72,7 @@ fn filtersets_select_as_nextest_does() {
 
 #[test]
 fn a_bad_filterset_is_shown_with_a_caret_and_exit_2() {
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "basic", "--no-fail-fast", "-E", "test(a) & pakage(b)"],
-    );
+    let run = fixtures_test(&["-p", "basic", "--no-fail-fast", "-E", "test(a) & pakage(b)"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(
@@ -86,10 +81,7 @@ fn a_bad_filterset_is_shown_with_a_caret_and_exit_2() {
         "{}",
         run.stderr
     );
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "basic", "-E", "package(nope)"],
-    );
+    let run = fixtures_test(&["-p", "basic", "-E", "package(nope)"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("nope"), "{}", run.stderr);
 }
@@ -98,10 +90,8 @@ fn a_bad_filterset_is_shown_with_a_caret_and_exit_2() {
 /// that the selected test then exceeds, while the same test elsewhere does not.
 #[test]
 fn overrides_apply_by_filterset() {
-    if !privileged() {
-        return;
-    }
-    let dir = std::env::temp_dir().join("e2e-filterset-override");
+    skip_unless_privileged!();
+    let dir = temp_dir_of_checkout("e2e-filterset-override");
     let test = "#[test]\nfn big() { let v = vec![1u8; 64 << 20]; assert!(v.iter().all(|b| *b == 1)); }\n\
                 #[test]\nfn other_big() { let v = vec![1u8; 64 << 20]; assert!(v.iter().all(|b| *b == 1)); }\n";
     let manifest = scratch_crate(
@@ -117,12 +107,12 @@ fn overrides_apply_by_filterset() {
         ],
     );
     let run = sandbox_test(&manifest, &[]);
-    let outcomes: Vec<String> = run
-        .outcomes()
-        .into_iter()
-        .map(|((_, name), outcome)| format!("{name} {outcome}"))
-        .collect();
-    assert_eq!(outcomes, ["big oom", "other_big passed"], "{}", run.stderr);
+    assert_eq!(
+        run.name_outcomes(),
+        ["big oom", "other_big passed"],
+        "{}",
+        run.stderr
+    );
 
     // A bad filter is a configuration error naming its place.
     std::fs::write(

@@ -22,9 +22,7 @@ fn assert_limits_enforced(runner: &str, text: &str) {
 
 #[test]
 fn plain_cargo_test_runs_each_trial_in_its_own_sandbox() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (code, text) = cargo_in_fixtures(&["test", "-p", "harness-front"], &[]);
     assert_eq!(code, Some(101), "three trials fail:\n{text}");
     let lines = squeezed(&text);
@@ -45,13 +43,10 @@ fn plain_cargo_test_runs_each_trial_in_its_own_sandbox() {
 
 #[test]
 fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
-    if !privileged() {
-        return;
-    }
-    let (code, text) = cargo_in_fixtures(
+    skip_unless_privileged!();
+    let (code, text) = cargo_nextest_in_fixtures(
         // nextest hides a passing test's output; the leak warning is on one.
         &[
-            "nextest",
             "run",
             "-p",
             "harness-front",
@@ -59,11 +54,6 @@ fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
             "--success-output",
             "final",
         ],
-        &[],
-    );
-    assert!(
-        !text.contains("no such command"),
-        "cargo-nextest is needed for this test (`cargo install cargo-nextest`):\n{text}"
     );
     assert_eq!(code, Some(100), "{text}");
     assert_limits_enforced("cargo nextest", &text);
@@ -71,10 +61,8 @@ fn cargo_nextest_runs_each_trial_in_its_own_sandbox() {
 
 #[test]
 fn cargo_sandbox_test_applies_the_declared_limits_itself() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(&fixtures_manifest(), &["-p", "harness-front"]);
+    skip_unless_privileged!();
+    let run = fixtures_test(&["-p", "harness-front"]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let limits = |name: &str| {
         let test = run.test(name);
@@ -105,10 +93,7 @@ fn cargo_sandbox_test_applies_the_declared_limits_itself() {
     assert_eq!(leak["outcome"], "leaked", "{leak}");
     assert_eq!(leak["leaked_total"], 1, "{leak}");
     // The command line still wins over what a test declares.
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "harness-front", "--memory", "512M", "passes"],
-    );
+    let run = fixtures_test(&["-p", "harness-front", "--memory", "512M", "passes"]);
     assert_eq!(
         run.report["tests"][0]["spec"]["limits"]["memory_bytes"],
         512u64 << 20

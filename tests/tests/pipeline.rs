@@ -2,35 +2,7 @@
 //! error after some tests ran, Ctrl-C in the middle of a build, the history's order.
 
 use e2e::*;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// A workspace at `dir` (emptied first) with the member crates `members`: (name, files).
-fn workspace(dir: &Path, members: &[(&str, &[(&str, &str)])]) -> PathBuf {
-    let _ = std::fs::remove_dir_all(dir);
-    let names: Vec<String> = members.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    let mut files = vec![(
-        dir.join("Cargo.toml"),
-        format!(
-            "[workspace]\nmembers = [{}]\nresolver = \"2\"\n",
-            names.join(", ")
-        ),
-    )];
-    for (name, member_files) in members {
-        files.push((
-            dir.join(name).join("Cargo.toml"),
-            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
-        ));
-        for (path, text) in *member_files {
-            files.push((dir.join(name).join(path), (*text).to_owned()));
-        }
-    }
-    for (path, text) in files {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir.join("Cargo.toml")
-}
 
 /// A build script that keeps cargo busy for `seconds` before the crate compiles.
 fn slow_build_script(seconds: u32) -> String {
@@ -41,12 +13,10 @@ const QUICK_TESTS: &str = "#[test]\nfn passes() {}\n#[test]\nfn also_passes() {}
 
 #[test]
 fn a_build_error_fails_the_run_and_reports_the_tests_that_already_ran() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let token = token("pipeline-broken");
     let script = slow_build_script(4);
-    let manifest = workspace(
+    let manifest = scratch_workspace(
         &bin_dir().join(&token),
         &[
             ("quick", &[("src/lib.rs", QUICK_TESTS)]),
@@ -71,17 +41,16 @@ fn a_build_error_fails_the_run_and_reports_the_tests_that_already_ran() {
         assert_eq!(run.test(name)["outcome"], "passed", "{}", run.stderr);
         assert_eq!(run.test(name)["binary_id"], "quick");
     }
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(3)),
-        Vec::<i32>::new()
+    assert_no_survivors(
+        &token,
+        Duration::from_secs(3),
+        "the build and the tests are gone",
     );
 }
 
 #[test]
 fn a_bad_configuration_is_reported_once_a_failing_build_ends() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // The configuration is read while cargo builds and reported when cargo is done; a build
     // that fails then must still end the run.
     let manifest = scratch_crate(
@@ -102,12 +71,10 @@ fn a_bad_configuration_is_reported_once_a_failing_build_ends() {
 
 #[test]
 fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let token = token("pipeline-ctrl-c");
     let script = slow_build_script(120);
-    let manifest = workspace(
+    let manifest = scratch_workspace(
         &bin_dir().join(&token),
         &[
             (
@@ -120,9 +87,8 @@ fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
             ("slow", &[("build.rs", &script), ("src/lib.rs", "")]),
         ],
     );
-    let child = std::process::Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--workspace", "--manifest-path"])
-        .arg(&manifest)
+    let child = sandbox_test_command(&manifest)
+        .arg("--workspace")
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -136,32 +102,28 @@ fn ctrl_c_during_a_pipelined_build_stops_cargo_and_the_sandboxes() {
         })
     };
     // The test runs in its sandbox while the other crate's build script still sleeps.
-    while !(running("--exact") && running("build-script-build")) {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the test never ran beside the build"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: signalling the runner this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let beside_the_build = || running("--exact") && running("build-script-build");
+    assert!(
+        wait_until(Duration::from_secs(90), beside_the_build),
+        "the test never ran beside the build"
+    );
+    signal(pid, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(start.elapsed() < Duration::from_secs(60), "{stderr}");
-    assert_eq!(
-        survivors_after(&token, Duration::from_secs(3)),
-        Vec::<i32>::new(),
-        "cargo, its build script and the sandboxes are gone: {stderr}"
+    assert_no_survivors(
+        &token,
+        Duration::from_secs(3),
+        &format!("cargo, its build script and the sandboxes are gone: {stderr}"),
     );
-    assert_eq!(cgroups_of_runner(pid), Vec::<PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }
 
 /// The order the run gave each test (`order` in the report).
 fn orders(run: &TestRun) -> Vec<(String, u64)> {
-    let mut orders: Vec<(String, u64)> = run.report["tests"]
-        .as_array()
-        .unwrap()
+    let mut orders: Vec<(String, u64)> = run
+        .tests()
         .iter()
         .map(|t| {
             let name = t["name"].as_str().unwrap().to_owned();
@@ -174,9 +136,7 @@ fn orders(run: &TestRun) -> Vec<(String, u64)> {
 
 #[test]
 fn a_run_starts_the_tests_the_last_one_found_slowest() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let dir = bin_dir().join("e2e-history");
     let tests = "#[test]\nfn a_quick() {}\n#[test]\nfn b_quick() {}\n\
                  #[test]\nfn c_slow() { std::thread::sleep(std::time::Duration::from_millis(300)); }\n";

@@ -34,9 +34,7 @@ fn fixtures_run(name: &str) -> FixturesRun {
     let dir = bin_dir().join(format!("e2e-reports-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
+    let out = sandbox_test_command(&fixtures_manifest())
         .args(FIXTURE_CAPS)
         .arg("--report-json")
         .arg(dir.join("report.json"))
@@ -346,9 +344,7 @@ fn shards_cover_every_test_once_and_merge_to_the_unsharded_digest() {
     let mut shard_reports = Vec::new();
     for k in 1..=3 {
         let path = whole.dir.join(format!("shard-{k}.json"));
-        let out = Command::new(cargo_sandbox())
-            .args(["sandbox", "test", "--manifest-path"])
-            .arg(fixtures_manifest())
+        let out = sandbox_test_command(&fixtures_manifest())
             .args(FIXTURE_CAPS)
             .args([
                 "--seed",

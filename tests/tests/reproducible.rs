@@ -7,23 +7,18 @@ use std::process::Command;
 
 #[test]
 fn the_environment_is_built_not_inherited() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // The variables reach the runner through its own environment; only the passed one may
     // reach the test.
     std::env::set_var("CARGO_SANDBOX_E2E_SECRET", "s3cr3t");
     std::env::set_var("CARGO_SANDBOX_E2E_PASSED", "yes");
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "basic",
-            "reports_environment",
-            "--env",
-            "CARGO_SANDBOX_E2E_PASSED",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "reports_environment",
+        "--env",
+        "CARGO_SANDBOX_E2E_PASSED",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let out = run.output("tests::reports_environment");
     for line in [
@@ -53,10 +48,7 @@ fn the_environment_is_built_not_inherited() {
         "the report records the test's seed"
     );
 
-    let inherited = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "basic", "reports_environment", "--inherit-env"],
-    );
+    let inherited = fixtures_test(&["-p", "basic", "reports_environment", "--inherit-env"]);
     assert!(
         inherited
             .output("tests::reports_environment")
@@ -66,9 +58,8 @@ fn the_environment_is_built_not_inherited() {
 }
 
 fn execution_order(run: &TestRun) -> Vec<String> {
-    let mut tests: Vec<(u64, String)> = run.report["tests"]
-        .as_array()
-        .unwrap()
+    let mut tests: Vec<(u64, String)> = run
+        .tests()
         .iter()
         .filter_map(|t| Some((t["order"].as_u64()?, t["name"].as_str()?.to_owned())))
         .collect();
@@ -78,13 +69,11 @@ fn execution_order(run: &TestRun) -> Vec<String> {
 
 #[test]
 fn the_same_seed_shuffles_into_the_same_order() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let args = ["-p", "basic", "--lib", "-j", "1", "--shuffle", "--seed"];
-    let first = sandbox_test(&fixtures_manifest(), &[&args[..], &["42"]].concat());
-    let second = sandbox_test(&fixtures_manifest(), &[&args[..], &["42"]].concat());
-    let other = sandbox_test(&fixtures_manifest(), &[&args[..], &["43"]].concat());
+    let first = fixtures_test(&[&args[..], &["42"]].concat());
+    let second = fixtures_test(&[&args[..], &["42"]].concat());
+    let other = fixtures_test(&[&args[..], &["43"]].concat());
     assert_eq!(first.report["seed"], 42);
     assert_eq!(execution_order(&first), execution_order(&second));
     assert_ne!(
@@ -110,25 +99,20 @@ fn the_same_seed_shuffles_into_the_same_order() {
 
 #[test]
 fn repeating_the_fixtures_marks_the_flaky_one_flaky_and_nothing_else() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "--memory",
-            "256M",
-            "--pids",
-            "64",
-            "--tmp-size",
-            "64M",
-            "--repeat",
-            "20",
-            "--",
-            "--skip",
-            "hang_ignoring_sigterm",
-        ],
-    );
+    skip_unless_privileged!();
+    let run = fixtures_test(&[
+        "--memory",
+        "256M",
+        "--pids",
+        "64",
+        "--tmp-size",
+        "64M",
+        "--repeat",
+        "20",
+        "--",
+        "--skip",
+        "hang_ignoring_sigterm",
+    ]);
     let expected = expected_outcomes();
     for ((binary, name), outcome) in run.outcomes() {
         let want = &expected[&(binary.clone(), name.clone())];
@@ -141,9 +125,8 @@ fn repeating_the_fixtures_marks_the_flaky_one_flaky_and_nothing_else() {
             );
         }
     }
-    let flaky = run.report["tests"]
-        .as_array()
-        .unwrap()
+    let flaky = run
+        .tests()
         .iter()
         .find(|t| t["outcome"] == "flaky")
         .unwrap();
@@ -156,24 +139,19 @@ fn repeating_the_fixtures_marks_the_flaky_one_flaky_and_nothing_else() {
 
 #[test]
 fn retries_turn_a_late_pass_into_flaky() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "basic",
-            "tests::flaky",
-            "--retries",
-            "30",
-            "--flaky",
-            "fail",
-            // With this seed the first attempt fails and a retry passes.
-            "--seed",
-            "2",
-        ],
-    );
+    skip_unless_privileged!();
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "tests::flaky",
+        "--retries",
+        "30",
+        "--flaky",
+        "fail",
+        // With this seed the first attempt fails and a retry passes.
+        "--seed",
+        "2",
+    ]);
     let test = &run.report["tests"][0];
     assert!(
         test["attempts"].as_u64().unwrap() > 1,
@@ -186,30 +164,29 @@ fn retries_turn_a_late_pass_into_flaky() {
 
 #[test]
 fn replay_reproduces_recorded_failures() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let report = bin_dir().join("e2e-replay-report.json");
-    let run = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
+    let run = sandbox_test_command(&fixtures_manifest())
         .args(["--memory", "256M", "--report-json"])
         .arg(&report)
         .args(["tests::fails", "tests::memory_hog", "tests::passes"])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(100));
+    let replay = |test: &str| {
+        Command::new(cargo_sandbox())
+            .args(["sandbox", "replay"])
+            .arg(&report)
+            .arg(test)
+            .output()
+            .unwrap()
+    };
     for (test, word) in [
         ("basic tests::fails", "failed"),
         ("tests::memory_hog", "oom"),
         ("hostile tests::passes", "passed"),
     ] {
-        let out = Command::new(cargo_sandbox())
-            .args(["sandbox", "replay"])
-            .arg(&report)
-            .arg(test)
-            .output()
-            .unwrap();
+        let out = replay(test);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             out.status.code(),
@@ -222,41 +199,31 @@ fn replay_reproduces_recorded_failures() {
             "{stdout}"
         );
     }
-    let ambiguous = Command::new(cargo_sandbox())
-        .args(["sandbox", "replay"])
-        .arg(&report)
-        .arg("tests::passes")
-        .output()
-        .unwrap();
+    let ambiguous = replay("tests::passes");
     assert_eq!(ambiguous.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("pick one with --binary"));
 }
 
-/// A scratch workspace with one passing test and the given `.config/sandbox.toml`.
+/// A scratch workspace with three passing tests and the given `.config/sandbox.toml`.
 fn workspace_with_config(name: &str, config: &str) -> PathBuf {
     let dir = bin_dir().join(format!("e2e-config-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::create_dir_all(dir.join(".config")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"configured\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("src/lib.rs"),
-        "#[test]\nfn parser_small() {}\n#[test]\nfn parser_big() {}\n#[test]\nfn lexer() {}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join(".config/sandbox.toml"), config).unwrap();
+    let tests =
+        "#[test]\nfn parser_small() {}\n#[test]\nfn parser_big() {}\n#[test]\nfn lexer() {}\n";
+    scratch_crate(
+        &dir,
+        "configured",
+        "",
+        &[("src/lib.rs", tests), (".config/sandbox.toml", config)],
+    );
     dir
 }
 
-fn config_error(name: &str, config: &str) -> String {
+/// cargo-sandbox's message for `sandbox test ARGS` over the workspace `name` configured with
+/// `config`, which must be refused as a bad configuration.
+fn config_error(name: &str, config: &str, args: &[&str]) -> String {
     let dir = workspace_with_config(name, config);
-    let out = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
+    let out = sandbox_test_command(&dir.join("Cargo.toml"))
+        .args(args)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a bad configuration exits 2");
@@ -295,18 +262,11 @@ fn configuration_errors_name_file_line_and_key() {
     ];
     let mut all = String::new();
     for (name, config) in errors {
-        all.push_str(&format!("== {name}\n{}\n", config_error(name, config)));
+        all.push_str(&format!("== {name}\n{}\n", config_error(name, config, &[])));
     }
-    let dir = workspace_with_config("no-profile", "");
-    let out = Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "-P", "nightly", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
     all.push_str(&format!(
         "== unknown-profile\n{}",
-        ours_only(&out.stderr).replace(&dir.display().to_string(), "[workspace]")
+        config_error("no-profile", "", &["-P", "nightly"])
     ));
     insta::assert_snapshot!("config_errors", all);
 }
@@ -342,9 +302,7 @@ fn overrides_beat_profiles_and_flags_beat_overrides() {
     );
     assert!(show(&["lexer"]).contains("memory = \"1.0 GiB\"    # profile.default"));
 
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let run = sandbox_test(
         &dir.join("Cargo.toml"),
         &["-P", "ci", "--memory", "512M", "parser_small"],

@@ -149,25 +149,17 @@ fn json(out: &Output) -> serde_json::Value {
 
 #[test]
 fn an_unprivileged_user_gets_namespaces_and_delegated_caps() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (uid, gid) = ensure_user();
     let delegation = Delegation::new(uid, gid);
     let probe = probe().display().to_string();
 
-    let who = as_user(
+    let who = succeeded(as_user(
         Some(&delegation),
         uid,
         gid,
         &["exec", "--json", "--", "sh", "-c", "id -u; hostname"],
-    );
-    assert_eq!(
-        who.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&who.stderr)
-    );
+    ));
     assert!(
         String::from_utf8_lossy(&who.stderr).starts_with("0\nlocalhost\n"),
         "root inside: {}",
@@ -209,9 +201,10 @@ fn an_unprivileged_user_gets_namespaces_and_delegated_caps() {
         result["result"]["usage"]["forks_refused"].as_u64().unwrap() > 0,
         "{result}"
     );
-    assert_eq!(
-        survivors_after(&token, std::time::Duration::from_secs(2)),
-        Vec::<i32>::new()
+    assert_no_survivors(
+        &token,
+        std::time::Duration::from_secs(2),
+        "the bomb's children are gone",
     );
 
     for dir in &delegation.dirs {
@@ -230,9 +223,7 @@ fn an_unprivileged_user_gets_namespaces_and_delegated_caps() {
 
 #[test]
 fn without_delegation_it_fails_clearly_or_runs_degraded_when_asked() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let (uid, gid) = ensure_user();
     let refused = as_user(None, uid, gid, &["exec", "--", "true"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -244,7 +235,7 @@ fn without_delegation_it_fails_clearly_or_runs_degraded_when_asked() {
         "{stderr}"
     );
 
-    let degraded = as_user(
+    let degraded = succeeded(as_user(
         None,
         uid,
         gid,
@@ -257,13 +248,7 @@ fn without_delegation_it_fails_clearly_or_runs_degraded_when_asked() {
             "-c",
             "id -u",
         ],
-    );
-    assert_eq!(
-        degraded.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&degraded.stderr)
-    );
+    ));
     let result = json(&degraded);
     let protections = &result["result"]["protections"];
     assert_eq!(protections["cgroup_version"], "none");

@@ -53,9 +53,7 @@ fn stable_terminal(stderr: &str) -> String {
 
 #[test]
 fn every_fixture_ends_as_written_down() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let git_status = || {
         let out = std::process::Command::new("git")
             .args(["status", "--porcelain", "--untracked-files=all", "."])
@@ -69,7 +67,7 @@ fn every_fixture_ends_as_written_down() {
     // of this file run the same fixtures at the same time.
     let marker = token("every-fixture");
     let mark = format!("RUN_MARKER={marker}");
-    let run = sandbox_test(&fixtures_manifest(), &with_caps(&["--env", &mark]));
+    let run = fixtures_test(&with_caps(&["--env", &mark]));
     assert_eq!(run.code, 100, "tests failed, so exit 100:\n{}", run.stderr);
     assert_eq!(
         git_status(),
@@ -89,12 +87,12 @@ fn every_fixture_ends_as_written_down() {
     );
     for (id, want) in &expected {
         let got = &actual[id];
-        let ok = if want == "flaky" {
-            got == "passed" || got == "failed"
-        } else {
-            got == want
-        };
-        assert!(ok, "{} {}: expected {want}, got {got}", id.0, id.1);
+        assert!(
+            ends_as_written(want, got),
+            "{} {}: expected {want}, got {got}",
+            id.0,
+            id.1
+        );
     }
     assert_eq!(
         marked_survivors(&marker),
@@ -145,62 +143,43 @@ fn every_fixture_ends_as_written_down() {
 
 #[test]
 fn selection_flags_select_like_cargo_test() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
-    let names = |run: &TestRun| {
-        run.outcomes()
-            .into_iter()
-            .map(|((b, n), o)| format!("{b} {n} {o}"))
-            .collect::<Vec<_>>()
-    };
-
-    let run = sandbox_test(&manifest, &["-p", "basic", "passes"]);
+    skip_unless_privileged!();
+    let run = fixtures_test(&["-p", "basic", "passes"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
-        names(&run),
+        run.outcome_lines(),
         [
             "basic tests::passes passed",
             "basic tests::should_panic_passes passed"
         ]
     );
 
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--", "--exact", "tests::passes"],
-    );
-    assert_eq!(names(&run), ["basic tests::passes passed"]);
+    let run = fixtures_test(&["-p", "basic", "--", "--exact", "tests::passes"]);
+    assert_eq!(run.outcome_lines(), ["basic tests::passes passed"]);
 
-    let run = sandbox_test(
-        &manifest,
-        &[
-            "-p",
-            "basic",
-            "--lib",
-            "tests::ignored",
-            "--",
-            "--include-ignored",
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "basic",
+        "--lib",
+        "tests::ignored",
+        "--",
+        "--include-ignored",
+    ]);
     assert_eq!(run.code, 100);
     assert_eq!(
-        names(&run),
+        run.outcome_lines(),
         [
             "basic tests::ignored passed",
             "basic tests::ignored_fails failed"
         ]
     );
 
-    let run = sandbox_test(
-        &manifest,
-        &["-p", "basic", "--test", "env", "--", "--skip", "nothing"],
-    );
-    assert_eq!(names(&run), ["basic::env sees_cargo_env passed"]);
+    let run = fixtures_test(&["-p", "basic", "--test", "env", "--", "--skip", "nothing"]);
+    assert_eq!(run.outcome_lines(), ["basic::env sees_cargo_env passed"]);
 
-    let run = sandbox_test(&manifest, &["-p", "basic", "--lib", "--", "--ignored"]);
+    let run = fixtures_test(&["-p", "basic", "--lib", "--", "--ignored"]);
     assert_eq!(
-        names(&run),
+        run.outcome_lines(),
         [
             "basic tests::ignored passed",
             "basic tests::ignored_fails failed"
@@ -210,19 +189,15 @@ fn selection_flags_select_like_cargo_test() {
 
 #[test]
 fn policies_decide_whether_leaks_and_network_attempts_fail() {
-    if !privileged() {
-        return;
-    }
-    let manifest = fixtures_manifest();
+    skip_unless_privileged!();
     let args = ["-p", "hostile", "leaks_", "network_attempt"];
-    let lenient = sandbox_test(&manifest, &args);
+    let lenient = fixtures_test(&args);
     assert_eq!(
         lenient.code, 0,
         "leaks and network attempts pass by default:\n{}",
         lenient.stderr
     );
-    let strict = sandbox_test(
-        &manifest,
+    let strict = fixtures_test(
         &[
             &args[..],
             &["--leaks", "fail", "--network-attempts", "fail"],
@@ -230,36 +205,26 @@ fn policies_decide_whether_leaks_and_network_attempts_fail() {
         .concat(),
     );
     assert_eq!(strict.code, 100, "{}", strict.stderr);
-    assert!(strict.report["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|t| t["failure"] == true));
+    assert!(strict.tests().iter().all(|t| t["failure"] == true));
 }
 
 #[test]
 fn isolation_binary_runs_each_binary_once() {
-    if !privileged() {
-        return;
-    }
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &["-p", "basic", "--isolation", "binary"],
-    );
+    skip_unless_privileged!();
+    let run = fixtures_test(&["-p", "basic", "--isolation", "binary"]);
     assert_eq!(run.code, 100, "{}", run.stderr);
     let expected = expected_outcomes();
     for (id, got) in run.outcomes() {
         let want = &expected[&id];
-        let ok = if want == "flaky" {
-            got == "passed" || got == "failed"
-        } else {
-            &got == want
-        };
-        assert!(ok, "{} {}: expected {want}, got {got}", id.0, id.1);
+        assert!(
+            ends_as_written(want, &got),
+            "{} {}: expected {want}, got {got}",
+            id.0,
+            id.1
+        );
     }
-    let argv: Vec<_> = run.report["tests"]
-        .as_array()
-        .unwrap()
+    let argv: Vec<_> = run
+        .tests()
         .iter()
         .filter_map(|t| t["spec"]["argv"].as_array().map(|a| a.len()))
         .collect();
@@ -271,9 +236,7 @@ fn isolation_binary_runs_each_binary_once() {
 
 #[test]
 fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // Runs one package's unit tests as a whole binary; the one test reported, and the run.
     let only_test = |package: &str, libtest: &[&str], code: i32| {
         let args = [
@@ -281,7 +244,7 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
             libtest,
         ]
         .concat();
-        let run = sandbox_test(&fixtures_manifest(), &args);
+        let run = fixtures_test(&args);
         assert_eq!(run.code, code, "{}", run.stderr);
         let got: Vec<_> = run.outcomes().into_iter().collect();
         assert_eq!(got.len(), 1, "{got:?}\n{}", run.stderr);
@@ -312,9 +275,7 @@ fn isolation_binary_lets_libtest_select_and_lists_only_a_binary_that_crashed() {
 
 #[test]
 fn isolation_binary_lists_and_requeues_a_binary_whose_harness_never_started() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // A custom harness that says nothing unless its tests are named: run whole it prints no
     // `running` line, so the run lists it and puts its selected tests back on the queue, named.
     let custom = r#"fn main() {
@@ -368,9 +329,7 @@ fn isolation_binary_lists_and_requeues_a_binary_whose_harness_never_started() {
 
 #[test]
 fn isolation_binary_reports_a_failure_that_no_test_carries() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // Every test passes and libtest prints its summary; then the binary aborts on its way out
     // (an exit handler a test registered). And a custom harness fails without running anything
     // it would list. Neither failure belongs to a test: each is the binary's own record.
@@ -470,9 +429,7 @@ fn main() {
 
 #[test]
 fn isolation_binary_runs_several_tests_of_a_harness_that_takes_one_name() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // "grouped": an override gives "one" settings of its own, so "two" and "three" share a
     // sandbox of their own, and the binary is listed.
     let config = "[[profile.grouped.overrides]]\ntest = \"exact:one\"\ntimeout = \"30s\"\n";
@@ -501,7 +458,7 @@ fn isolation_binary_runs_several_tests_of_a_harness_that_takes_one_name() {
             ],
         );
         assert_eq!(run.code, 100, "{profile}: {}", run.stderr);
-        let tests = run.report["tests"].as_array().unwrap();
+        let tests = run.tests();
         let record = |name: &str| {
             tests
                 .iter()
@@ -540,9 +497,7 @@ fn isolation_binary_runs_several_tests_of_a_harness_that_takes_one_name() {
 
 #[test]
 fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let manifest = scratch_crate(
         &bin_dir().join("e2e-broken-crate"),
         "broken",
@@ -564,25 +519,21 @@ fn a_build_failure_shows_the_compiler_error_and_exits_with_cargos_code() {
 
 #[test]
 fn bad_flags_are_usage_errors() {
-    let run = sandbox_test(&fixtures_manifest(), &["--no-such-flag"]);
+    let run = fixtures_test(&["--no-such-flag"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = sandbox_test(&fixtures_manifest(), &["--", "--no-such-libtest-flag"]);
+    let run = fixtures_test(&["--", "--no-such-libtest-flag"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("not supported"), "{}", run.stderr);
 }
 
 #[test]
 fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let marker = token("ctrl-c");
     let (child, start) = start_marked_run(&marker, &["hang_ignoring_sigterm", "leaks_"]);
-    let ours = || marked_survivors(&marker);
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: signalling the runner this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let pid = child.id();
+    signal(pid, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -591,19 +542,13 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_behind() {
         "partial summary printed: {stderr}"
     );
     assert!(start.elapsed() < Duration::from_secs(30));
-    let start = std::time::Instant::now();
-    while !ours().is_empty() && start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(ours(), Vec::<String>::new());
-    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
+    assert_no_marked_survivors(&marker, Duration::from_secs(3));
+    assert_no_cgroups_left(pid);
 }
 
 #[test]
 fn a_workspace_under_tmp_is_reachable_and_left_intact() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let dir = std::path::PathBuf::from("/tmp").join(token("tmp-workspace"));
     scratch_crate(
         &dir,
@@ -632,20 +577,15 @@ fn a_workspace_under_tmp_is_reachable_and_left_intact() {
 
 #[test]
 fn keep_writes_keeps_each_sandboxs_changes_for_inspection() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let keep = bin_dir().join(token("keep-writes"));
-    let run = sandbox_test(
-        &fixtures_manifest(),
-        &[
-            "-p",
-            "files",
-            "writes_manifest_dir",
-            "--keep-writes",
-            keep.to_str().unwrap(),
-        ],
-    );
+    let run = fixtures_test(&[
+        "-p",
+        "files",
+        "writes_manifest_dir",
+        "--keep-writes",
+        keep.to_str().unwrap(),
+    ]);
     assert_eq!(
         run.outcomes().values().collect::<Vec<_>>(),
         ["file-leak"],
@@ -670,9 +610,7 @@ fn keep_writes_keeps_each_sandboxs_changes_for_inspection() {
 
 #[test]
 fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     // A test binary (harness = false) that aborts whenever it runs, listing included: its
     // listing runs in a sandbox like everything else, and the report says how it ended.
     let manifest = scratch_crate(
@@ -683,7 +621,7 @@ fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
     );
     let run = sandbox_test(&manifest, &[]);
     assert_eq!(run.code, 100, "{}", run.stderr);
-    let tests = run.report["tests"].as_array().unwrap();
+    let tests = run.tests();
     assert_eq!(tests.len(), 1, "{}", run.report);
     assert_eq!(tests[0]["name"], "<listing>");
     assert_eq!(tests[0]["outcome"], "signal:SIGABRT", "{}", tests[0]);
@@ -699,13 +637,8 @@ fn a_binary_that_crashes_while_listing_is_reported_with_its_own_signal() {
 /// listing) runs, with the time it was started.
 fn start_marked_run(marker: &str, filters: &[&str]) -> (std::process::Child, std::time::Instant) {
     // Built first, so the run gets to its tests quickly.
-    assert_eq!(
-        sandbox_test(&fixtures_manifest(), &["-p", "hostile", "tests::passes"]).code,
-        0
-    );
-    let child = std::process::Command::new(cargo_sandbox())
-        .args(["sandbox", "test", "--manifest-path"])
-        .arg(fixtures_manifest())
+    assert_eq!(fixtures_test(&["-p", "hostile", "tests::passes"]).code, 0);
+    let child = sandbox_test_command(&fixtures_manifest())
         .args(["-p", "hostile"])
         .args(filters)
         .args(["--timeout", "60s", "--env", "RUN_MARKER"])
@@ -715,16 +648,15 @@ fn start_marked_run(marker: &str, filters: &[&str]) -> (std::process::Child, std
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while !marked_survivors(marker)
-        .iter()
-        .any(|p| p.contains("--exact") && !p.contains("--list"))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the hang never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let a_test_runs = || {
+        marked_survivors(marker)
+            .iter()
+            .any(|p| p.contains("--exact") && !p.contains("--list"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), a_test_runs),
+        "the hang never started"
+    );
     (child, start)
 }
 
@@ -743,25 +675,25 @@ fn marked_survivors(marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that no process of the run marked `marker` is alive once `limit` has passed.
+#[track_caller]
+fn assert_no_marked_survivors(marker: &str, limit: Duration) {
+    wait_until(limit, || marked_survivors(marker).is_empty());
+    assert_eq!(marked_survivors(marker), Vec::<String>::new());
+}
+
 #[test]
 fn a_test_run_killed_with_sigkill_takes_its_sandboxes_along_and_is_swept_later() {
-    if !privileged() {
-        return;
-    }
+    skip_unless_privileged!();
     let marker = token("sigkill-run");
     // Test runs start sandboxes through a zygote: it, and every init it started, must die with
     // the runner.
     let (mut child, _) = start_marked_run(&marker, &["hang_ignoring_sigterm"]);
     let pid = child.id();
-    // SAFETY: signalling the runner this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    signal(pid, libc::SIGKILL);
     let _ = child.wait();
-    let start = std::time::Instant::now();
-    while !marked_survivors(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(marked_survivors(&marker), Vec::<String>::new());
+    assert_no_marked_survivors(&marker, Duration::from_secs(5));
     // Its cgroups stay until the next runner starts, which sweeps them.
     assert_eq!(exec(&[], &["true"]).code, 0);
-    assert_eq!(cgroups_of_runner(pid), Vec::<std::path::PathBuf>::new());
+    assert_no_cgroups_left(pid);
 }

@@ -40,25 +40,26 @@ fn guarded(f: fn() -> i32) -> i32 {
     f()
 }
 
-/// Allocates `mib` MiB and writes every page, so all of it is resident.
-fn touch(mib: usize) -> i32 {
-    let mut block = vec![0u8; mib << 20];
+/// `bytes` of memory with every page written, so all of it is resident.
+fn resident(bytes: usize) -> Vec<u8> {
+    let mut block = vec![0u8; bytes];
     for i in (0..block.len()).step_by(4096) {
         block[i] = 1;
     }
-    std::hint::black_box(&block);
+    std::hint::black_box(block)
+}
+
+/// Allocates `mib` MiB and writes every page, so all of it is resident.
+fn touch(mib: usize) -> i32 {
+    drop(resident(mib << 20));
     0
 }
 
-/// Tries to make 4 GiB resident; the memory cap must stop it.
+/// Tries to make 4 GiB resident, a MiB at a time; the memory cap must stop it.
 fn hog() -> i32 {
     let mut blocks = Vec::new();
     for _ in 0..4096 {
-        let mut block = vec![0u8; 1 << 20];
-        for i in (0..block.len()).step_by(4096) {
-            block[i] = 1;
-        }
-        blocks.push(block);
+        blocks.push(resident(1 << 20));
     }
     println!("allocated {} MiB", blocks.len());
     0
