@@ -37,6 +37,7 @@ mod list;
 mod outcome;
 mod pipeline;
 mod plan;
+mod protections;
 mod replay;
 mod report;
 mod report_cmd;

@@ -4,10 +4,11 @@
 //! (see `pipeline`), or all in report order once the build is done.
 
 use crate::build::{self, BinaryKind, TestBinary};
+use crate::cli::NoTests;
 use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
 use crate::env;
-use crate::event::{TestId, TestRecord};
+use crate::event::{Event, TestId, TestRecord};
 use crate::filter::{Partition, TestFilter};
 use crate::filterset::{Filtersets, TestQuery};
 use crate::job::{BinaryContext, Job, RunsAs, SelectedTest, Selection};
@@ -86,6 +87,37 @@ impl Planned {
             .iter()
             .filter(|r| r.outcome == Outcome::Ignored)
             .count()
+    }
+
+    /// The run's start as the terminal announces it.
+    pub fn run_started(&self, seed: u64, profile: &str, jobs: usize) -> Event {
+        Event::RunStarted {
+            tests: self.counted(),
+            binaries: self.binaries_with_tests,
+            unlisted_binaries: self.unlisted_binaries,
+            ignored: self.ignored(),
+            seed,
+            profile: profile.to_owned(),
+            jobs,
+        }
+    }
+
+    /// `--no-tests`: whether a plan with nothing to run ends the run here (it said why).
+    pub fn no_tests_end_the_run(&self, policy: NoTests) -> bool {
+        if self.tests > 0 || self.unlisted_binaries > 0 {
+            return false;
+        }
+        match policy {
+            NoTests::Pass => false,
+            NoTests::Warn => {
+                say!("cargo-sandbox: warning: no tests to run");
+                false
+            }
+            NoTests::Fail => {
+                say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
+                true
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `cargo sandbox test`: configure → build → list → plan → schedule → sandbox → events →
 //! reporters; with the build and the run overlapping unless they cannot (see `pipeline`).
 
-use crate::build::{self, BuildFailed};
+use crate::build;
 use crate::cli::{NoTests, OutputWhen, ShowProgress, StatusLevel, TestArgs};
 use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
@@ -24,41 +24,6 @@ use harness::Engine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The workspace's root directory, found without building.
-fn workspace_root(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let mut cmd = std::process::Command::new(build::cargo());
-    cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
-    if let Some(path) = manifest_path {
-        cmd.arg("--manifest-path").arg(path);
-    }
-    let out = cmd.output().context("running `cargo locate-project`")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    Ok(manifest.parent().map(Path::to_owned).unwrap_or_default())
-}
-
-/// Loads the configuration and checks the profile; `Err` carries the exit code after the message.
-pub fn load_config(manifest_path: Option<&Path>, profile: &str) -> Result<Config, i32> {
-    workspace_root(manifest_path)
-        .map_err(|e| e.to_string())
-        .and_then(|root| read_config(&root, profile))
-        .map_err(|message| {
-            say!("cargo-sandbox: error: {message}");
-            exit::USAGE
-        })
-}
-
-/// The configuration of the workspace at `root`, its profile checked; `Err` is the message.
-fn read_config(root: &Path, profile: &str) -> Result<Config, String> {
-    let config = Config::load(root).map_err(|e| e.to_string())?;
-    config.check_profile(profile).map_err(|e| e.to_string())?;
-    Ok(config)
-}
 
 /// An engine as it started (or why it could not).
 type EngineStart = Result<Engine, harness::SandboxError>;
@@ -96,7 +61,7 @@ fn prepare(
     let engine = start_engine();
     let mut config = None;
     let built = building.finish(|root| {
-        config = Some(read_config(root, profile));
+        config = Some(crate::config::read_checked(root, profile));
     });
     if cancel.is_cancelled() {
         say!("cargo-sandbox: interrupted while building");
@@ -112,7 +77,7 @@ fn prepare(
     };
     let built = match built {
         Ok(built) => built,
-        Err(e) => return build_failure(e, "building the tests").map(Err),
+        Err(e) => return build::failure_code(e, "building the tests").map(Err),
     };
     let config = config.context("the workspace's root was never known")?;
     let tests = Tests {
@@ -162,7 +127,7 @@ fn from_archive(
             }
         }
     };
-    let config = match read_config(&unpacked.build.workspace_root, profile) {
+    let config = match crate::config::read_checked(&unpacked.build.workspace_root, profile) {
         Ok(config) => config,
         Err(message) => {
             say!("cargo-sandbox: error: {message}");
@@ -202,37 +167,6 @@ fn pipelined(args: &TestArgs, filter: &TestFilter) -> bool {
         matches!(args.partition, Some(crate::filter::Partition::Slice { .. })),
     ];
     !serial.contains(&true)
-}
-
-/// The run's start as the terminal announces it.
-pub fn run_started(planned: &Planned, seed: u64, profile: &str, jobs: usize) -> Event {
-    Event::RunStarted {
-        tests: planned.counted(),
-        binaries: planned.binaries_with_tests,
-        unlisted_binaries: planned.unlisted_binaries,
-        ignored: planned.ignored(),
-        seed,
-        profile: profile.to_owned(),
-        jobs,
-    }
-}
-
-/// `--no-tests`: whether a plan with nothing to run ends the run here (it said why).
-pub fn no_tests(policy: NoTests, planned: &Planned) -> bool {
-    if planned.tests > 0 || planned.unlisted_binaries > 0 {
-        return false;
-    }
-    match policy {
-        NoTests::Pass => false,
-        NoTests::Warn => {
-            say!("cargo-sandbox: warning: no tests to run");
-            false
-        }
-        NoTests::Fail => {
-            say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
-            true
-        }
-    }
 }
 
 /// Where the run's tests come from.
@@ -353,9 +287,9 @@ fn start_building(
     let engine = start_engine();
     let packages = match building.packages() {
         Ok(packages) => packages,
-        Err(e) => return build_failure(e, "building the tests").map(Err),
+        Err(e) => return build::failure_code(e, "building the tests").map(Err),
     };
-    let config = match read_config(&packages.workspace_root, profile) {
+    let config = match crate::config::read_checked(&packages.workspace_root, profile) {
         Ok(config) => config,
         Err(message) => {
             // Reported once the build ends: cargo is not stopped halfway.
@@ -550,7 +484,7 @@ impl Runner<'_> {
         let feed = Feed::new(settled.history.as_ref());
         feed.push(jobs);
         feed.close();
-        let started = run_started(&planned, settled.run_seed, self.profile, self.workers);
+        let started = planned.run_started(settled.run_seed, self.profile, self.workers);
         // Those settled without a sandbox first (doc tests rustdoc judged, binaries that could
         // not list), then those skipped.
         let (skipped, settled_now): (Vec<_>, Vec<_>) = planned
@@ -599,7 +533,7 @@ impl Runner<'_> {
         // An archive's were collected when it was made.
         let doc_request = archived_doctests
             .is_none()
-            .then(|| doctest_request(&self.args.cargo, built, self.filter))
+            .then(|| self.args.cargo.doctest_request(built, self.filter))
             .flatten();
         let (listings, collected) = std::thread::scope(|scope| {
             let collecting = doc_request
@@ -626,7 +560,7 @@ impl Runner<'_> {
         }
         let collected = match collected.transpose() {
             Ok(collected) => collected.or(archived_doctests),
-            Err(e) => return Err(build_failure(e, "collecting the doc tests")),
+            Err(e) => return Err(build::failure_code(e, "collecting the doc tests")),
         };
         // Position of each selected test in report order, for `--partition slice`.
         let mut position = 0usize;
@@ -640,7 +574,7 @@ impl Runner<'_> {
         }
         // Binaries run whole come last, as they always did.
         planned.add(unlisted);
-        if no_tests(self.args.no_tests.unwrap_or(NoTests::Pass), &planned) {
+        if planned.no_tests_end_the_run(self.args.no_tests.unwrap_or(NoTests::Pass)) {
             return Err(Ok(exit::NO_TESTS));
         }
         if self.args.list || self.filter.list {
@@ -700,7 +634,7 @@ impl Runner<'_> {
             }
             Some(pipeline::Ended::Failed(e)) => {
                 self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
-                build_failure(e, "building the tests")
+                build::failure_code(e, "building the tests")
             }
             Some(pipeline::Ended::Cancelled) => {
                 self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
@@ -970,52 +904,6 @@ fn print_listing(jobs: &[Job], not_run: &[TestRecord]) {
     }
     use std::io::Write as _;
     let _ = std::io::stdout().write_all(out.as_bytes());
-}
-
-/// A build that failed ends the run with cargo's exit code (cargo said why); anything else
-/// that went wrong while `doing` is cargo-sandbox's own failure.
-pub fn build_failure(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
-    match e.downcast_ref::<BuildFailed>() {
-        Some(BuildFailed(code)) => {
-            say!("cargo-sandbox: error: {doing}: {e}");
-            Ok(*code)
-        }
-        None => Err(e.context(doing.to_owned())),
-    }
-}
-
-/// Whether and how doc tests are collected: as `cargo test` runs them, with `--doc` or
-/// without any target selected; those of the libraries whose other tests were built.
-pub fn doctest_request<'a>(
-    cargo: &'a crate::cli::CargoArgs,
-    built: &'a build::Build,
-    filter: &'a TestFilter,
-) -> Option<doctest::Request<'a>> {
-    if !cargo.doc && cargo.selects_targets() {
-        return None;
-    }
-    let selected = (!cargo.doc).then(|| {
-        let mut ids: Vec<_> = built
-            .binaries
-            .iter()
-            .map(|b| b.package_id.clone())
-            .filter(|id| built.packages.get(id).is_some_and(doctest::has_doctests))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    });
-    if selected.as_ref().is_some_and(Vec::is_empty) {
-        return None;
-    }
-    Some(doctest::Request {
-        cargo,
-        packages: &built.packages,
-        selected,
-        filter,
-        target_dir: &built.target_dir,
-        show_build: cargo.doc,
-    })
 }
 
 /// A seed when none was given: different every run, printed so the run can be reproduced.
