@@ -1,4 +1,6 @@
-//! The human summary of one sandboxed command, as `exec` prints it on stderr.
+//! `exec`'s account of one sandboxed command on stderr: how it ended, what it used, what the
+//! sandbox caught (OOM kills, refused forks, leaked processes, network attempts, file changes)
+//! and what was in force.
 
 use crate::protections;
 use harness::units::format_bytes;
