@@ -172,7 +172,8 @@ impl Pipeline<'_> {
         if !matches!(ended, Ended::NoTests) {
             self.engine
                 .prepare(self.base_spec, Some(self.feed.waiting()));
-            let started = planned.run_started(self.run_seed, self.planner.profile, self.workers);
+            let started =
+                planned.run_started(self.run_seed, self.planner.layers.profile, self.workers);
             let _ = self.events.send(started);
         }
         self.feed.close();

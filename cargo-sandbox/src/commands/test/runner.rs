@@ -34,12 +34,10 @@ impl Runner<'_> {
 
     pub(super) fn planner<'p>(&'p self, settled: &'p Settled) -> Planner<'p> {
         Planner {
-            config: &settled.config,
-            profile: self.profile,
+            layers: self.layers(settled),
             filter: self.filter,
             filtersets: &settled.filtersets,
             partition: self.args.partition,
-            resolve: settled,
             listing_only: self.args.list || self.filter.list,
         }
     }

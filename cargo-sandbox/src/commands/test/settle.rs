@@ -3,9 +3,9 @@
 
 use super::runner::Runner;
 use crate::build;
-use crate::config::{Config, Isolation, Layer, Resolved};
+use crate::config::{Config, Isolation, Layer};
 use crate::exit;
-use crate::filterset::{Filtersets, PackageGraph, TestQuery};
+use crate::filterset::{Filtersets, PackageGraph};
 use crate::history::History;
 use crate::plan;
 use crate::sandbox_spec;
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 /// planned.
 pub(super) struct Settled {
     pub(super) config: Config,
-    pub(super) profile: String,
     pub(super) filtersets: Filtersets,
     pub(super) cli: Layer,
     pub(super) base_spec: harness::SandboxSpec,
@@ -25,35 +24,6 @@ pub(super) struct Settled {
     /// Orders the run (none with `--shuffle`).
     pub(super) history: Option<History>,
     pub(super) target_dir: PathBuf,
-}
-
-impl plan::Resolve for Settled {
-    /// Limits a test declares itself (sandbox-harness trials) sit above the profiles and below
-    /// the overrides and the command line.
-    fn resolve(
-        &self,
-        package: &str,
-        binary: &str,
-        test: &str,
-        declared: Option<&Layer>,
-        query: Option<&TestQuery>,
-    ) -> Resolved {
-        let mut layers = self
-            .config
-            .layers_for(&self.profile, package, binary, test, query);
-        if let Some(declared) = declared {
-            let first_override = layers
-                .iter()
-                .position(|(_, origin)| origin.contains(".overrides["))
-                .unwrap_or(layers.len());
-            layers.insert(
-                first_override,
-                (declared, "declared by the test".to_owned()),
-            );
-        }
-        layers.push((&self.cli, "command line".to_owned()));
-        Resolved::from_layers(layers).0
-    }
 }
 
 impl Runner<'_> {
@@ -81,7 +51,6 @@ impl Runner<'_> {
         let _ = std::fs::create_dir_all(built.target_dir.join("tmp"));
         let mut settled = Settled {
             config,
-            profile: self.profile.to_owned(),
             filtersets,
             cli: self.args.layer(),
             base_spec: harness::SandboxSpec::new(Vec::new(), PathBuf::new(), Vec::new()),
@@ -90,7 +59,7 @@ impl Runner<'_> {
             history,
             target_dir: built.target_dir.clone(),
         };
-        let base_settings = plan::Resolve::resolve(&settled, "", "", "", None, None);
+        let base_settings = self.layers(&settled).resolve("", "", "", None, None);
         settled.base_spec = sandbox_spec::base(
             &base_settings,
             &built.workspace_root,
@@ -102,6 +71,15 @@ impl Runner<'_> {
             settled.base_spec.output = harness::Output::Inherit;
         }
         Ok(settled)
+    }
+
+    /// Where each test's settings come from, the run's profile chosen.
+    pub(super) fn layers<'p>(&'p self, settled: &'p Settled) -> plan::Layers<'p> {
+        plan::Layers {
+            config: &settled.config,
+            profile: self.profile,
+            cli: &settled.cli,
+        }
     }
 
     /// The durations the run is ordered by: none with `--shuffle` (the seed orders it).
@@ -133,6 +111,7 @@ fn random_seed() -> u64 {
 mod tests {
     use super::*;
     use crate::build::{BinaryKind, TestBinary};
+    use crate::config::Resolved;
     use crate::env::BinaryEnv;
     use crate::job::{BinaryContext, RunsAs};
 
