@@ -546,98 +546,59 @@ pub struct RefusedFlags {
 impl RefusedFlags {
     /// The first refused flag given, and what to use instead.
     pub fn refusal(&self) -> Option<String> {
-        let archive = "cargo-sandbox's archives are .tar.zst, unpacked into a private \
-                       directory removed after the run: run one with --archive-file PATH \
-                       [--workspace-remap DIR] (see docs/archives.md)";
-        let config = "the configuration is .config/sandbox.toml (or [workspace.metadata.sandbox])";
+        use instead::*;
+        // One row a flag, in the order they are checked: the first given is the one refused.
+        #[rustfmt::skip]
         let given: [(bool, &str, &str); 20] = [
-            (
-                self.stress_count.is_some(),
-                "--stress-count",
-                "use --repeat N (each run in a fresh sandbox)",
-            ),
-            (
-                self.stress_duration.is_some(),
-                "--stress-duration",
-                "a run repeats a fixed number of times, so its report is reproducible: use \
-                 --repeat N",
-            ),
-            (
-                self.debugger.is_some(),
-                "--debugger",
-                "run the test under a debugger in the same sandbox with `cargo sandbox exec \
-                 [LIMITS] -- gdb --args BINARY --exact NAME`",
-            ),
-            (
-                self.tracer.is_some(),
-                "--tracer",
-                "run the test under a tracer in the same sandbox with `cargo sandbox exec \
-                 [LIMITS] -- strace BINARY --exact NAME`",
-            ),
-            (
-                self.rerun.is_some(),
-                "--rerun",
-                "rerun one recorded test exactly with `cargo sandbox replay REPORT TEST`, or \
-                 failures with --retries N",
-            ),
-            (self.archive_format.is_some(), "--archive-format", archive),
-            (self.extract_to.is_some(), "--extract-to", archive),
-            (self.extract_overwrite, "--extract-overwrite", archive),
-            (
-                self.persist_extract_tempdir,
-                "--persist-extract-tempdir",
-                archive,
-            ),
-            (self.cargo_metadata.is_some(), "--cargo-metadata", archive),
-            (
-                self.binaries_metadata.is_some(),
-                "--binaries-metadata",
-                archive,
-            ),
-            (
-                self.target_dir_remap.is_some(),
-                "--target-dir-remap",
-                archive,
-            ),
-            (self.build_dir_remap.is_some(), "--build-dir-remap", archive),
-            (
-                self.platform_filter.is_some(),
-                "--platform-filter",
-                "use -E 'platform(host)' or -E 'platform(target)'",
-            ),
-            (
-                self.ignore_default_filter,
-                "--ignore-default-filter",
-                "cargo-sandbox has no default filter to ignore",
-            ),
-            (
-                self.message_format_version.is_some(),
-                "--message-format-version",
-                "machine-readable results are --report-json PATH",
-            ),
-            (self.config_file.is_some(), "--config-file", config),
-            (
-                self.user_config_file.is_some(),
-                "--user-config-file",
-                config,
-            ),
-            (
-                self.tool_config_file.is_some(),
-                "--tool-config-file",
-                config,
-            ),
-            (
-                self.unit_graph,
-                "--unit-graph",
-                "it prints cargo's unit graph and builds nothing: run `cargo test --unit-graph \
-                 -Z unstable-options`",
-            ),
+            (self.stress_count.is_some(),           "--stress-count",             REPEAT),
+            (self.stress_duration.is_some(),        "--stress-duration",          REPEAT_FIXED),
+            (self.debugger.is_some(),               "--debugger",                 DEBUGGER),
+            (self.tracer.is_some(),                 "--tracer",                   TRACER),
+            (self.rerun.is_some(),                  "--rerun",                    REPLAY),
+            (self.archive_format.is_some(),         "--archive-format",           ARCHIVE),
+            (self.extract_to.is_some(),             "--extract-to",               ARCHIVE),
+            (self.extract_overwrite,                "--extract-overwrite",        ARCHIVE),
+            (self.persist_extract_tempdir,          "--persist-extract-tempdir",  ARCHIVE),
+            (self.cargo_metadata.is_some(),         "--cargo-metadata",           ARCHIVE),
+            (self.binaries_metadata.is_some(),      "--binaries-metadata",        ARCHIVE),
+            (self.target_dir_remap.is_some(),       "--target-dir-remap",         ARCHIVE),
+            (self.build_dir_remap.is_some(),        "--build-dir-remap",          ARCHIVE),
+            (self.platform_filter.is_some(),        "--platform-filter",          PLATFORM),
+            (self.ignore_default_filter,            "--ignore-default-filter",    NO_DEFAULT_FILTER),
+            (self.message_format_version.is_some(), "--message-format-version",   REPORT_JSON),
+            (self.config_file.is_some(),            "--config-file",              CONFIG),
+            (self.user_config_file.is_some(),       "--user-config-file",         CONFIG),
+            (self.tool_config_file.is_some(),       "--tool-config-file",         CONFIG),
+            (self.unit_graph,                       "--unit-graph",               UNIT_GRAPH),
         ];
         given
             .iter()
             .find(|(on, _, _)| *on)
-            .map(|(_, flag, instead)| format!("{flag} cannot apply here: {instead}"))
+            .map(|(_, flag, alternative)| format!("{flag} cannot apply here: {alternative}"))
     }
+}
+
+/// What to use instead of each refused flag, after "FLAG cannot apply here: ".
+mod instead {
+    pub const REPEAT: &str = "use --repeat N (each run in a fresh sandbox)";
+    pub const REPEAT_FIXED: &str = "a run repeats a fixed number of times, so its report is \
+                                    reproducible: use --repeat N";
+    pub const DEBUGGER: &str = "run the test under a debugger in the same sandbox with `cargo \
+                                sandbox exec [LIMITS] -- gdb --args BINARY --exact NAME`";
+    pub const TRACER: &str = "run the test under a tracer in the same sandbox with `cargo sandbox \
+                              exec [LIMITS] -- strace BINARY --exact NAME`";
+    pub const REPLAY: &str = "rerun one recorded test exactly with `cargo sandbox replay REPORT \
+                              TEST`, or failures with --retries N";
+    pub const ARCHIVE: &str = "cargo-sandbox's archives are .tar.zst, unpacked into a private \
+                               directory removed after the run: run one with --archive-file PATH \
+                               [--workspace-remap DIR] (see docs/archives.md)";
+    pub const PLATFORM: &str = "use -E 'platform(host)' or -E 'platform(target)'";
+    pub const NO_DEFAULT_FILTER: &str = "cargo-sandbox has no default filter to ignore";
+    pub const REPORT_JSON: &str = "machine-readable results are --report-json PATH";
+    pub const CONFIG: &str =
+        "the configuration is .config/sandbox.toml (or [workspace.metadata.sandbox])";
+    pub const UNIT_GRAPH: &str = "it prints cargo's unit graph and builds nothing: run `cargo \
+                                  test --unit-graph -Z unstable-options`";
 }
 
 /// `-j`/`--test-threads` as nextest takes it: a count, `num-cpus`, or a count below the CPUs.

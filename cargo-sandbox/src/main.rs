@@ -20,13 +20,11 @@ macro_rules! say_part {
 mod archive;
 mod build;
 mod cli;
+mod commands;
 mod config;
-mod config_cmd;
 mod doctest;
-mod doctor;
 mod env;
 mod event;
-mod exec;
 mod exit;
 mod filter;
 mod filterset;
@@ -37,15 +35,12 @@ mod list;
 mod outcome;
 mod pipeline;
 mod plan;
-mod replay;
+mod protections;
 mod report;
-mod report_cmd;
 mod run_dir;
 mod sandbox_spec;
 mod schedule;
 mod signals;
-mod summary;
-mod test_run;
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -82,13 +77,13 @@ fn main() {
         }
     };
     let code = match cli.command {
-        cli::Command::Config(args) => config_cmd::run(args),
-        cli::Command::Doctor(args) => doctor::run(args),
-        cli::Command::Exec(args) => exec::run(args),
-        cli::Command::Test(args) => test_run::run(*args),
+        cli::Command::Config(args) => commands::config::run(args),
+        cli::Command::Doctor(args) => commands::doctor::run(args),
+        cli::Command::Exec(args) => commands::exec::run(args),
+        cli::Command::Test(args) => commands::test::run(*args),
         cli::Command::Archive(args) => archive::run(args),
-        cli::Command::Report(args) => report_cmd::run(args),
-        cli::Command::Replay(args) => replay::run(args),
+        cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Replay(args) => commands::replay::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -172,12 +172,8 @@ impl Pipeline<'_> {
         if !matches!(ended, Ended::NoTests) {
             self.engine
                 .prepare(self.base_spec, Some(self.feed.waiting()));
-            let started = crate::test_run::run_started(
-                &planned,
-                self.run_seed,
-                self.planner.profile,
-                self.workers,
-            );
+            let started =
+                planned.run_started(self.run_seed, self.planner.layers.profile, self.workers);
             let _ = self.events.send(started);
         }
         self.feed.close();
@@ -202,7 +198,7 @@ impl Pipeline<'_> {
                         self.send_not_run(&doc);
                         self.feed.push(std::mem::take(&mut doc.jobs));
                         planned.add(doc);
-                        if crate::test_run::no_tests(self.no_tests, planned) {
+                        if planned.no_tests_end_the_run(self.no_tests) {
                             Ended::NoTests
                         } else {
                             let fingerprint = self.fingerprint.then(|| self.fingerprint_of(build));
@@ -275,7 +271,7 @@ impl Pipeline<'_> {
         build: &Build,
         position: &mut usize,
     ) -> anyhow::Result<(Planned, Option<doctest::Collected>)> {
-        let Some(request) = crate::test_run::doctest_request(self.cargo, build, self.filter) else {
+        let Some(request) = self.cargo.doctest_request(build, self.filter) else {
             return Ok((Planned::default(), None));
         };
         let collected = doctest::collect(&request)?;

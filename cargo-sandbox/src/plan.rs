@@ -4,10 +4,11 @@
 //! (see `pipeline`), or all in report order once the build is done.
 
 use crate::build::{self, BinaryKind, TestBinary};
+use crate::cli::NoTests;
 use crate::config::{Config, Isolation, Layer, Resolved};
 use crate::doctest;
 use crate::env;
-use crate::event::{TestId, TestRecord};
+use crate::event::{Event, TestId, TestRecord};
 use crate::filter::{Partition, TestFilter};
 use crate::filterset::{Filtersets, TestQuery};
 use crate::job::{BinaryContext, Job, RunsAs, SelectedTest, Selection};
@@ -16,16 +17,43 @@ use crate::outcome::Outcome;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Settings for a package, binary and test, with what the test declares itself.
-pub trait Resolve: Sync {
-    fn resolve(
+/// Where a test's settings come from, lowest first: the configuration's profiles, the limits a
+/// test declares itself (sandbox-harness trials), the profile's overrides, the command line.
+#[derive(Clone, Copy)]
+pub struct Layers<'a> {
+    pub config: &'a Config,
+    pub profile: &'a str,
+    /// The command line's flags, above everything else.
+    pub cli: &'a Layer,
+}
+
+impl Layers<'_> {
+    /// Settings for a package, binary and test (empty names: the run's base), with what the
+    /// test declares itself.
+    pub fn resolve(
         &self,
         package: &str,
         binary: &str,
         test: &str,
         declared: Option<&Layer>,
         query: Option<&TestQuery>,
-    ) -> Resolved;
+    ) -> Resolved {
+        let mut layers = self
+            .config
+            .layers_for(self.profile, package, binary, test, query);
+        if let Some(declared) = declared {
+            let first_override = layers
+                .iter()
+                .position(|(_, origin)| origin.contains(".overrides["))
+                .unwrap_or(layers.len());
+            layers.insert(
+                first_override,
+                (declared, "declared by the test".to_owned()),
+            );
+        }
+        layers.push((self.cli, "command line".to_owned()));
+        Resolved::from_layers(layers).0
+    }
 }
 
 /// How a binary's tests are found.
@@ -38,12 +66,10 @@ pub enum Runs {
 
 /// What the plan of every binary shares.
 pub struct Planner<'a> {
-    pub config: &'a Config,
-    pub profile: &'a str,
+    pub layers: Layers<'a>,
     pub filter: &'a TestFilter,
     pub filtersets: &'a Filtersets,
     pub partition: Option<Partition>,
-    pub resolve: &'a dyn Resolve,
     /// `--list`: every binary is listed, none run whole.
     pub listing_only: bool,
 }
@@ -87,6 +113,37 @@ impl Planned {
             .filter(|r| r.outcome == Outcome::Ignored)
             .count()
     }
+
+    /// The run's start as the terminal announces it.
+    pub fn run_started(&self, seed: u64, profile: &str, jobs: usize) -> Event {
+        Event::RunStarted {
+            tests: self.counted(),
+            binaries: self.binaries_with_tests,
+            unlisted_binaries: self.unlisted_binaries,
+            ignored: self.ignored(),
+            seed,
+            profile: profile.to_owned(),
+            jobs,
+        }
+    }
+
+    /// `--no-tests`: whether a plan with nothing to run ends the run here (it said why).
+    pub fn no_tests_end_the_run(&self, policy: NoTests) -> bool {
+        if self.tests > 0 || self.unlisted_binaries > 0 {
+            return false;
+        }
+        match policy {
+            NoTests::Pass => false,
+            NoTests::Warn => {
+                say!("cargo-sandbox: warning: no tests to run");
+                false
+            }
+            NoTests::Fail => {
+                say!("cargo-sandbox: error: no tests to run (--no-tests fail)");
+                true
+            }
+        }
+    }
 }
 
 impl Planner<'_> {
@@ -95,7 +152,7 @@ impl Planner<'_> {
     /// of its own.
     pub fn runs_whole(&self, ctx: &BinaryContext, package: &cargo_metadata::Package) -> Runs {
         let settings = self
-            .resolve
+            .layers
             .resolve(&package.name, &ctx.binary.id, "", None, None);
         let whole = !self.listing_only
             && settings.isolation == Isolation::Binary
@@ -104,8 +161,9 @@ impl Planner<'_> {
             // A filterset may name tests, which only the listing tells.
             && self.filtersets.is_empty()
             && !self
+                .layers
                 .config
-                .has_test_overrides(self.profile, &package.name, &ctx.binary.id)
+                .has_test_overrides(self.layers.profile, &package.name, &ctx.binary.id)
             // sandbox-harness trials may declare limits of their own, which only the listing
             // tells.
             && !package.dependencies.iter().any(|d| d.name == "sandbox-harness");
@@ -216,7 +274,7 @@ impl Planner<'_> {
             .and_then(|t| t.declared)
             .map(Layer::declared);
         let query = ctx.binary.filter_query(package, name);
-        self.resolve.resolve(
+        self.layers.resolve(
             package,
             &ctx.binary.id,
             name,
@@ -244,13 +302,7 @@ impl Planner<'_> {
                 .map(|p| p.name.to_string())
                 .unwrap_or_default()
         };
-        // libtest's filters see rustdoc's names without the mode cargo shows after them.
-        let selects = |binary: &TestBinary, package: &str, name: &str| {
-            self.filter.matches(doctest::libtest_name(name))
-                && self.filtersets.matches(&binary.filter_query(package, name))
-        };
         let others = self.doc_tests_of_other_shards(collected, &package_name, position);
-        let mine = |binary: &TestBinary, name: &str| !others.contains(&test_id(binary, name));
         for id in &others {
             planned.not_run.push(doc_record(TestRecord::not_run(
                 id.clone(),
@@ -258,18 +310,25 @@ impl Planner<'_> {
                 false,
             )));
         }
+        // A doc test's package and binary, when the user's selection and this shard take it.
+        // libtest's filters see rustdoc's names without the mode cargo shows after them.
+        let chosen = |package_id, lib_name: &str, name: &str, path| {
+            let package = package_name(package_id);
+            let binary = TestBinary::doctest(&package, package_id, lib_name, path);
+            let selected = self.filter.matches(doctest::libtest_name(name))
+                && self
+                    .filtersets
+                    .matches(&binary.filter_query(&package, name));
+            (selected && !others.contains(&test_id(&binary, name))).then_some((package, binary))
+        };
         let mut libraries = std::collections::BTreeSet::new();
         for test in &collected.tests {
-            let package = package_name(&test.package_id);
-            let binary = TestBinary::doctest(
-                &package,
-                &test.package_id,
-                &test.lib_name,
-                test.binary.clone(),
-            );
-            if !selects(&binary, &package, &test.name) || !mine(&binary, &test.name) {
+            let path = test.binary.clone();
+            let Some((package, binary)) =
+                chosen(&test.package_id, &test.lib_name, &test.name, path)
+            else {
                 continue;
-            }
+            };
             libraries.insert(binary.id.clone());
             planned.tests += 1;
             planned
@@ -278,17 +337,13 @@ impl Planner<'_> {
         }
         planned.binaries_with_tests = libraries.len();
         for settled in &collected.settled {
-            let package = package_name(&settled.package_id);
             // Settled without a binary to run.
-            let binary = TestBinary::doctest(
-                &package,
-                &settled.package_id,
-                &settled.lib_name,
-                PathBuf::new(),
-            );
-            if !selects(&binary, &package, &settled.name) || !mine(&binary, &settled.name) {
+            let path = PathBuf::new();
+            let Some((_, binary)) =
+                chosen(&settled.package_id, &settled.lib_name, &settled.name, path)
+            else {
                 continue;
-            }
+            };
             let record = settled_record(test_id(&binary, &settled.name), &settled.verdict);
             planned.not_run.push(doc_record(record));
         }
@@ -311,7 +366,7 @@ impl Planner<'_> {
         let settings = Resolved {
             isolation: Isolation::Test,
             ..self
-                .resolve
+                .layers
                 .resolve(package, &binary.id, &test.name, None, Some(&query))
         };
         let selection = Selection::Listed {

@@ -7,7 +7,7 @@ use crate::build::{self, Build};
 use crate::cli::ArchiveArgs;
 use crate::doctest;
 use crate::filter::TestFilter;
-use crate::{env, exit, signals, test_run};
+use crate::{env, exit, signals};
 use anyhow::Context;
 use harness::units::format_bytes;
 use sha2::{Digest, Sha256};
@@ -28,15 +28,15 @@ pub fn run(args: ArchiveArgs) -> anyhow::Result<i32> {
     }
     let built = match built {
         Ok(built) => built,
-        Err(e) => return test_run::build_failure(e, "building the tests"),
+        Err(e) => return build::failure_code(e, "building the tests"),
     };
     // Doc tests are collected as a run without filters collects them: ignored ones stay
     // ignored (rustdoc does not compile them).
     let filter = TestFilter::default();
-    let collected = match test_run::doctest_request(&args.cargo, &built, &filter) {
+    let collected = match args.cargo.doctest_request(&built, &filter) {
         Some(request) => match doctest::collect(&request) {
             Ok(collected) => Some(collected),
-            Err(e) => return test_run::build_failure(e, "collecting the doc tests"),
+            Err(e) => return build::failure_code(e, "collecting the doc tests"),
         },
         None => None,
     };

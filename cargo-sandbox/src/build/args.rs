@@ -1,6 +1,10 @@
 //! Cargo's own flags, as `cargo sandbox test` and `archive` take them (each command's clap
-//! arguments flatten them) and as the build passes them on to cargo.
+//! arguments flatten them), as the build passes them on to cargo, and the doc tests they ask
+//! for.
 
+use super::Build;
+use crate::doctest;
+use crate::filter::TestFilter;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -150,7 +154,6 @@ pub struct CargoArgs {
 }
 
 impl CargoArgs {
-    /// Whether a target selection flag was given (which leaves doc tests out, as in cargo).
     /// Whether a flag shapes what is built or selected (not only how cargo talks): a run from
     /// an archive takes none, its build was made with them.
     pub fn shapes_the_build(&self) -> bool {
@@ -165,6 +168,7 @@ impl CargoArgs {
         *self != talk_only
     }
 
+    /// Whether a target selection flag was given (which leaves doc tests out, as in cargo).
     pub fn selects_targets(&self) -> bool {
         self.lib
             || self.bins
@@ -176,6 +180,40 @@ impl CargoArgs {
             || self.benches
             || !self.bench.is_empty()
             || self.all_targets
+    }
+
+    /// Whether and how doc tests are collected: as `cargo test` runs them, with `--doc` or
+    /// without any target selected; those of the libraries whose other tests were built.
+    pub fn doctest_request<'a>(
+        &'a self,
+        built: &'a Build,
+        filter: &'a TestFilter,
+    ) -> Option<doctest::Request<'a>> {
+        if !self.doc && self.selects_targets() {
+            return None;
+        }
+        let selected = (!self.doc).then(|| {
+            let mut ids: Vec<_> = built
+                .binaries
+                .iter()
+                .map(|b| b.package_id.clone())
+                .filter(|id| built.packages.get(id).is_some_and(doctest::has_doctests))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        });
+        if selected.as_ref().is_some_and(Vec::is_empty) {
+            return None;
+        }
+        Some(doctest::Request {
+            cargo: self,
+            packages: &built.packages,
+            selected,
+            filter,
+            target_dir: &built.target_dir,
+            show_build: self.doc,
+        })
     }
 }
 

@@ -124,6 +124,18 @@ impl std::fmt::Display for BuildFailed {
 
 impl std::error::Error for BuildFailed {}
 
+/// A build that failed ends the run with cargo's exit code (cargo said why); anything else
+/// that went wrong while `doing` is cargo-sandbox's own failure.
+pub fn failure_code(e: anyhow::Error, doing: &str) -> anyhow::Result<i32> {
+    match e.downcast_ref::<BuildFailed>() {
+        Some(BuildFailed(code)) => {
+            say!("cargo-sandbox: error: {doing}: {e}");
+            Ok(*code)
+        }
+        None => Err(e.context(doing.to_owned())),
+    }
+}
+
 pub fn cargo() -> PathBuf {
     std::env::var_os("CARGO")
         .map(PathBuf::from)

@@ -17,9 +17,11 @@
 
 mod file;
 mod values;
+mod workspace;
 
 pub use file::Config;
 pub use values::{Bandwidth, Cap, CpuList, Cpus, Grace, Memory, Pids, Size, Timeout};
+pub use workspace::{of_workspace, read_checked};
 
 use harness::Limits;
 use serde::{Deserialize, Serialize};

@@ -328,7 +328,7 @@ pub fn summary(run: &RunSummary) -> String {
     let _ = writeln!(
         md,
         "In force: {}\n",
-        crate::summary::protections(&run.protections)
+        crate::protections::in_force(&run.protections)
     );
     if md.len() > SUMMARY_LIMIT {
         let cut = (0..=SUMMARY_LIMIT)

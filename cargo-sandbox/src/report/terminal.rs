@@ -343,7 +343,7 @@ impl super::Reporter for Terminal {
             out,
             "{:>12} {}",
             p.bold("In force"),
-            crate::summary::protections(&run.protections)
+            crate::protections::in_force(&run.protections)
         );
         self.write_pending();
         Ok(())

@@ -3,11 +3,10 @@
 
 use crate::cli::ConfigArgs;
 use crate::config::Resolved;
-use crate::test_run::load_config;
 
 pub fn run(args: ConfigArgs) -> anyhow::Result<i32> {
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
-    let config = match load_config(args.manifest_path.as_deref(), &profile) {
+    let config = match crate::config::of_workspace(args.manifest_path.as_deref(), &profile) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };

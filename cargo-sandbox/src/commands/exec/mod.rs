@@ -1,8 +1,10 @@
 //! `cargo sandbox exec [LIMITS] -- CMD [ARGS]`: one command in one sandbox.
 
+mod account;
+
 use crate::cli::ExecArgs;
 use crate::config::{FsLayer, FsMode, Layer, Resolved};
-use crate::{exit, signals, summary};
+use crate::{exit, signals};
 use anyhow::Context;
 use harness::{Engine, Filesystem, Output, SandboxError, SandboxSpec, Stdin};
 use serde_json::json;
@@ -79,9 +81,9 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     }
     if !args.quiet
         && !args.json
-        && (args.verbose || summary::is_notable(&result) || result.cancelled)
+        && (args.verbose || account::is_notable(&result) || result.cancelled)
     {
-        say_part!("{}", summary::render(&result, spec.timeout));
+        say_part!("{}", account::render(&result, spec.timeout));
     }
     Ok(code)
 }

@@ -1,0 +1,211 @@
+//! A run once its engine is up: the workers and the reporters fed from one event channel, and
+//! the run's end (the reporters' last word, the history saved, the exit code).
+
+use super::reporters::Reporters;
+use super::settle::Settled;
+use crate::build;
+use crate::cli::{NoTests, TestArgs};
+use crate::config::Config;
+use crate::event::Event;
+use crate::filter::TestFilter;
+use crate::history::History;
+use crate::plan::Planner;
+use crate::report::{Fingerprint, RunSummary};
+use crate::schedule::{self, Feed};
+use crate::{exit, pipeline};
+use harness::Engine;
+use std::path::Path;
+use std::time::Instant;
+
+/// What a run shares once its engine is up.
+pub(super) struct Runner<'a> {
+    pub(super) args: &'a TestArgs,
+    pub(super) filter: &'a TestFilter,
+    pub(super) profile: &'a str,
+    pub(super) cancel: &'a harness::Cancel,
+    pub(super) engine: &'a Engine,
+    pub(super) workers: usize,
+}
+
+impl Runner<'_> {
+    pub(super) fn no_capture(&self) -> bool {
+        self.args.no_capture || self.filter.nocapture
+    }
+
+    pub(super) fn planner<'p>(&'p self, settled: &'p Settled) -> Planner<'p> {
+        Planner {
+            layers: self.layers(settled),
+            filter: self.filter,
+            filtersets: &settled.filtersets,
+            partition: self.args.partition,
+            listing_only: self.args.list || self.filter.list,
+        }
+    }
+
+    /// Tests start as cargo builds their binaries (see `pipeline`).
+    pub(super) fn pipelined(
+        &self,
+        mut building: build::Building,
+        packages: build::Build,
+        config: Config,
+        slots: &pipeline::Slots,
+    ) -> anyhow::Result<i32> {
+        let settled = match self.settle(config, &packages) {
+            Ok(settled) => settled,
+            Err(code) => {
+                let _ = building.wait();
+                return Ok(code);
+            }
+        };
+        let planner = self.planner(&settled);
+        let feed = Feed::new(settled.history.as_ref());
+        let workspace_root = packages.workspace_root.clone();
+        let mut ended = None;
+        let records = self.execute(&settled, &feed, Some(slots), Vec::new(), |events| {
+            let pipeline = pipeline::Pipeline {
+                engine: self.engine,
+                cancel: self.cancel,
+                planner: &planner,
+                host_env: &settled.host_env,
+                run_seed: settled.run_seed,
+                base_spec: &settled.base_spec,
+                slots,
+                feed: &feed,
+                events,
+                cargo: &self.args.cargo,
+                filter: self.filter,
+                fingerprint: self.args.report_json.is_some(),
+                workers: self.workers,
+                no_tests: self.args.no_tests.unwrap_or(NoTests::Pass),
+            };
+            ended = Some(pipeline.feed(building, packages).0);
+        })?;
+        match ended {
+            Some(pipeline::Ended::Planned { fingerprint, .. }) => {
+                // The doc tests' binaries were kept until the last test ran.
+                let fingerprint = fingerprint.and_then(|f| f.join().ok()).unwrap_or_default();
+                self.finish(&settled, records, fingerprint, &workspace_root)
+            }
+            Some(pipeline::Ended::Failed(e)) => {
+                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
+                build::failure_code(e, "building the tests")
+            }
+            Some(pipeline::Ended::Cancelled) => {
+                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
+                Ok(exit::INTERRUPTED)
+            }
+            Some(pipeline::Ended::NoTests) => Ok(exit::NO_TESTS),
+            None => anyhow::bail!("the plan of the run never ended"),
+        }
+    }
+
+    /// Runs what is fed to `feed` (by `plan`, on a thread of its own, given where events go;
+    /// or before) and hands every event to the reporters; the records of every test. Events
+    /// come to the reporters once the run's start is announced (`before` or from `plan`):
+    /// until then, while cargo builds, its output alone is shown.
+    pub(super) fn execute(
+        &self,
+        settled: &Settled,
+        feed: &Feed,
+        slots: Option<&pipeline::Slots>,
+        before: Vec<Event>,
+        plan: impl FnOnce(std::sync::mpsc::Sender<Event>) + Send,
+    ) -> anyhow::Result<Collected> {
+        let mut reporters = Reporters::new(self.args, self.no_capture());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let planner_events = sender.clone();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            // The workers own the sender: the loop below ends when the last job is done and
+            // the plan is complete.
+            scope.spawn(move || {
+                let run = schedule::Run {
+                    engine: self.engine,
+                    cancel: self.cancel,
+                    events: &sender,
+                    host_env: &settled.host_env,
+                    run_seed: settled.run_seed,
+                    workers: self.workers,
+                    keep_writes: self.args.limits.keep_writes.clone(),
+                    filter: self.filter,
+                    max_fail: self.args.max_fail(),
+                    no_capture: self.no_capture(),
+                    slots,
+                };
+                schedule::run_jobs(&run, feed)
+            });
+            scope.spawn(move || plan(planner_events));
+            for event in before {
+                reporters.event(event);
+            }
+            while let Ok(event) = receiver.try_recv().or_else(|_| {
+                // Events come in bursts (a binary run whole reports all its tests at once):
+                // the reporters write what they have when the burst ends.
+                reporters.flush();
+                receiver.recv()
+            }) {
+                reporters.event(event);
+            }
+        });
+        Ok(Collected {
+            reporters,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The run's end to every reporter (its records and totals), the history saved; the exit
+    /// code.
+    pub(super) fn finish(
+        &self,
+        settled: &Settled,
+        collected: Collected,
+        fingerprint: Fingerprint,
+        workspace_root: &Path,
+    ) -> anyhow::Result<i32> {
+        let Collected {
+            reporters,
+            duration_ms,
+        } = collected;
+        let Reporters {
+            mut reporters,
+            records,
+            ..
+        } = reporters;
+        let cancelled = self.cancel.is_cancelled();
+        let run = RunSummary {
+            seed: settled.run_seed,
+            profile: self.profile.to_owned(),
+            fingerprint,
+            ..RunSummary::new(
+                records,
+                duration_ms,
+                cancelled,
+                self.engine.protections(&settled.base_spec),
+                workspace_root.to_owned(),
+            )
+        };
+        // Reloaded: another run may have saved since this one started.
+        let path = History::path(&settled.target_dir);
+        let mut history = History::load(&path);
+        history.record(&run.records);
+        if let Err(e) = history.save(&path) {
+            say!("cargo-sandbox: warning: the run's durations were not kept: {e:#}");
+        }
+        for reporter in &mut reporters {
+            reporter.finish(&run)?;
+        }
+        Ok(if cancelled {
+            exit::INTERRUPTED
+        } else if run.failed() {
+            exit::TESTS_FAILED
+        } else {
+            0
+        })
+    }
+}
+
+/// What a run's events left: the reporters (with every record), and how long it took.
+pub(super) struct Collected {
+    reporters: Reporters,
+    duration_ms: f64,
+}
