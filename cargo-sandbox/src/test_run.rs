@@ -14,7 +14,7 @@ use crate::job::{BinaryContext, Job, RunsAs};
 use crate::list;
 use crate::outcome::Outcome;
 use crate::plan::{self, Planned, Planner, Runs};
-use crate::report::{github, json, junit, terminal, Fingerprint, Reporter, RunSummary};
+use crate::report::{github, json, junit, terminal, Fingerprint, FinishedRun, Reporter};
 use crate::run_dir::RunDir;
 use crate::sandbox_spec;
 use crate::schedule::{self, Feed};
@@ -783,11 +783,11 @@ impl Runner<'_> {
             ..
         } = reporters;
         let cancelled = self.cancel.is_cancelled();
-        let run = RunSummary {
+        let run = FinishedRun {
             seed: settled.run_seed,
             profile: self.profile.to_owned(),
             fingerprint,
-            ..RunSummary::new(
+            ..FinishedRun::new(
                 records,
                 duration_ms,
                 cancelled,

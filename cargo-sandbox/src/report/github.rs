@@ -3,7 +3,7 @@
 //! `::warning` for tests that passed but leaked or tried the network, and a Markdown job summary
 //! appended to `$GITHUB_STEP_SUMMARY` (kept under GitHub's 1 MiB limit).
 
-use super::{panic_location, totals, Reporter, RunSummary};
+use super::{panic_location, totals, FinishedRun, Reporter};
 use crate::event::TestRecord;
 use crate::outcome::Outcome;
 use harness::units::format_bytes;
@@ -37,7 +37,7 @@ impl GithubReporter {
 }
 
 impl Reporter for GithubReporter {
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for line in annotations(run, &self.repo_root) {
             let _ = writeln!(out, "{line}");
@@ -50,7 +50,7 @@ impl Reporter for GithubReporter {
                 .map_err(|e| {
                     anyhow::anyhow!("opening $GITHUB_STEP_SUMMARY {}: {e}", path.display())
                 })?;
-            file.write_all(summary(run).as_bytes())?;
+            file.write_all(job_summary(run).as_bytes())?;
         }
         Ok(())
     }
@@ -67,7 +67,7 @@ fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
+pub fn annotations(run: &FinishedRun, repo_root: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &run.records {
         let notable = matches!(
@@ -188,7 +188,7 @@ fn describe(r: &TestRecord) -> String {
     }
 }
 
-pub fn summary(run: &RunSummary) -> String {
+pub fn job_summary(run: &FinishedRun) -> String {
     let mut md = String::new();
     let totals = totals(&run.records);
     let counts: Vec<String> = totals.iter().map(|(w, n)| format!("{n} {w}")).collect();

@@ -13,9 +13,10 @@ use harness::Protections;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A finished run, as every reporter sees it.
+/// A finished run, as every reporter sees it (`Reporter::finish`), and as
+/// `cargo sandbox report` reads it back from the JSON report.
 #[derive(Debug, Clone)]
-pub struct RunSummary {
+pub struct FinishedRun {
     /// In report order: binary id, then test name.
     pub records: Vec<TestRecord>,
     pub duration_ms: f64,
@@ -98,15 +99,15 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-impl RunSummary {
+impl FinishedRun {
     pub fn new(
         records: Vec<TestRecord>,
         duration_ms: f64,
         cancelled: bool,
         protections: Protections,
         workspace_root: PathBuf,
-    ) -> RunSummary {
-        RunSummary {
+    ) -> FinishedRun {
+        FinishedRun {
             records: sorted(records),
             duration_ms,
             cancelled,
@@ -137,7 +138,7 @@ pub trait Reporter {
     }
     /// No more events for now: what is buffered goes out.
     fn flush(&mut self) {}
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()>;
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()>;
 }
 
 /// Counts per outcome word.
