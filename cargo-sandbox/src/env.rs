@@ -189,10 +189,8 @@ pub fn for_test(
             vars.insert(k.clone(), v.clone());
         }
     }
-    for (k, v) in host
-        .iter()
-        .filter(|(k, _)| settings.pass.iter().any(|p| glob_match(p, k)))
-    {
+    let passed = Passed::new(&settings.pass);
+    for (k, v) in host.iter().filter(|(k, _)| passed.passes(k)) {
         vars.insert(k.clone(), v.clone());
     }
     vars.extend(binary.vars.iter().cloned());
@@ -202,24 +200,44 @@ pub fn for_test(
     vars.into_iter().collect()
 }
 
-/// `*` matches any run of characters; everything else is literal.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
+/// The host variables passed by name (`--env NAME`, `env.pass`): as documented there, `*`
+/// matches any run of characters, `/` included, everything else is literal, and case counts.
+/// globset reads more (`?`, `[..]`, `{..}`, `\`, `**`), so the rest is escaped.
+struct Passed(globset::GlobSet);
+
+impl Passed {
+    fn new(patterns: &[String]) -> Passed {
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in patterns {
+            // Cannot fail, every character but `*` being literal; were it to, the pattern
+            // would pass nothing, the hermetic side.
+            if let Ok(glob) = glob(pattern) {
+                set.add(glob);
+            }
         }
+        Passed(set.build().unwrap_or_else(|_| globset::GlobSet::empty()))
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+
+    fn passes(&self, name: &str) -> bool {
+        self.0.is_match(name)
+    }
+}
+
+/// `pattern` in globset's syntax: the parts between stars escaped, and a run of stars one
+/// star (globset takes `**` for any number of path components).
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    let mut glob = String::with_capacity(pattern.len());
+    for (i, part) in pattern.split('*').enumerate() {
+        if i > 0 && !glob.ends_with('*') {
+            glob.push('*');
+        }
+        glob.push_str(&globset::escape(part));
+    }
+    globset::GlobBuilder::new(&glob)
+        .literal_separator(false)
+        .case_insensitive(false)
+        .backslash_escape(false)
+        .build()
 }
 
 /// Asks rustc for its sysroot in the background (while cargo builds), so the first test need
@@ -357,13 +375,62 @@ mod tests {
         assert!(!env.contains_key("SECRET_TOKEN"));
     }
 
+    /// Whether each pattern passes each name, as each row says.
+    fn assert_globs(cases: &[(&str, &str, bool)]) {
+        for (pattern, name, passes) in cases {
+            let passed = Passed::new(&[pattern.to_string()]).passes(name);
+            assert_eq!(passed, *passes, "{pattern:?} on {name:?}");
+        }
+    }
+
     #[test]
     fn globs() {
-        assert!(glob_match("MY_*", "MY_A"));
-        assert!(glob_match("*_URL", "DATABASE_URL"));
-        assert!(glob_match("A*B*C", "AxxBxxC"));
-        assert!(!glob_match("MY_*", "YOUR_A"));
-        assert!(glob_match("EXACT", "EXACT"));
-        assert!(!glob_match("EXACT", "EXACTLY"));
+        assert_globs(&[
+            ("MY_*", "MY_A", true),
+            ("*_URL", "DATABASE_URL", true),
+            ("A*B*C", "AxxBxxC", true),
+            ("MY_*", "YOUR_A", false),
+            ("EXACT", "EXACT", true),
+            ("EXACT", "EXACTLY", false),
+        ]);
+    }
+
+    /// The documented dialect (`*` matches any run of characters, everything else is
+    /// literal), where it differs from globset's defaults or a path glob's habits.
+    #[test]
+    fn only_the_star_is_special() {
+        assert_globs(&[
+            // `*` matches any run, the empty one and `/` too (names are not paths).
+            ("MY_*", "MY_", true),
+            ("A*", "A/B", true),
+            ("A*C", "A/B/C", true),
+            ("*", "", true),
+            ("*", "ANY", true),
+            ("A*B", "A\nB", true),
+            // Several stars are one.
+            ("A**B", "AB", true),
+            ("A**B", "AxyB", true),
+            ("**", "X", true),
+            // The parts around a star do not overlap.
+            ("A*A", "A", false),
+            ("A*A", "AA", true),
+            // Case counts.
+            ("my_*", "MY_A", false),
+            // What other dialects make special is literal.
+            ("A?", "A?", true),
+            ("A?", "AB", false),
+            ("[AB]", "[AB]", true),
+            ("[AB]", "A", false),
+            ("{A,B}", "{A,B}", true),
+            ("{A,B}", "A", false),
+            ("A\\*", "A\\xyz", true),
+            ("A\\*", "A*", false),
+            ("[!A]*", "[!A]B", true),
+            ("[!A]*", "B", false),
+            ("!A", "!A", true),
+            // An empty pattern passes only an empty name.
+            ("", "", true),
+            ("", "A", false),
+        ]);
     }
 }
