@@ -112,9 +112,7 @@ impl FinishedRun {
             duration_ms,
             cancelled,
             protections,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
+            kernel: kernel(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             workspace_root,
             seed: 0,
@@ -170,24 +168,24 @@ pub fn ran(records: &[TestRecord]) -> usize {
 
 /// The `n` tests with the highest peak memory (ties by id, so the list is stable).
 pub fn top_by_memory(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
-    let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
-    ran.sort_by(|a, b| {
-        b.memory_peak_bytes
-            .cmp(&a.memory_peak_bytes)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    ran.truncate(n);
-    ran
+    top_by(records, n, |a, b| {
+        b.memory_peak_bytes.cmp(&a.memory_peak_bytes)
+    })
 }
 
 /// The `n` tests that used the most CPU time.
 pub fn top_by_cpu(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
+    top_by(records, n, |a, b| b.cpu_ms().total_cmp(&a.cpu_ms()))
+}
+
+/// The first `n` of the tests that ran in a sandbox, in the `order` given, ties by id.
+fn top_by(
+    records: &[TestRecord],
+    n: usize,
+    order: impl Fn(&TestRecord, &TestRecord) -> std::cmp::Ordering,
+) -> Vec<&TestRecord> {
     let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
-    ran.sort_by(|a, b| {
-        b.cpu_ms()
-            .total_cmp(&a.cpu_ms())
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    ran.sort_by(|a, b| order(a, b).then_with(|| a.id.cmp(&b.id)));
     ran.truncate(n);
     ran
 }
