@@ -291,34 +291,7 @@ impl super::Reporter for Terminal {
             when.at_end() && (r.failure || !r.output_text().is_empty())
         };
         for r in run.records.iter().filter(shown) {
-            let text = shorten(&r.output_text());
-            let mark = if r.failure {
-                p.red("---")
-            } else {
-                p.green("---")
-            };
-            let _ = writeln!(
-                out,
-                "\n{mark} {} {mark}",
-                p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
-            );
-            if let Some(error) = &r.error {
-                let _ = writeln!(out, "{error}");
-            }
-            for leak in r.leaked_processes.iter().take(5) {
-                let _ = writeln!(
-                    out,
-                    "leaked: pid {} {} [{}]",
-                    leak.pid, leak.comm, leak.cmdline
-                );
-            }
-            for change in r.files_written.iter().take(10) {
-                let _ = writeln!(out, "file {:?}: {}", change.kind, change.path.display());
-            }
-            out.push_str(&text);
-            if !text.ends_with('\n') && !text.is_empty() {
-                out.push('\n');
-            }
+            output_section(out, r, p);
             // Thousands of failures with long output are not all held at once.
             if out.len() > PENDING_AT_MOST {
                 write_out(out);
@@ -347,6 +320,40 @@ impl super::Reporter for Terminal {
         );
         self.write_pending();
         Ok(())
+    }
+}
+
+/// A test's section at the end of the run: a header with its outcome, why the sandbox failed
+/// it, the first leaked processes and changed files, and its output (shortened).
+fn output_section(out: &mut String, r: &TestRecord, p: Palette) {
+    use std::fmt::Write as _;
+    let text = shorten(&r.output_text());
+    let mark = if r.failure {
+        p.red("---")
+    } else {
+        p.green("---")
+    };
+    let _ = writeln!(
+        out,
+        "\n{mark} {} {mark}",
+        p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
+    );
+    if let Some(error) = &r.error {
+        let _ = writeln!(out, "{error}");
+    }
+    for leak in r.leaked_processes.iter().take(5) {
+        let _ = writeln!(
+            out,
+            "leaked: pid {} {} [{}]",
+            leak.pid, leak.comm, leak.cmdline
+        );
+    }
+    for change in r.files_written.iter().take(10) {
+        let _ = writeln!(out, "file {:?}: {}", change.kind, change.path.display());
+    }
+    out.push_str(&text);
+    if !text.ends_with('\n') && !text.is_empty() {
+        out.push('\n');
     }
 }
 
