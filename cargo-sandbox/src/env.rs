@@ -30,81 +30,92 @@ pub struct BinaryEnv {
     pub shown_at: Vec<harness::ShownAt>,
 }
 
+/// The environment `cargo test` gives `binary`, lowest priority first: the package's
+/// variables, the target's, its build script's (which may set any of them), and the library
+/// path.
 pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)]) -> BinaryEnv {
-    let host: BTreeMap<&str, &str> = host.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let package = &build.packages[&binary.package_id];
     let manifest_dir = package
         .manifest_path
         .parent()
         .map(|p| p.as_std_path().to_owned())
         .unwrap_or_default();
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut set = |k: &str, v: String| {
-        vars.insert(k.to_owned(), v);
-    };
+    let mut vars = package_vars(package, &manifest_dir);
+    vars.extend(target_vars(binary, build));
+    if let Some(script) = build.build_scripts.get(&binary.package_id) {
+        vars.insert("OUT_DIR".to_owned(), script.out_dir.display().to_string());
+        vars.extend(script.env.iter().cloned());
+    }
+    vars.insert("LD_LIBRARY_PATH".to_owned(), library_path(build, host));
+    BinaryEnv {
+        vars: vars.into_iter().collect(),
+        cwd: manifest_dir,
+        workspace_root: build.workspace_root.clone(),
+        target_dir: build.target_dir.clone(),
+        shown_at: build.shown_at.clone(),
+    }
+}
 
-    set("CARGO", crate::build::cargo().display().to_string());
-    set("CARGO_MANIFEST_DIR", manifest_dir.display().to_string());
-    set("CARGO_MANIFEST_PATH", package.manifest_path.to_string());
-    set("CARGO_PKG_NAME", package.name.to_string());
+/// `CARGO`, `CARGO_MANIFEST_*` and `CARGO_PKG_*`, as cargo sets them for every target.
+fn package_vars(
+    package: &cargo_metadata::Package,
+    manifest_dir: &Path,
+) -> BTreeMap<String, String> {
+    // Fields the manifest leaves out are set empty, as cargo sets them.
+    fn or_empty<T: ToString>(field: &Option<T>) -> String {
+        field.as_ref().map(T::to_string).unwrap_or_default()
+    }
     let v = &package.version;
-    set("CARGO_PKG_VERSION", v.to_string());
-    set("CARGO_PKG_VERSION_MAJOR", v.major.to_string());
-    set("CARGO_PKG_VERSION_MINOR", v.minor.to_string());
-    set("CARGO_PKG_VERSION_PATCH", v.patch.to_string());
-    set("CARGO_PKG_VERSION_PRE", v.pre.to_string());
-    set("CARGO_PKG_AUTHORS", package.authors.join(":"));
-    let text = |o: &Option<String>| o.clone().unwrap_or_default();
-    set("CARGO_PKG_DESCRIPTION", text(&package.description));
-    set("CARGO_PKG_HOMEPAGE", text(&package.homepage));
-    set("CARGO_PKG_REPOSITORY", text(&package.repository));
-    set("CARGO_PKG_LICENSE", text(&package.license));
-    set(
-        "CARGO_PKG_LICENSE_FILE",
-        package
-            .license_file
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-    );
-    set(
-        "CARGO_PKG_README",
-        package
-            .readme
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-    );
-    set(
-        "CARGO_PKG_RUST_VERSION",
-        package
-            .rust_version
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-    );
-    set("CARGO_CRATE_NAME", binary.target_name.replace('-', "_"));
+    [
+        ("CARGO", crate::build::cargo().display().to_string()),
+        ("CARGO_MANIFEST_DIR", manifest_dir.display().to_string()),
+        ("CARGO_MANIFEST_PATH", package.manifest_path.to_string()),
+        ("CARGO_PKG_NAME", package.name.to_string()),
+        ("CARGO_PKG_VERSION", v.to_string()),
+        ("CARGO_PKG_VERSION_MAJOR", v.major.to_string()),
+        ("CARGO_PKG_VERSION_MINOR", v.minor.to_string()),
+        ("CARGO_PKG_VERSION_PATCH", v.patch.to_string()),
+        ("CARGO_PKG_VERSION_PRE", v.pre.to_string()),
+        ("CARGO_PKG_AUTHORS", package.authors.join(":")),
+        ("CARGO_PKG_DESCRIPTION", or_empty(&package.description)),
+        ("CARGO_PKG_HOMEPAGE", or_empty(&package.homepage)),
+        ("CARGO_PKG_REPOSITORY", or_empty(&package.repository)),
+        ("CARGO_PKG_LICENSE", or_empty(&package.license)),
+        ("CARGO_PKG_LICENSE_FILE", or_empty(&package.license_file)),
+        ("CARGO_PKG_README", or_empty(&package.readme)),
+        ("CARGO_PKG_RUST_VERSION", or_empty(&package.rust_version)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The variables of the binary's own target: its crate name, and for tests and benchmarks
+/// the package's binaries and a scratch directory.
+fn target_vars(binary: &TestBinary, build: &Build) -> Vec<(String, String)> {
+    let mut vars = vec![(
+        "CARGO_CRATE_NAME".to_owned(),
+        binary.target_name.replace('-', "_"),
+    )];
     if binary.kind == BinaryKind::Bin {
-        set("CARGO_BIN_NAME", binary.target_name.clone());
+        vars.push(("CARGO_BIN_NAME".to_owned(), binary.target_name.clone()));
     }
     // Every binary's sandbox gets a private tmpfs here (a scratch directory), so it must exist.
     let tmp = build.target_dir.join("tmp");
     let _ = std::fs::create_dir_all(&tmp);
     if matches!(binary.kind, BinaryKind::Test | BinaryKind::Bench) {
         for (name, exe) in build.bin_exes.get(&binary.package_id).into_iter().flatten() {
-            set(&format!("CARGO_BIN_EXE_{name}"), exe.display().to_string());
+            vars.push((format!("CARGO_BIN_EXE_{name}"), exe.display().to_string()));
         }
-        set("CARGO_TARGET_TMPDIR", tmp.display().to_string());
+        vars.push(("CARGO_TARGET_TMPDIR".to_owned(), tmp.display().to_string()));
     }
+    vars
+}
+
+/// `LD_LIBRARY_PATH`: the native libraries of every build script (dependencies' too), then
+/// cargo's own directories, then whatever the user had: the order `cargo test` uses.
+fn library_path(build: &Build, host: &[(String, String)]) -> String {
     let mut library_paths: Vec<PathBuf> = Vec::new();
-    if let Some(script) = build.build_scripts.get(&binary.package_id) {
-        set("OUT_DIR", script.out_dir.display().to_string());
-        for (k, v) in &script.env {
-            set(k, v.clone());
-        }
-    }
-    // Native libraries of every build script (dependencies' too), then cargo's own dirs, then
-    // whatever the user had: the order `cargo test` uses.
     for script in build.build_scripts.values() {
         library_paths.extend(
             script
@@ -116,8 +127,11 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
     }
     library_paths.extend(build.deps_dirs.iter().cloned());
     library_paths.extend(build.toolchain_lib.clone().or_else(sysroot_lib));
-    let existing = host.get("LD_LIBRARY_PATH").copied().unwrap_or_default();
-    let mut joined = std::env::join_paths(
+    let existing = host
+        .iter()
+        .rfind(|(k, _)| k == "LD_LIBRARY_PATH")
+        .map_or("", |(_, v)| v.as_str());
+    let joined = std::env::join_paths(
         library_paths
             .iter()
             .map(PathBuf::as_path)
@@ -125,16 +139,10 @@ pub fn for_binary(binary: &TestBinary, build: &Build, host: &[(String, String)])
     )
     .map(|s| s.to_string_lossy().into_owned())
     .unwrap_or_default();
-    if !existing.is_empty() {
-        joined = format!("{joined}:{existing}");
-    }
-    vars.insert("LD_LIBRARY_PATH".to_owned(), joined);
-    BinaryEnv {
-        vars: vars.into_iter().collect(),
-        cwd: manifest_dir,
-        workspace_root: build.workspace_root.clone(),
-        target_dir: build.target_dir.clone(),
-        shown_at: build.shown_at.clone(),
+    if existing.is_empty() {
+        joined
+    } else {
+        format!("{joined}:{existing}")
     }
 }
 
@@ -181,10 +189,8 @@ pub fn for_test(
             vars.insert(k.clone(), v.clone());
         }
     }
-    for (k, v) in host
-        .iter()
-        .filter(|(k, _)| settings.pass.iter().any(|p| glob_match(p, k)))
-    {
+    let passed = Passed::new(&settings.pass);
+    for (k, v) in host.iter().filter(|(k, _)| passed.passes(k)) {
         vars.insert(k.clone(), v.clone());
     }
     vars.extend(binary.vars.iter().cloned());
@@ -194,24 +200,44 @@ pub fn for_test(
     vars.into_iter().collect()
 }
 
-/// `*` matches any run of characters; everything else is literal.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
+/// The host variables passed by name (`--env NAME`, `env.pass`): as documented there, `*`
+/// matches any run of characters, `/` included, everything else is literal, and case counts.
+/// globset reads more (`?`, `[..]`, `{..}`, `\`, `**`), so the rest is escaped.
+struct Passed(globset::GlobSet);
+
+impl Passed {
+    fn new(patterns: &[String]) -> Passed {
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in patterns {
+            // Cannot fail, every character but `*` being literal; were it to, the pattern
+            // would pass nothing, the hermetic side.
+            if let Ok(glob) = glob(pattern) {
+                set.add(glob);
+            }
         }
+        Passed(set.build().unwrap_or_else(|_| globset::GlobSet::empty()))
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+
+    fn passes(&self, name: &str) -> bool {
+        self.0.is_match(name)
+    }
+}
+
+/// `pattern` in globset's syntax: the parts between stars escaped, and a run of stars one
+/// star (globset takes `**` for any number of path components).
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    let mut glob = String::with_capacity(pattern.len());
+    for (i, part) in pattern.split('*').enumerate() {
+        if i > 0 && !glob.ends_with('*') {
+            glob.push('*');
+        }
+        glob.push_str(&globset::escape(part));
+    }
+    globset::GlobBuilder::new(&glob)
+        .literal_separator(false)
+        .case_insensitive(false)
+        .backslash_escape(false)
+        .build()
 }
 
 /// Asks rustc for its sysroot in the background (while cargo builds), so the first test need
@@ -349,13 +375,56 @@ mod tests {
         assert!(!env.contains_key("SECRET_TOKEN"));
     }
 
+    /// Whether each pattern passes each name, as each row says.
+    fn assert_globs(cases: &[(&str, &str, bool)]) {
+        for (pattern, name, passes) in cases {
+            let passed = Passed::new(&[pattern.to_string()]).passes(name);
+            assert_eq!(passed, *passes, "{pattern:?} on {name:?}");
+        }
+    }
+
+    /// The documented dialect (`*` matches any run of characters, everything else is
+    /// literal), also where it differs from globset's defaults or a path glob's habits.
     #[test]
-    fn globs() {
-        assert!(glob_match("MY_*", "MY_A"));
-        assert!(glob_match("*_URL", "DATABASE_URL"));
-        assert!(glob_match("A*B*C", "AxxBxxC"));
-        assert!(!glob_match("MY_*", "YOUR_A"));
-        assert!(glob_match("EXACT", "EXACT"));
-        assert!(!glob_match("EXACT", "EXACTLY"));
+    fn only_the_star_is_special() {
+        assert_globs(&[
+            ("MY_*", "MY_A", true),
+            ("*_URL", "DATABASE_URL", true),
+            ("A*B*C", "AxxBxxC", true),
+            ("MY_*", "YOUR_A", false),
+            ("EXACT", "EXACT", true),
+            ("EXACT", "EXACTLY", false),
+            // `*` matches any run, the empty one and `/` too (names are not paths).
+            ("MY_*", "MY_", true),
+            ("A*", "A/B", true),
+            ("A*C", "A/B/C", true),
+            ("*", "", true),
+            ("*", "ANY", true),
+            ("A*B", "A\nB", true),
+            // Several stars are one.
+            ("A**B", "AB", true),
+            ("A**B", "AxyB", true),
+            ("**", "X", true),
+            // The parts around a star do not overlap.
+            ("A*A", "A", false),
+            ("A*A", "AA", true),
+            // Case counts.
+            ("my_*", "MY_A", false),
+            // What other dialects make special is literal.
+            ("A?", "A?", true),
+            ("A?", "AB", false),
+            ("[AB]", "[AB]", true),
+            ("[AB]", "A", false),
+            ("{A,B}", "{A,B}", true),
+            ("{A,B}", "A", false),
+            ("A\\*", "A\\xyz", true),
+            ("A\\*", "A*", false),
+            ("[!A]*", "[!A]B", true),
+            ("[!A]*", "B", false),
+            ("!A", "!A", true),
+            // An empty pattern passes only an empty name.
+            ("", "", true),
+            ("", "A", false),
+        ]);
     }
 }

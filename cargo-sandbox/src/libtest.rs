@@ -1,11 +1,11 @@
-//! Reading libtest's output: each test's result line, the closing summary, a failing test's
-//! own section of a binary's output. libtest-mimic (and harnesses that mimic libtest) print
-//! the same.
+//! Reading libtest's output: each test's result line, the closing `test result:` line, a
+//! failing test's own section of a binary's output. libtest-mimic (and harnesses that mimic
+//! libtest) print the same.
 
 use harness::SandboxResult;
 
 /// How many tests libtest's closing `test result:` line counts (passed, failed and ignored).
-pub fn libtest_summary(output: &str) -> Option<usize> {
+pub fn libtest_total(output: &str) -> Option<usize> {
     let line = output
         .lines()
         .rev()
@@ -22,7 +22,8 @@ pub fn libtest_summary(output: &str) -> Option<usize> {
     Some(count("passed")? + count("failed")? + count("ignored")?)
 }
 
-/// libtest's summary says one test ran (a name that matched nothing would run zero and pass).
+/// libtest's `test result:` line says one test ran (a name that matched nothing would run zero
+/// and pass).
 pub fn ran_exactly_one(result: &SandboxResult) -> bool {
     result
         .output
@@ -95,15 +96,15 @@ mod tests {
     }
 
     #[test]
-    fn the_summary_counts_every_reported_test() {
+    fn the_result_line_counts_every_reported_test() {
         let out = "running 4 tests\ntest a ... ok\n\nfailures:\n\ntest result: FAILED. 2 passed; \
                    1 failed; 1 ignored; 0 measured; 7 filtered out; finished in 0.01s\n";
-        assert_eq!(libtest_summary(out), Some(4));
-        assert_eq!(libtest_summary("running 4 tests\ntest a ... ok\n"), None);
-        // A test's own output may quote a summary; libtest's own comes last.
+        assert_eq!(libtest_total(out), Some(4));
+        assert_eq!(libtest_total("running 4 tests\ntest a ... ok\n"), None);
+        // A test's own output may quote a result line; libtest's own comes last.
         let nested = "test result: ok. 9 passed; 0 failed; 0 ignored;\n\
                       test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n";
-        assert_eq!(libtest_summary(nested), Some(0));
+        assert_eq!(libtest_total(nested), Some(0));
     }
 
     #[test]

@@ -66,6 +66,21 @@ impl Listing {
             .chain(self.benches.iter().cloned())
             .collect()
     }
+
+    /// The tests (with the settings they declare) and benchmarks of a binary's two listings.
+    fn read(listing: &str, ignored: &str) -> Listing {
+        let ignored = parse_terse(ignored);
+        let mut tests = combine(parse_terse(listing), &ignored);
+        for (name, limits) in parse_declared_settings(listing) {
+            if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
+                test.declared = Some(limits);
+            }
+        }
+        Listing {
+            tests,
+            benches: parse_benches(listing),
+        }
+    }
 }
 
 /// Settings a `sandbox-harness` binary declares for its trials (`cargo-sandbox-limits` lines,
@@ -136,9 +151,71 @@ pub fn in_sandbox(
 ) -> Result<Listing, Box<TestRecord>> {
     let mut settings = settings.clone();
     settings.timeout = Cap::Max(settings.timeout.value().unwrap_or(Duration::from_secs(60)));
-    // The listing's text, and whether all of it was kept.
-    let run = |argv: Vec<String>| -> Result<(String, bool), Box<TestRecord>> {
-        let mut spec = crate::sandbox_spec::spec(&settings, argv, ctx, host_env, seed);
+    let lister = Lister {
+        engine,
+        ctx,
+        settings: &settings,
+        host_env,
+        seed,
+        binary: ctx.binary.path.display().to_string(),
+    };
+    let (listing, ignored) = match lister.both() {
+        Some(both) => both,
+        None => lister.one_by_one()?,
+    };
+    Ok(Listing::read(&listing, &ignored))
+}
+
+/// What listing one binary takes: the sandbox it lists in and the binary's path.
+struct Lister<'a> {
+    engine: &'a Engine,
+    ctx: &'a BinaryContext,
+    settings: &'a Resolved,
+    host_env: &'a [(String, String)],
+    seed: u64,
+    binary: String,
+}
+
+impl Lister<'_> {
+    /// Both listings (all tests, then the ignored ones) in one sandbox, when there is a shell
+    /// to run them one after the other and all of the text was kept.
+    fn both(&self) -> Option<(String, String)> {
+        if !Path::new(SHELL).exists() {
+            return None;
+        }
+        let (text, whole) = self
+            .run(vec![
+                SHELL.to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "\"$0\" --list --format terse && echo '{LISTING_SEPARATOR}' && \
+                     exec \"$0\" --list --format terse --ignored"
+                ),
+                self.binary.clone(),
+            ])
+            .ok()?;
+        let (all, ignored) = text
+            .split_once(&format!("\n{LISTING_SEPARATOR}\n"))
+            .filter(|_| whole)?;
+        Some((format!("{all}\n"), ignored.to_owned()))
+    }
+
+    /// Each listing in a sandbox of its own, so that a failure is reported as the binary's own.
+    fn one_by_one(&self) -> Result<(String, String), Box<TestRecord>> {
+        let list = |extra: &[&str]| -> Vec<String> {
+            [self.binary.as_str(), "--list", "--format", "terse"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        Ok((self.run(list(&[]))?.0, self.run(list(&["--ignored"]))?.0))
+    }
+
+    /// The listing's text, and whether all of it was kept.
+    fn run(&self, argv: Vec<String>) -> Result<(String, bool), Box<TestRecord>> {
+        let (ctx, settings) = (self.ctx, self.settings);
+        let mut spec = crate::sandbox_spec::spec(settings, argv, ctx, self.host_env, self.seed);
         // sandbox-harness binaries then print the limits their trials declare.
         spec.env
             .push((harness::front::LIST_LIMITS_VAR.to_owned(), "1".to_owned()));
@@ -148,7 +225,7 @@ pub fn in_sandbox(
             binary_id: ctx.binary.id.clone(),
             name: LISTING.to_owned(),
         };
-        match engine.run(&spec, None) {
+        match self.engine.run(&spec, None) {
             Ok(result) if result.exit == Exit::Code(0) => Ok(result
                 .output
                 .map(|o| (o.text(), o.truncated_bytes == 0))
@@ -166,51 +243,7 @@ pub fn in_sandbox(
                 ..TestRecord::not_run(id, Outcome::SandboxError, true)
             })),
         }
-    };
-    let binary = ctx.binary.path.display().to_string();
-    let list = |extra: &[&str]| -> Vec<String> {
-        [binary.as_str(), "--list", "--format", "terse"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    // Both listings in one sandbox when there is a shell to run them one after the other. When
-    // that fails, each runs on its own, so a failure is reported as the binary's own.
-    let both = Path::new(SHELL)
-        .exists()
-        .then(|| {
-            run(vec![
-                SHELL.to_owned(),
-                "-c".to_owned(),
-                format!(
-                    "\"$0\" --list --format terse && echo '{LISTING_SEPARATOR}' && \
-                     exec \"$0\" --list --format terse --ignored"
-                ),
-                binary.clone(),
-            ])
-            .ok()
-        })
-        .flatten();
-    let (listing, ignored) = match both
-        .as_ref()
-        .filter(|(_, whole)| *whole)
-        .and_then(|(b, _)| b.split_once(&format!("\n{LISTING_SEPARATOR}\n")))
-    {
-        Some((all, ignored)) => (format!("{all}\n"), ignored.to_owned()),
-        None => (run(list(&[]))?.0, run(list(&["--ignored"]))?.0),
-    };
-    let ignored = parse_terse(&ignored);
-    let mut tests = combine(parse_terse(&listing), &ignored);
-    for (name, limits) in parse_declared_settings(&listing) {
-        if let Some(test) = tests.iter_mut().find(|t| t.name == name) {
-            test.declared = Some(limits);
-        }
     }
-    Ok(Listing {
-        tests,
-        benches: parse_benches(&listing),
-    })
 }
 
 #[cfg(test)]

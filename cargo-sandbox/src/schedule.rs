@@ -9,7 +9,7 @@ use crate::filter::TestFilter;
 use crate::history::History;
 use crate::job::test_id;
 use crate::job::{Job, RunsAs, SelectedTest, Selection};
-use crate::libtest::{libtest_results, libtest_summary, own_section, ran_exactly_one};
+use crate::libtest::{libtest_results, libtest_total, own_section, ran_exactly_one};
 use crate::list::{self, Plan};
 use crate::outcome::{classify, classify_doctest, Outcome};
 use crate::sandbox_spec;
@@ -548,7 +548,7 @@ impl BinaryRun<'_> {
                 // leaves both.) A crash or kill after the summary is the binary's, and is
                 // listed below.
                 let libtest_ended = matches!(self.exit, Exit::Code(0) | Exit::Code(101));
-                if libtest_ended && libtest_summary(self.text) == Some(self.lines.len()) {
+                if libtest_ended && libtest_total(self.text) == Some(self.lines.len()) {
                     self.finish(self.reported(false), Vec::new())
                 } else if run.cancel.is_cancelled() {
                     // Stopped: no listing. What the binary reported, and the rest as one record.

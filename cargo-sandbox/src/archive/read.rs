@@ -42,7 +42,6 @@ pub fn open(
     workspace: &Path,
     cancel: &harness::Cancel,
 ) -> anyhow::Result<Option<Unpacked>> {
-    let bad = |what: String| BadArchive(format!("the archive {}: {what}", path.display()));
     let workspace = workspace.canonicalize().map_err(|e| {
         BadArchive(format!(
             "the workspace to run the archive in ({}): {e}; pass the checkout's directory with \
@@ -51,12 +50,45 @@ pub fn open(
         ))
     })?;
     let file = std::fs::File::open(path).map_err(|e| {
-        bad(format!(
-            "{e}; make one with `cargo sandbox archive --archive-file {}`",
-            path.display()
-        ))
+        BadArchive::at(
+            path,
+            format!(
+                "{e}; make one with `cargo sandbox archive --archive-file {}`",
+                path.display()
+            ),
+        )
     })?;
     let dir = RunDir::new(&std::env::temp_dir().join("cargo-sandbox-archives"))?;
+    let Some((manifest, fingerprint)) = unpack(path, file, dir.path(), &workspace, cancel)? else {
+        return Ok(None);
+    };
+    let (build, doctests) = relocate(manifest, dir.path(), workspace)?;
+    Ok(Some(Unpacked {
+        build,
+        doctests,
+        fingerprint,
+        dir,
+    }))
+}
+
+impl BadArchive {
+    /// What is wrong with the archive at `path`.
+    fn at(path: &Path, what: String) -> BadArchive {
+        BadArchive(format!("the archive {}: {what}", path.display()))
+    }
+}
+
+/// Unpacks every entry of the archive `file` (at `path`) into `into`, each checked against
+/// the manifest, which comes first, and that against the seal, which comes last. Returns the
+/// manifest and its fingerprint; `None` when cancelled.
+fn unpack(
+    path: &Path,
+    file: std::fs::File,
+    into: &Path,
+    workspace: &Path,
+    cancel: &harness::Cancel,
+) -> anyhow::Result<Option<(Manifest, String)>> {
+    let bad = |what: String| BadArchive::at(path, what);
     let decoder = zstd::Decoder::new(file).map_err(|e| bad(format!("not zstd: {e}")))?;
     let mut tar = tar::Archive::new(decoder);
     let entries = tar
@@ -79,9 +111,9 @@ pub fn open(
         match unpacker.as_mut() {
             None if name == MANIFEST => {
                 let bytes = read_small(&mut entry, 1 << 28).map_err(|e| bad(damaged(&e)))?;
-                let u = Unpacker::new(bytes, dir.path()).map_err(bad)?;
+                let u = Unpacker::new(bytes, into).map_err(bad)?;
                 // Before anything is unpacked: the checkout must be the archive's.
-                check_workspace(&u.manifest.build, &workspace)?;
+                check_workspace(&u.manifest.build, workspace)?;
                 unpacker = Some(u);
             }
             None => return Err(bad(format!("it starts with `{name}`, not its manifest: it was not made by `cargo sandbox archive`")).into()),
@@ -106,8 +138,17 @@ pub fn open(
     if let Some(missing) = unpacker.files.keys().next() {
         return Err(bad(format!("`{missing}` is listed but missing")).into());
     }
-    let manifest = unpacker.manifest;
-    let target = dir.path().join(TARGET);
+    Ok(Some((unpacker.manifest, fingerprint)))
+}
+
+/// The archived build and doc tests, moved onto the files unpacked in `unpacked` and the
+/// checkout `workspace`.
+fn relocate(
+    manifest: Manifest,
+    unpacked: &Path,
+    workspace: PathBuf,
+) -> anyhow::Result<(Build, Option<doctest::Collected>)> {
+    let target = unpacked.join(TARGET);
     let moves = Relocation {
         target: (manifest.build.target_dir.clone(), target.clone()),
         workspace: (manifest.build.workspace_root.clone(), workspace),
@@ -144,12 +185,7 @@ pub fn open(
             .collect();
         doctest::Collected::archived(tests, d.settled)
     });
-    Ok(Some(Unpacked {
-        build,
-        doctests,
-        fingerprint,
-        dir,
-    }))
+    Ok((build, doctests))
 }
 
 fn damaged(e: &std::io::Error) -> String {

@@ -69,7 +69,7 @@ pub fn run(args: ArchiveArgs) -> anyhow::Result<i32> {
         contents.files.len(),
         started.elapsed().as_secs_f64()
     );
-    say!("{:>12} {}", "", contents.summary(&manifest));
+    say!("{:>12} {}", "", contents.breakdown(&manifest));
     say!("{:>12} fingerprint {}", "", written.fingerprint);
     Ok(0)
 }
@@ -88,7 +88,7 @@ struct File {
     part: Part,
 }
 
-/// The parts the archive's summary counts.
+/// The parts the archive's breakdown counts (the line under `Archived`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
     TestBinary,
@@ -189,7 +189,7 @@ impl Contents {
     }
 
     /// `12 test binaries (80.1 MiB), 3 binaries (9.0 MiB), ...`
-    fn summary(&self, manifest: &Manifest) -> String {
+    fn breakdown(&self, manifest: &Manifest) -> String {
         let mut parts: BTreeMap<Part, (usize, u64)> = BTreeMap::new();
         for (file, entry) in self.files.iter().zip(&manifest.files) {
             let size = entry.size;

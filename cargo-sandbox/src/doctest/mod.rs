@@ -92,6 +92,14 @@ impl Collected {
             _store: None,
         }
     }
+
+    /// rustdoc reports tests as they finish: the run's order must not depend on that.
+    fn sort(&mut self) {
+        self.tests
+            .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
+        self.settled
+            .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
+    }
 }
 
 /// What to collect.
@@ -134,95 +142,135 @@ pub fn collect(request: &Request) -> anyhow::Result<Collected> {
     // `target/sandbox/doctests/<pid>-<time>`: inside the target, so sandboxes reach it.
     let store = RunDir::new(&request.target_dir.join("sandbox").join("doctests"))?;
     let dir = store.path().to_owned();
-    let crates = crate_names(request.packages);
     let packages: Option<Vec<String>> = request
         .selected
         .as_ref()
         .map(|ids| ids.iter().map(|id| id.repr.clone()).collect());
-    let mut test_args: Vec<String> = Vec::new();
-    // rustdoc splits its test arguments at spaces: substring filters, split, select more
-    // (never fewer) tests, and the run's own filter then decides; exact names and skips
-    // would select fewer.
-    if !request.filter.exact {
-        test_args.extend(request.filter.filters.iter().cloned());
-    }
-    test_args.extend(request.filter.ignored_flag().map(str::to_owned));
+    let test_args = collecting_args(request.filter);
     let text = run_cargo(request, &dir, packages.as_deref(), &test_args, Mode::Token)?;
-    let reports = output::parse(&text);
-
     let mut collected = Collected {
         tests: Vec::new(),
         settled: Vec::new(),
         _store: Some(store),
     };
-    for report in reports {
+    let crates = crate_names(request.packages);
+    for report in output::parse(&text) {
         let Some(&(package_id, lib_name)) = crates.get(report.crate_name.as_str()) else {
             continue;
         };
-        let settle = |name: &str, verdict| Settled {
-            package_id: package_id.clone(),
-            lib_name: lib_name.to_owned(),
+        let library = Library {
+            package_id,
+            lib_name,
+        };
+        let unmatched = library.sort_out(&report, &dir, &mut collected);
+        if !unmatched.is_empty() {
+            let matched = match_in_sequence(request, &dir, package_id, &unmatched)?;
+            library.add_should_panic(unmatched, &matched, &mut collected);
+        }
+    }
+    merged_tests(request, &dir, &mut collected)?;
+    collected.sort();
+    Ok(collected)
+}
+
+/// The test arguments of the collecting run. rustdoc splits them at spaces: substring
+/// filters, split, select more (never fewer) tests, and the run's own filter then decides;
+/// exact names and skips would select fewer.
+fn collecting_args(filter: &TestFilter) -> Vec<String> {
+    let mut test_args: Vec<String> = Vec::new();
+    if !filter.exact {
+        test_args.extend(filter.filters.iter().cloned());
+    }
+    test_args.extend(filter.ignored_flag().map(str::to_owned));
+    test_args
+}
+
+/// The library whose doc tests are being collected: what each of its tests is recorded with.
+#[derive(Clone, Copy)]
+struct Library<'a> {
+    package_id: &'a PackageId,
+    lib_name: &'a str,
+}
+
+impl Library<'_> {
+    fn doc_test(self, name: String, binary: PathBuf, should_panic: bool) -> DocTest {
+        DocTest {
+            package_id: self.package_id.clone(),
+            lib_name: self.lib_name.to_owned(),
+            name,
+            binary,
+            should_panic,
+            merged_index: None,
+        }
+    }
+
+    fn settled(self, name: &str, verdict: SettledVerdict) -> Settled {
+        Settled {
+            package_id: self.package_id.clone(),
+            lib_name: self.lib_name.to_owned(),
             name: name.to_owned(),
             verdict,
-        };
+        }
+    }
+
+    /// Each test rustdoc reported for the library: to run (its binary named in its failure),
+    /// settled, or (returned) passed without a word, which only `should_panic` tests do.
+    fn sort_out(
+        self,
+        report: &output::CrateReport,
+        store: &Path,
+        collected: &mut Collected,
+    ) -> Vec<String> {
         let mut unmatched = Vec::new();
         for test in &report.tests {
             match (test.result, test.token()) {
                 (Verdict::Ignored, _) => collected
                     .settled
-                    .push(settle(&test.name, SettledVerdict::Ignored)),
-                (Verdict::Failed, Some(id)) => collected.tests.push(DocTest {
-                    package_id: package_id.clone(),
-                    lib_name: lib_name.to_owned(),
-                    name: test.name.clone(),
-                    binary: dir.join(id),
-                    should_panic: false,
-                    merged_index: None,
-                }),
-                (Verdict::Failed, None) => collected.settled.push(settle(
-                    &test.name,
-                    SettledVerdict::Failed(test.section.clone()),
-                )),
+                    .push(self.settled(&test.name, SettledVerdict::Ignored)),
+                (Verdict::Failed, Some(id)) => {
+                    collected
+                        .tests
+                        .push(self.doc_test(test.name.clone(), store.join(id), false))
+                }
+                (Verdict::Failed, None) => collected
+                    .settled
+                    .push(self.settled(&test.name, SettledVerdict::Failed(test.section.clone()))),
                 (Verdict::Ok, _) if test.compile_only() => collected
                     .settled
-                    .push(settle(&test.name, SettledVerdict::Passed)),
+                    .push(self.settled(&test.name, SettledVerdict::Passed)),
                 // Satisfied by the collector's failure: a `should_panic` test.
                 (Verdict::Ok, _) => unmatched.push(test.name.clone()),
             }
         }
-        if !unmatched.is_empty() {
-            let matched = match_in_sequence(request, &dir, package_id, &unmatched)?;
-            for name in unmatched {
-                match matched.get(&name) {
-                    Some(binary) => collected.tests.push(DocTest {
-                        package_id: package_id.clone(),
-                        lib_name: lib_name.to_owned(),
-                        name,
-                        binary: binary.clone(),
-                        should_panic: true,
-                        merged_index: None,
-                    }),
-                    None => collected.settled.push(settle(
+        unmatched
+    }
+
+    /// The `should_panic` tests, with the binaries [`match_in_sequence`] told apart; one it
+    /// could not is settled as failed, rather than run as another's.
+    fn add_should_panic(
+        self,
+        names: Vec<String>,
+        matched: &BTreeMap<String, PathBuf>,
+        collected: &mut Collected,
+    ) {
+        for name in names {
+            match matched.get(&name) {
+                Some(binary) => collected
+                    .tests
+                    .push(self.doc_test(name, binary.clone(), true)),
+                None => collected.settled.push(
+                    self.settled(
                         &name,
                         SettledVerdict::Failed(
                             "cargo-sandbox could not tell this doc test's binary from the \
-                             others'; please report it"
+                         others'; please report it"
                                 .to_owned(),
                         ),
-                    )),
-                }
+                    ),
+                ),
             }
         }
     }
-    merged_tests(request, &dir, &mut collected)?;
-    // rustdoc reports them as they finish: the run's order must not depend on that.
-    collected
-        .tests
-        .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
-    collected
-        .settled
-        .sort_by(|a, b| (&a.package_id, &a.name).cmp(&(&b.package_id, &b.name)));
-    Ok(collected)
 }
 
 /// `should_panic` doc tests show nothing in the collecting run: collected again one at a
@@ -316,32 +364,29 @@ fn merged_tests(request: &Request, store: &Path, collected: &mut Collected) -> a
                 runner.display()
             )
         })?;
+        let library = Library {
+            package_id: &package.id,
+            lib_name,
+        };
         for test in tests {
             let name = test.shown_name();
-            let settle = |verdict| Settled {
-                package_id: package.id.clone(),
-                lib_name: lib_name.to_owned(),
-                name: name.clone(),
-                verdict,
-            };
             let run = match (request.filter.ignored, test.ignore) {
                 (IgnoredMode::Only, false) => continue,
                 (IgnoredMode::Skip, true) => {
-                    collected.settled.push(settle(SettledVerdict::Ignored));
+                    let ignored = library.settled(&name, SettledVerdict::Ignored);
+                    collected.settled.push(ignored);
                     continue;
                 }
                 _ => test.index,
             };
             match run {
                 Some(index) if !test.no_run => collected.tests.push(DocTest {
-                    package_id: package.id.clone(),
-                    lib_name: lib_name.to_owned(),
-                    name: name.clone(),
-                    binary: binary.clone(),
-                    should_panic: test.should_panic,
                     merged_index: Some(index),
+                    ..library.doc_test(name, binary.clone(), test.should_panic)
                 }),
-                _ => collected.settled.push(settle(SettledVerdict::Passed)),
+                _ => collected
+                    .settled
+                    .push(library.settled(&name, SettledVerdict::Passed)),
             }
         }
     }

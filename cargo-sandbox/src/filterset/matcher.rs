@@ -229,6 +229,14 @@ mod tests {
         }
     }
 
+    /// Each text is refused with exactly the one error given: its span and message.
+    fn assert_one_error(cases: &[(MatcherKind, &str, std::ops::Range<usize>, &str)]) {
+        for (kind, text, span, message) in cases {
+            let expected = [(span.clone(), (*message).to_owned())];
+            assert_eq!(errors(*kind, text), expected, "{text:?}");
+        }
+    }
+
     #[test]
     fn equal_and_contains() {
         assert!(matcher(MatcherKind::Equal, "abc").is_match("abc"));
@@ -272,45 +280,29 @@ mod tests {
 
     #[test]
     fn bad_escapes_are_all_reported_with_their_spans() {
+        use MatcherKind::{Contains, Equal, Glob};
         assert_eq!(
-            errors(MatcherKind::Equal, r"a\qb\x"),
+            errors(Equal, r"a\qb\x"),
             vec![
                 (11..13, "invalid escape sequence".to_owned()),
                 (14..16, "invalid escape sequence".to_owned()),
             ]
         );
-        assert_eq!(
-            errors(MatcherKind::Contains, r"a\"),
-            vec![(11..12, "invalid escape sequence".to_owned())]
-        );
-        assert_eq!(
-            errors(MatcherKind::Glob, r"\u{110000}z"),
-            vec![(10..20, "invalid unicode escape".to_owned())]
-        );
-        assert_eq!(
-            errors(MatcherKind::Equal, r"\u{1234567}"),
-            vec![(10..21, "invalid unicode escape".to_owned())]
-        );
-        assert_eq!(
-            errors(MatcherKind::Equal, r"\u41"),
-            vec![(10..12, "invalid unicode escape".to_owned())]
-        );
-        assert_eq!(
-            errors(MatcherKind::Equal, r"\u{41"),
-            vec![(10..15, "invalid unicode escape".to_owned())]
-        );
+        assert_one_error(&[
+            (Contains, r"a\", 11..12, "invalid escape sequence"),
+            (Glob, r"\u{110000}z", 10..20, "invalid unicode escape"),
+            (Equal, r"\u{1234567}", 10..21, "invalid unicode escape"),
+            (Equal, r"\u41", 10..12, "invalid unicode escape"),
+            (Equal, r"\u{41", 10..15, "invalid unicode escape"),
+        ]);
     }
 
     #[test]
     fn invalid_regex_and_glob_point_at_the_pattern() {
-        assert_eq!(
-            errors(MatcherKind::Regex, "a[b"),
-            vec![(10..13, "invalid regex".to_owned())]
-        );
-        assert_eq!(
-            errors(MatcherKind::Glob, "a[b"),
-            vec![(10..13, "invalid glob".to_owned())]
-        );
+        assert_one_error(&[
+            (MatcherKind::Regex, "a[b", 10..13, "invalid regex"),
+            (MatcherKind::Glob, "a[b", 10..13, "invalid glob"),
+        ]);
     }
 
     #[test]
@@ -332,9 +324,6 @@ mod tests {
 
     #[test]
     fn empty_text_is_an_error() {
-        assert_eq!(
-            errors(MatcherKind::Equal, ""),
-            vec![(10..10, "expected name matcher".to_owned())]
-        );
+        assert_one_error(&[(MatcherKind::Equal, "", 10..10, "expected name matcher")]);
     }
 }

@@ -96,6 +96,19 @@ fn next_char_span(i: &Input<'_>) -> Range<usize> {
     at..at + i.peek_token().map_or(0, char::len_utf8)
 }
 
+/// Whitespace, then `c`; or the error that `c` (`what`) is missing, under the next character.
+fn expect(i: &mut Input<'_>, c: char, what: &str) -> PResult<()> {
+    ws(i)?;
+    if eat(i, c)? {
+        return Ok(());
+    }
+    fail(
+        next_char_span(i),
+        format!("expected {what}"),
+        format!("missing `{c}`"),
+    )
+}
+
 fn or_expr<'a>(i: &mut Input<'a>) -> PResult<Expr<'a>> {
     let mut lhs = and_expr(i)?;
     loop {
@@ -149,14 +162,7 @@ fn primary<'a>(i: &mut Input<'a>) -> PResult<Expr<'a>> {
     ws(i)?;
     if eat(i, '(')? {
         let inner = or_expr(i)?;
-        ws(i)?;
-        if !eat(i, ')')? {
-            return fail(
-                next_char_span(i),
-                "expected close parenthesis",
-                "missing `)`",
-            );
-        }
+        expect(i, ')', "close parenthesis")?;
         return Ok(inner);
     }
     let missing = next_char_span(i);
@@ -182,14 +188,7 @@ fn primary<'a>(i: &mut Input<'a>) -> PResult<Expr<'a>> {
             }
         },
     };
-    ws(i)?;
-    if !eat(i, '(')? {
-        return fail(
-            next_char_span(i),
-            "expected open parenthesis",
-            "missing `(`",
-        );
-    }
+    expect(i, '(', "open parenthesis")?;
     let expr = match predicate {
         None => {
             ws(i)?;
@@ -348,34 +347,41 @@ mod tests {
         }
     }
 
+    /// Each expression's tree is the one given.
+    fn assert_trees(cases: &[(&str, &str)]) {
+        for (text, expected) in cases {
+            assert_eq!(tree(text), *expected, "{text:?}");
+        }
+    }
+
     #[test]
     fn and_binds_tighter_than_or() {
-        assert_eq!(tree("test(a) | test(b) & test(c)"), "(or a (and b c))");
-        assert_eq!(tree("test(a) & test(b) | test(c)"), "(or (and a b) c)");
-        assert_eq!(tree("test(a) or test(b) and test(c)"), "(or a (and b c))");
+        assert_trees(&[
+            ("test(a) | test(b) & test(c)", "(or a (and b c))"),
+            ("test(a) & test(b) | test(c)", "(or (and a b) c)"),
+            ("test(a) or test(b) and test(c)", "(or a (and b c))"),
+        ]);
     }
 
     #[test]
     fn not_binds_tighter_than_and() {
-        assert_eq!(tree("not test(a) & test(b)"), "(and (not a) b)");
-        assert_eq!(tree("!test(a) | test(b)"), "(or (not a) b)");
-        assert_eq!(tree("not not test(a)"), "(not (not a))");
+        assert_trees(&[
+            ("not test(a) & test(b)", "(and (not a) b)"),
+            ("!test(a) | test(b)", "(or (not a) b)"),
+            ("not not test(a)", "(not (not a))"),
+        ]);
     }
 
     #[test]
     fn difference_is_and_not_and_left_associative() {
-        assert_eq!(
-            tree("test(a) - test(b) - test(c)"),
-            "(and (and a (not b)) (not c))"
-        );
-        assert_eq!(
-            tree("test(a) & test(b) - test(c)"),
-            "(and (and a b) (not c))"
-        );
-        assert_eq!(
-            tree("test(a) - test(b) & test(c)"),
-            "(and (and a (not b)) c)"
-        );
+        assert_trees(&[
+            (
+                "test(a) - test(b) - test(c)",
+                "(and (and a (not b)) (not c))",
+            ),
+            ("test(a) & test(b) - test(c)", "(and (and a b) (not c))"),
+            ("test(a) - test(b) & test(c)", "(and (and a (not b)) c)"),
+        ]);
     }
 
     #[test]
@@ -388,19 +394,23 @@ mod tests {
 
     #[test]
     fn parentheses_override_precedence() {
-        assert_eq!(tree("(test(a) | test(b)) & test(c)"), "(and (or a b) c)");
-        assert_eq!(tree("not (test(a) | test(b))"), "(not (or a b))");
-        assert_eq!(
-            tree("test(a) - (test(b) - test(c))"),
-            "(and a (not (and b (not c))))"
-        );
+        assert_trees(&[
+            ("(test(a) | test(b)) & test(c)", "(and (or a b) c)"),
+            ("not (test(a) | test(b))", "(not (or a b))"),
+            (
+                "test(a) - (test(b) - test(c))",
+                "(and a (not (and b (not c))))",
+            ),
+        ]);
     }
 
     #[test]
     fn keywords_are_whole_words() {
-        assert_eq!(tree("test(android) and test(order)"), "(and android order)");
-        assert_eq!(tree("test(not)or(test(or))"), "(or not or)");
-        assert_eq!(tree("test(a)-test(b)"), "(and a (not b))");
+        assert_trees(&[
+            ("test(android) and test(order)", "(and android order)"),
+            ("test(not)or(test(or))", "(or not or)"),
+            ("test(a)-test(b)", "(and a (not b))"),
+        ]);
     }
 
     #[test]

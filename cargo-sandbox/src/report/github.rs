@@ -3,7 +3,7 @@
 //! `::warning` for tests that passed but leaked or tried the network, and a Markdown job summary
 //! appended to `$GITHUB_STEP_SUMMARY` (kept under GitHub's 1 MiB limit).
 
-use super::{panic_location, totals, Reporter, RunSummary};
+use super::{panic_location, totals, FinishedRun, Reporter};
 use crate::event::TestRecord;
 use crate::outcome::Outcome;
 use harness::units::format_bytes;
@@ -37,7 +37,7 @@ impl GithubReporter {
 }
 
 impl Reporter for GithubReporter {
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for line in annotations(run, &self.repo_root) {
             let _ = writeln!(out, "{line}");
@@ -50,7 +50,7 @@ impl Reporter for GithubReporter {
                 .map_err(|e| {
                     anyhow::anyhow!("opening $GITHUB_STEP_SUMMARY {}: {e}", path.display())
                 })?;
-            file.write_all(summary(run).as_bytes())?;
+            file.write_all(job_summary(run).as_bytes())?;
         }
         Ok(())
     }
@@ -67,7 +67,7 @@ fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-pub fn annotations(run: &RunSummary, repo_root: &Path) -> Vec<String> {
+pub fn annotations(run: &FinishedRun, repo_root: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &run.records {
         let notable = matches!(
@@ -188,8 +188,28 @@ fn describe(r: &TestRecord) -> String {
     }
 }
 
-pub fn summary(run: &RunSummary) -> String {
+/// The Markdown appended to `$GITHUB_STEP_SUMMARY`: the verdict, the failures, the tests
+/// the sandbox caught misbehaving, the biggest users of memory and CPU, the protections.
+pub fn job_summary(run: &FinishedRun) -> String {
     let mut md = String::new();
+    verdict(&mut md, run);
+    failures(&mut md, &run.records);
+    callouts(&mut md, &run.records);
+    let by_memory = super::top_by_memory(&run.records, 10);
+    if !by_memory.is_empty() {
+        top_by_memory(&mut md, &by_memory);
+        top_by_cpu(&mut md, &run.records);
+    }
+    let _ = writeln!(
+        md,
+        "In force: {}\n",
+        crate::protections::in_force(&run.protections)
+    );
+    truncated(md)
+}
+
+/// `## cargo-sandbox: failed` and the counts per outcome.
+fn verdict(md: &mut String, run: &FinishedRun) {
     let totals = totals(&run.records);
     let counts: Vec<String> = totals.iter().map(|(w, n)| format!("{n} {w}")).collect();
     let verdict = if run.cancelled {
@@ -207,129 +227,144 @@ pub fn summary(run: &RunSummary) -> String {
         run.duration_ms / 1000.0,
         counts.join(", ")
     );
+}
 
-    let failures: Vec<&TestRecord> = run.records.iter().filter(|r| r.failure).collect();
-    if !failures.is_empty() {
-        let _ = writeln!(
-            md,
-            "### Failures\n\n| test | outcome | duration | peak memory |\n|---|---|---|---|"
-        );
-        for r in failures.iter().take(MAX_TABLE_ROWS) {
-            let _ = writeln!(
-                md,
-                "| `{}` | **{}** | {:.3}s | {} |",
-                r.id,
-                r.outcome.word(),
-                r.duration_ms / 1000.0,
-                memory(r)
-            );
-        }
-        if failures.len() > MAX_TABLE_ROWS {
-            let _ = writeln!(
-                md,
-                "\n… and {} more failures (see the JSON report).",
-                failures.len() - MAX_TABLE_ROWS
-            );
-        }
-        md.push('\n');
-    }
-
-    let callouts: Vec<String> = run
-        .records
-        .iter()
-        .filter_map(|r| {
-            let what = match r.outcome {
-                Outcome::Leaked => format!("leaked {} process(es)", r.leaked_total),
-                Outcome::ForkBomb => {
-                    format!("fork bomb contained ({} forks refused)", r.forks_refused)
-                }
-                Outcome::Network => format!("tried the network ({} packets)", r.network_attempts),
-                Outcome::Oom => "killed by the memory cap".to_owned(),
-                Outcome::FileLeak => {
-                    format!("changed {} file(s) in the workspace", r.files_written_total)
-                }
-                _ if r.leaked_total > 0 => format!("leaked {} process(es)", r.leaked_total),
-                _ if r.network_attempts > 0 => {
-                    format!("tried the network ({} packets)", r.network_attempts)
-                }
-                _ => return None,
-            };
-            Some(format!("- `{}`: {what}", r.id))
-        })
-        .collect();
-    if !callouts.is_empty() {
-        let _ = writeln!(md, "### Leaks, fork bombs, OOMs and network attempts\n");
-        for line in callouts.iter().take(MAX_TABLE_ROWS) {
-            let _ = writeln!(md, "{line}");
-        }
-        md.push('\n');
-    }
-
-    let by_memory = super::top_by_memory(&run.records, 10);
-    if !by_memory.is_empty() {
-        let _ = writeln!(
-            md,
-            "### Top 10 by peak memory\n\n| test | peak memory | CPU |\n|---|---|---|"
-        );
-        for r in &by_memory {
-            let _ = writeln!(
-                md,
-                "| `{}` | {} | {:.3}s |",
-                r.id,
-                memory(r),
-                r.cpu_ms() / 1000.0
-            );
-        }
-        let _ = writeln!(
-            md,
-            "\n```mermaid\nxychart-beta\n    title \"Peak memory of the top tests (MiB)\""
-        );
-        let labels: Vec<String> = (1..=by_memory.len()).map(|i| format!("\"#{i}\"")).collect();
-        let values: Vec<String> = by_memory
-            .iter()
-            .map(|r| {
-                format!(
-                    "{:.1}",
-                    r.memory_peak_bytes.unwrap_or(0) as f64 / (1 << 20) as f64
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            md,
-            "    x-axis [{}]\n    y-axis \"MiB\"\n    bar [{}]\n```\n",
-            labels.join(", "),
-            values.join(", ")
-        );
-        let _ = writeln!(
-            md,
-            "{}\n",
-            by_memory
-                .iter()
-                .enumerate()
-                .map(|(i, r)| format!("#{} `{}`", i + 1, r.id))
-                .collect::<Vec<_>>()
-                .join(" · ")
-        );
-        let _ = writeln!(
-            md,
-            "### Top 10 by CPU time\n\n| test | CPU | peak memory |\n|---|---|---|"
-        );
-        for r in super::top_by_cpu(&run.records, 10) {
-            let _ = writeln!(
-                md,
-                "| `{}` | {:.3}s | {} |",
-                r.id,
-                r.cpu_ms() / 1000.0,
-                memory(r)
-            );
-        }
-        md.push('\n');
+/// A table of the failing tests, the first [`MAX_TABLE_ROWS`] of them.
+fn failures(md: &mut String, records: &[TestRecord]) {
+    let failures: Vec<&TestRecord> = records.iter().filter(|r| r.failure).collect();
+    if failures.is_empty() {
+        return;
     }
     let _ = writeln!(
         md,
-        "In force: {}\n",
-        crate::protections::in_force(&run.protections)
+        "### Failures\n\n| test | outcome | duration | peak memory |\n|---|---|---|---|"
     );
+    for r in failures.iter().take(MAX_TABLE_ROWS) {
+        let _ = writeln!(
+            md,
+            "| `{}` | **{}** | {:.3}s | {} |",
+            r.id,
+            r.outcome.word(),
+            r.duration_ms / 1000.0,
+            memory(r)
+        );
+    }
+    if failures.len() > MAX_TABLE_ROWS {
+        let _ = writeln!(
+            md,
+            "\n… and {} more failures (see the JSON report).",
+            failures.len() - MAX_TABLE_ROWS
+        );
+    }
+    md.push('\n');
+}
+
+/// A list of the tests the sandbox caught: leaks, fork bombs, OOMs, network attempts, files
+/// changed (also those that passed but leaked or tried the network).
+fn callouts(md: &mut String, records: &[TestRecord]) {
+    let callouts: Vec<String> = records
+        .iter()
+        .filter_map(|r| Some(format!("- `{}`: {}", r.id, caught(r)?)))
+        .collect();
+    if callouts.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Leaks, fork bombs, OOMs and network attempts\n");
+    for line in callouts.iter().take(MAX_TABLE_ROWS) {
+        let _ = writeln!(md, "{line}");
+    }
+    md.push('\n');
+}
+
+/// What the sandbox caught the test doing, if anything worth a line.
+fn caught(r: &TestRecord) -> Option<String> {
+    Some(match r.outcome {
+        Outcome::Leaked => format!("leaked {} process(es)", r.leaked_total),
+        Outcome::ForkBomb => format!("fork bomb contained ({} forks refused)", r.forks_refused),
+        Outcome::Network => format!("tried the network ({} packets)", r.network_attempts),
+        Outcome::Oom => "killed by the memory cap".to_owned(),
+        Outcome::FileLeak => format!("changed {} file(s) in the workspace", r.files_written_total),
+        _ if r.leaked_total > 0 => format!("leaked {} process(es)", r.leaked_total),
+        _ if r.network_attempts > 0 => {
+            format!("tried the network ({} packets)", r.network_attempts)
+        }
+        _ => return None,
+    })
+}
+
+/// A table of the tests with the highest peak memory, and the same as a bar chart.
+fn top_by_memory(md: &mut String, by_memory: &[&TestRecord]) {
+    let _ = writeln!(
+        md,
+        "### Top 10 by peak memory\n\n| test | peak memory | CPU |\n|---|---|---|"
+    );
+    for r in by_memory {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {:.3}s |",
+            r.id,
+            memory(r),
+            r.cpu_ms() / 1000.0
+        );
+    }
+    memory_chart(md, by_memory);
+}
+
+/// A mermaid bar chart of the peak memory (MiB), its bars numbered, the numbers' legend under
+/// it (test ids are too long for an axis).
+fn memory_chart(md: &mut String, by_memory: &[&TestRecord]) {
+    let _ = writeln!(
+        md,
+        "\n```mermaid\nxychart-beta\n    title \"Peak memory of the top tests (MiB)\""
+    );
+    let labels: Vec<String> = (1..=by_memory.len()).map(|i| format!("\"#{i}\"")).collect();
+    let values: Vec<String> = by_memory
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.1}",
+                r.memory_peak_bytes.unwrap_or(0) as f64 / (1 << 20) as f64
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "    x-axis [{}]\n    y-axis \"MiB\"\n    bar [{}]\n```\n",
+        labels.join(", "),
+        values.join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "{}\n",
+        by_memory
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("#{} `{}`", i + 1, r.id))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    );
+}
+
+/// A table of the tests that used the most CPU time.
+fn top_by_cpu(md: &mut String, records: &[TestRecord]) {
+    let _ = writeln!(
+        md,
+        "### Top 10 by CPU time\n\n| test | CPU | peak memory |\n|---|---|---|"
+    );
+    for r in super::top_by_cpu(records, 10) {
+        let _ = writeln!(
+            md,
+            "| `{}` | {:.3}s | {} |",
+            r.id,
+            r.cpu_ms() / 1000.0,
+            memory(r)
+        );
+    }
+    md.push('\n');
+}
+
+/// The summary cut to stay under GitHub's limit (on a character boundary), saying so.
+fn truncated(mut md: String) -> String {
     if md.len() > SUMMARY_LIMIT {
         let cut = (0..=SUMMARY_LIMIT)
             .rev()

@@ -2,7 +2,7 @@
 //! tests in report order, and an `outcome_digest` over each test's id and outcome only, so two
 //! runs of a deterministic suite have the same digest whatever their timings.
 
-use super::{totals, Fingerprint, Reporter, RunSummary};
+use super::{totals, Fingerprint, FinishedRun, Reporter};
 use crate::event::TestRecord;
 use anyhow::Context;
 use harness::Protections;
@@ -33,7 +33,7 @@ pub struct Document {
 }
 
 impl Document {
-    pub fn from_run(run: &RunSummary) -> Document {
+    pub fn from_run(run: &FinishedRun) -> Document {
         Document {
             tests: run.records.iter().cloned().map(redact_secrets).collect(),
             ..Document::head(run)
@@ -41,7 +41,7 @@ impl Document {
     }
 
     /// Everything but the tests.
-    fn head(run: &RunSummary) -> Document {
+    fn head(run: &FinishedRun) -> Document {
         Document {
             schema_version: SCHEMA_VERSION,
             tool_version: run.tool_version.clone(),
@@ -60,8 +60,8 @@ impl Document {
         }
     }
 
-    pub fn into_run(self) -> RunSummary {
-        RunSummary {
+    pub fn into_run(self) -> FinishedRun {
+        FinishedRun {
             records: super::sorted(self.tests),
             duration_ms: self.duration_ms,
             cancelled: self.cancelled,
@@ -101,7 +101,7 @@ impl Document {
             first.get_or_insert(document);
         }
         let first = first?;
-        let run = RunSummary {
+        let run = FinishedRun {
             records: by_id.into_values().collect(),
             duration_ms,
             cancelled,
@@ -268,7 +268,7 @@ impl Reporter for JsonReporter {
         }
     }
 
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()> {
         if let Some(e) = &self.failed {
             anyhow::bail!(
                 "{} was not written: keeping the tests' records aside for it failed: {e}",

@@ -1,7 +1,7 @@
 //! JUnit XML (`--junit PATH`), written with quick-junit: one testsuite per test binary, one
 //! testcase per test, failures with their output, and resource figures as testcase properties.
 
-use super::{Reporter, RunSummary};
+use super::{FinishedRun, Reporter};
 use crate::event::TestRecord;
 use crate::outcome::Outcome;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -14,12 +14,12 @@ pub struct JunitReporter {
 }
 
 impl Reporter for JunitReporter {
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()> {
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()> {
         super::json::write(&self.path, &render(run)?)
     }
 }
 
-pub fn render(run: &RunSummary) -> anyhow::Result<String> {
+pub fn render(run: &FinishedRun) -> anyhow::Result<String> {
     let mut report = Report::new("cargo-sandbox");
     report.set_time(Duration::from_secs_f64(run.duration_ms / 1000.0));
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();

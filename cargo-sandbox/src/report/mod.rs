@@ -13,9 +13,10 @@ use harness::Protections;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A finished run, as every reporter sees it.
+/// A finished run, as every reporter sees it (`Reporter::finish`), and as
+/// `cargo sandbox report` reads it back from the JSON report.
 #[derive(Debug, Clone)]
-pub struct RunSummary {
+pub struct FinishedRun {
     /// In report order: binary id, then test name.
     pub records: Vec<TestRecord>,
     pub duration_ms: f64,
@@ -98,22 +99,20 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-impl RunSummary {
+impl FinishedRun {
     pub fn new(
         records: Vec<TestRecord>,
         duration_ms: f64,
         cancelled: bool,
         protections: Protections,
         workspace_root: PathBuf,
-    ) -> RunSummary {
-        RunSummary {
+    ) -> FinishedRun {
+        FinishedRun {
             records: sorted(records),
             duration_ms,
             cancelled,
             protections,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
+            kernel: kernel(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             workspace_root,
             seed: 0,
@@ -137,7 +136,7 @@ pub trait Reporter {
     }
     /// No more events for now: what is buffered goes out.
     fn flush(&mut self) {}
-    fn finish(&mut self, run: &RunSummary) -> anyhow::Result<()>;
+    fn finish(&mut self, run: &FinishedRun) -> anyhow::Result<()>;
 }
 
 /// Counts per outcome word.
@@ -169,24 +168,24 @@ pub fn ran(records: &[TestRecord]) -> usize {
 
 /// The `n` tests with the highest peak memory (ties by id, so the list is stable).
 pub fn top_by_memory(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
-    let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
-    ran.sort_by(|a, b| {
-        b.memory_peak_bytes
-            .cmp(&a.memory_peak_bytes)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    ran.truncate(n);
-    ran
+    top_by(records, n, |a, b| {
+        b.memory_peak_bytes.cmp(&a.memory_peak_bytes)
+    })
 }
 
 /// The `n` tests that used the most CPU time.
 pub fn top_by_cpu(records: &[TestRecord], n: usize) -> Vec<&TestRecord> {
+    top_by(records, n, |a, b| b.cpu_ms().total_cmp(&a.cpu_ms()))
+}
+
+/// The first `n` of the tests that ran in a sandbox, in the `order` given, ties by id.
+fn top_by(
+    records: &[TestRecord],
+    n: usize,
+    order: impl Fn(&TestRecord, &TestRecord) -> std::cmp::Ordering,
+) -> Vec<&TestRecord> {
     let mut ran: Vec<&TestRecord> = records.iter().filter(|r| r.ran_in_sandbox()).collect();
-    ran.sort_by(|a, b| {
-        b.cpu_ms()
-            .total_cmp(&a.cpu_ms())
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    ran.sort_by(|a, b| order(a, b).then_with(|| a.id.cmp(&b.id)));
     ran.truncate(n);
     ran
 }

@@ -1,5 +1,5 @@
 //! What people see: a progress bar while tests run (only on a terminal), one status line per
-//! finished test, the output of failing tests (bounded), and a summary.
+//! finished test, the output of failing tests (bounded), and the closing totals.
 
 use crate::cli::{OutputWhen, StatusLevel};
 use crate::event::{Event, TestRecord};
@@ -84,13 +84,13 @@ fn status(outcome: &Outcome, failure: bool, p: Palette) -> String {
     }
 }
 
-/// What the terminal shows besides the summary.
+/// What the terminal shows besides the closing totals.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub quiet: bool,
     /// Tests at or below this level get a line as they finish.
     pub status_level: StatusLevel,
-    /// Tests at or below this level are listed again before the summary.
+    /// Tests at or below this level are listed again before the closing totals.
     pub final_status_level: StatusLevel,
     /// When a passing test's captured output is shown (with `--no-capture` output that passed
     /// through was not captured).
@@ -281,7 +281,7 @@ impl super::Reporter for Terminal {
         self.write_pending();
     }
 
-    fn finish(&mut self, run: &super::RunSummary) -> anyhow::Result<()> {
+    fn finish(&mut self, run: &super::FinishedRun) -> anyhow::Result<()> {
         use std::fmt::Write as _;
         self.bar.finish_and_clear();
         let p = self.palette;
@@ -291,34 +291,7 @@ impl super::Reporter for Terminal {
             when.at_end() && (r.failure || !r.output_text().is_empty())
         };
         for r in run.records.iter().filter(shown) {
-            let text = shorten(&r.output_text());
-            let mark = if r.failure {
-                p.red("---")
-            } else {
-                p.green("---")
-            };
-            let _ = writeln!(
-                out,
-                "\n{mark} {} {mark}",
-                p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
-            );
-            if let Some(error) = &r.error {
-                let _ = writeln!(out, "{error}");
-            }
-            for leak in r.leaked_processes.iter().take(5) {
-                let _ = writeln!(
-                    out,
-                    "leaked: pid {} {} [{}]",
-                    leak.pid, leak.comm, leak.cmdline
-                );
-            }
-            for change in r.files_written.iter().take(10) {
-                let _ = writeln!(out, "file {:?}: {}", change.kind, change.path.display());
-            }
-            out.push_str(&text);
-            if !text.ends_with('\n') && !text.is_empty() {
-                out.push('\n');
-            }
+            output_section(out, r, p);
             // Thousands of failures with long output are not all held at once.
             if out.len() > PENDING_AT_MOST {
                 write_out(out);
@@ -334,7 +307,7 @@ impl super::Reporter for Terminal {
         let _ = writeln!(
             out,
             "{}",
-            summary(&run.records, run.duration_ms, run.cancelled, p)
+            totals_line(&run.records, run.duration_ms, run.cancelled, p)
         );
         for line in top_users(&run.records) {
             let _ = writeln!(out, "{line}");
@@ -347,6 +320,40 @@ impl super::Reporter for Terminal {
         );
         self.write_pending();
         Ok(())
+    }
+}
+
+/// A test's section at the end of the run: a header with its outcome, why the sandbox failed
+/// it, the first leaked processes and changed files, and its output (shortened).
+fn output_section(out: &mut String, r: &TestRecord, p: Palette) {
+    use std::fmt::Write as _;
+    let text = shorten(&r.output_text());
+    let mark = if r.failure {
+        p.red("---")
+    } else {
+        p.green("---")
+    };
+    let _ = writeln!(
+        out,
+        "\n{mark} {} {mark}",
+        p.bold(&format!("{} {}", r.outcome.word().to_uppercase(), r.id)),
+    );
+    if let Some(error) = &r.error {
+        let _ = writeln!(out, "{error}");
+    }
+    for leak in r.leaked_processes.iter().take(5) {
+        let _ = writeln!(
+            out,
+            "leaked: pid {} {} [{}]",
+            leak.pid, leak.comm, leak.cmdline
+        );
+    }
+    for change in r.files_written.iter().take(10) {
+        let _ = writeln!(out, "file {:?}: {}", change.kind, change.path.display());
+    }
+    out.push_str(&text);
+    if !text.ends_with('\n') && !text.is_empty() {
+        out.push('\n');
     }
 }
 
@@ -384,8 +391,14 @@ pub fn status_line(r: &TestRecord, p: Palette) -> String {
     )
 }
 
+/// The closing line of totals per outcome:
 /// `Summary [ 1.234s] 12 tests run: 9 passed, 2 failed, 1 oom; 2 ignored`
-pub fn summary(records: &[TestRecord], duration_ms: f64, cancelled: bool, p: Palette) -> String {
+pub fn totals_line(
+    records: &[TestRecord],
+    duration_ms: f64,
+    cancelled: bool,
+    p: Palette,
+) -> String {
     let totals = super::totals(records);
     let ran = super::ran(records);
     let order = [

@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::filter::TestFilter;
 use crate::history::History;
 use crate::plan::Planner;
-use crate::report::{Fingerprint, RunSummary};
+use crate::report::{Fingerprint, FinishedRun};
 use crate::schedule::{self, Feed};
 use crate::{exit, pipeline};
 use harness::Engine;
@@ -172,11 +172,11 @@ impl Runner<'_> {
             ..
         } = reporters;
         let cancelled = self.cancel.is_cancelled();
-        let run = RunSummary {
+        let run = FinishedRun {
             seed: settled.run_seed,
             profile: self.profile.to_owned(),
             fingerprint,
-            ..RunSummary::new(
+            ..FinishedRun::new(
                 records,
                 duration_ms,
                 cancelled,
