@@ -140,7 +140,8 @@ impl NetPool {
     /// own otherwise).
     pub fn take(&self) -> Option<PooledNet> {
         let mut ready = self.shared.lock();
-        ready.uses = ready.uses.map(|uses| uses.saturating_sub(1));
+        // More takes than the run said: it no longer knows, so a few are kept again.
+        ready.uses = ready.uses.and_then(|uses| uses.checked_sub(1));
         let taken = ready.made.pop();
         match taken {
             Some((_, _, reused)) => {

@@ -44,7 +44,7 @@ fn main() {
         engine.started_ahead() - before
     );
 
-    // Many in a row: each gets its own PID 1 and a network nobody used.
+    // Many in a row: each gets its own PID 1 and a network nobody else is in.
     let mut ok = 0;
     for _ in 0..20 {
         let result = engine
@@ -62,6 +62,12 @@ fn main() {
         }
     }
     println!("fresh {ok}");
+    // Most of them in a network namespace an earlier one left empty (see harness's netpool).
+    println!(
+        "networks_used_again {}",
+        u8::from(engine.reused_networks() >= 10)
+    );
+    networks_used_again_only_when_empty(&engine, &spec, &probe);
     // Most of them ran in inits started ahead (the first of a shape cannot).
     println!("made_ahead {}", u8::from(engine.started_ahead() >= 15));
 
@@ -119,4 +125,46 @@ fn main() {
     let result = engine.run(&bomb, None).expect("a sandbox");
     println!("bomb_refused {}", u64::from(result.usage.forks_refused > 0));
     println!("bomb_peak {}", result.usage.pids_peak.unwrap_or(0));
+}
+
+/// A network namespace serves again only when nothing of its last sandbox is left in it, and
+/// what it counted for that sandbox is not counted against the next.
+fn networks_used_again_only_when_empty(
+    engine: &Engine,
+    spec: &dyn Fn(&[&str]) -> SandboxSpec,
+    probe: &str,
+) {
+    let state = |engine: &Engine| {
+        let result = engine
+            .run(&spec(&[probe, "network-state"]), None)
+            .expect("a sandbox");
+        let out = result.output.map(|o| o.head).unwrap_or_default();
+        (out.trim().to_owned(), result.network_attempts.total())
+    };
+    // A loopback conversation leaves a socket in TIME_WAIT for a minute: none of the sandboxes
+    // after it may see it.
+    let talked = engine
+        .run(&spec(&[probe, "loopback"]), None)
+        .expect("a sandbox");
+    println!("loopback_exit {}", talked.exit.shell_code());
+    let clean = (0..12)
+        .filter(|_| state(engine).0.starts_with("tw=0 inuse=0 "))
+        .count();
+    println!("nothing_left_seen {clean}");
+    // A command that tried the outside bumps its namespace's "no route" counter, which the
+    // namespace keeps when it serves again; its next sandbox must still count none of its own.
+    let tried = engine.run(&spec(&[probe, "net"]), None).expect("a sandbox");
+    println!(
+        "tried_the_network {}",
+        u8::from(tried.network_attempts.total() > 0)
+    );
+    let after: Vec<(String, u64)> = (0..12).map(|_| state(engine)).collect();
+    println!(
+        "attempts_counted_after {}",
+        after.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    println!(
+        "ran_where_one_tried {}",
+        u8::from(after.iter().any(|(s, _)| !s.ends_with("no_route=0")))
+    );
 }

@@ -20,6 +20,7 @@ fn main() {
         "ignore-term" => guarded(ignore_term),
         "net" => guarded(network),
         "loopback" => loopback(),
+        "network-state" => network_state(),
         other => {
             eprintln!("sandbox-probe: unknown behaviour `{other}`");
             2
@@ -170,6 +171,41 @@ fn network() -> i32 {
         "connect: {:?} after {:?}",
         result.err().map(|e| e.to_string()),
         start.elapsed()
+    );
+    0
+}
+
+/// What this network namespace holds and has counted: `tw=N inuse=N no_route=N` (TCP sockets
+/// in TIME_WAIT and in use, from sockstat; IPv4 packets that found no route, from snmp).
+fn network_state() -> i32 {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let tcp: Vec<&str> = sockstat
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let after = |key: &str| {
+        tcp.iter()
+            .position(|w| *w == key)
+            .and_then(|i| tcp.get(i + 1))
+            .copied()
+            .unwrap_or("?")
+    };
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let no_route = match (ip.next(), ip.next()) {
+        (Some(names), Some(values)) => names
+            .split_whitespace()
+            .position(|n| n == "OutNoRoutes")
+            .and_then(|i| values.split_whitespace().nth(i))
+            .unwrap_or("?")
+            .to_owned(),
+        _ => "?".to_owned(),
+    };
+    println!(
+        "tw={} inuse={} no_route={no_route}",
+        after("tw"),
+        after("inuse")
     );
     0
 }
