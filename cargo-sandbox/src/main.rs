@@ -81,7 +81,7 @@ fn main() {
         cli::Command::Doctor(args) => commands::doctor::run(args),
         cli::Command::Exec(args) => commands::exec::run(args),
         cli::Command::Test(args) => commands::test::run(*args),
-        cli::Command::Archive(args) => archive::run(args),
+        cli::Command::Archive(args) => commands::archive::run(args),
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Replay(args) => commands::replay::run(args),
     };

@@ -15,10 +15,9 @@
 //! is not plainly inside `target/` makes the archive refused: nothing of it is run.
 
 mod read;
-mod write;
+pub mod write;
 
 pub use read::{open, BadArchive};
-pub use write::run;
 
 use crate::build::Build;
 use crate::doctest::{DocTest, Settled};

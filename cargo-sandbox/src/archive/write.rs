@@ -3,75 +3,49 @@
 
 use super::{tool_version, TOOLCHAIN_DIR};
 use super::{Doctests, FileEntry, Manifest, DOCTESTS_DIR, FORMAT, MANIFEST, SEAL, TARGET};
-use crate::build::{self, Build};
-use crate::cli::ArchiveArgs;
+use crate::build::Build;
 use crate::doctest;
-use crate::filter::TestFilter;
-use crate::{env, exit, signals};
+use crate::env;
 use anyhow::Context;
 use harness::units::format_bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-pub fn run(args: ArchiveArgs) -> anyhow::Result<i32> {
-    let cancel = signals::cancel_on_signals()?;
-    let started = Instant::now();
-    let built = build::start(&args.cargo, None, &cancel, Box::new(|| {}))
-        .context("building the tests")?
-        .finish(|_| {});
-    if cancel.is_cancelled() {
-        say!("cargo-sandbox: interrupted while building");
-        return Ok(exit::INTERRUPTED);
-    }
-    let built = match built {
-        Ok(built) => built,
-        Err(e) => return build::failure_code(e, "building the tests"),
-    };
-    // Doc tests are collected as a run without filters collects them: ignored ones stay
-    // ignored (rustdoc does not compile them).
-    let filter = TestFilter::default();
-    let collected = match args.cargo.doctest_request(&built, &filter) {
-        Some(request) => match doctest::collect(&request) {
-            Ok(collected) => Some(collected),
-            Err(e) => return build::failure_code(e, "collecting the doc tests"),
-        },
-        None => None,
-    };
-    if cancel.is_cancelled() {
-        say!("cargo-sandbox: interrupted while collecting doc tests");
-        return Ok(exit::INTERRUPTED);
-    }
-    let contents = Contents::of(&built, collected.as_ref())?;
+/// Writes the archive of `built` (with the doc tests `collected`) to `path`, compressed at
+/// zstd `level`. `None` when interrupted: a failed or interrupted write leaves nothing.
+pub fn archive(
+    path: &Path,
+    built: Build,
+    collected: Option<&doctest::Collected>,
+    level: i32,
+    cancel: &harness::Cancel,
+) -> anyhow::Result<Option<Archived>> {
+    let contents = Contents::of(&built, collected)?;
     let manifest = contents.manifest(built)?;
-    let written = match write(
-        &args.archive_file,
-        &manifest,
-        &contents,
-        args.zstd_level,
-        &cancel,
-    )? {
-        Some(written) => written,
-        None => {
-            say!("cargo-sandbox: interrupted while writing the archive (nothing was left)");
-            return Ok(exit::INTERRUPTED);
-        }
+    let Some(written) = write(path, &manifest, &contents, level, cancel)? else {
+        return Ok(None);
     };
-    let palette = crate::report::terminal::Palette::new(args.cargo.color);
-    say!(
-        "{:>12} {} ({}; {} in {} files unpacked) in {:.2}s",
-        palette.green("Archived"),
-        args.archive_file.display(),
-        format_bytes(written.compressed),
-        format_bytes(manifest.files.iter().map(|f| f.size).sum()),
-        contents.files.len(),
-        started.elapsed().as_secs_f64()
-    );
-    say!("{:>12} {}", "", contents.breakdown(&manifest));
-    say!("{:>12} fingerprint {}", "", written.fingerprint);
-    Ok(0)
+    Ok(Some(Archived {
+        compressed: written.compressed,
+        unpacked: manifest.files.iter().map(|f| f.size).sum(),
+        files: contents.files.len(),
+        breakdown: contents.breakdown(&manifest),
+        fingerprint: written.fingerprint,
+    }))
+}
+
+/// A written archive, as `cargo sandbox archive` reports it.
+pub struct Archived {
+    pub compressed: u64,
+    /// The files' sizes, as they are once unpacked.
+    pub unpacked: u64,
+    pub files: usize,
+    /// `12 test binaries (80.1 MiB), 3 binaries (9.0 MiB), ...`
+    pub breakdown: String,
+    /// The seal: the manifest's SHA-256, which covers every file's.
+    pub fingerprint: String,
 }
 
 /// What goes into the archive: each file by its path relative to the target directory.

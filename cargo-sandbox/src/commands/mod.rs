@@ -1,8 +1,8 @@
 //! One module per subcommand, each with the `run` that `main` dispatches to: it takes the
 //! subcommand's parsed flags and returns the exit code (`Err` is cargo-sandbox's own failure,
 //! exit 125). What they share lives outside: `build`, `plan`, `schedule`, `report`, `config`.
-//! `cargo sandbox archive` is `archive::run`, beside the format it writes.
 
+pub mod archive;
 pub mod config;
 pub mod doctor;
 pub mod exec;
