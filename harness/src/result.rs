@@ -102,14 +102,6 @@ impl NetworkAttempts {
     pub fn total(&self) -> u64 {
         self.ipv4_no_route + self.ipv6_no_route
     }
-
-    /// The attempts counted after `baseline` was read.
-    pub(crate) fn since(self, baseline: NetworkAttempts) -> NetworkAttempts {
-        NetworkAttempts {
-            ipv4_no_route: self.ipv4_no_route.saturating_sub(baseline.ipv4_no_route),
-            ipv6_no_route: self.ipv6_no_route.saturating_sub(baseline.ipv6_no_route),
-        }
-    }
 }
 
 /// The protections that were really in force, as a report must state them.

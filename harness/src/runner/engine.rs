@@ -243,7 +243,6 @@ impl Engine {
         } = self
             .start(shape, spec, interactive)?
             .release(spec, interactive)?;
-        let baseline = net.as_ref().map(|n| n.baseline).unwrap_or_default();
         // A privileged command may have reconfigured its namespace: it is not used again.
         let netns = net.filter(|_| !spec.privileged);
         let seen = watch(watched, spec, group.as_ref(), cancel);
@@ -270,8 +269,6 @@ impl Engine {
                 e => e,
             })?;
         result.oom_victims = oom_victims;
-        // A recycled namespace's counters start where its last sandbox left them.
-        result.network_attempts = result.network_attempts.since(baseline);
         Ok(result)
     }
 

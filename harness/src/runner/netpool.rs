@@ -5,11 +5,12 @@
 //!
 //! A sandbox never shares a network with anything running: a namespace serves one sandbox at a
 //! time. Once that sandbox is gone (every process in it has exited) its namespace comes back
-//! ([`PooledNet::give_back`]) and is used again only when nothing of the sandbox is left in it: no socket of
-//! any kind, none closing or in TIME_WAIT, no fragment queue, no flow label, no interface but
-//! `lo` (see [`is_empty`]). A sandbox that runs `--privileged` (it could reconfigure the
-//! namespace) never gives it back. The "no route" counters a namespace keeps are the one thing
-//! that carries over; [`PooledNet::baseline`] is subtracted from what its next sandbox reports.
+//! ([`PooledNet::give_back`]) and serves again only when it cannot be told from a new one:
+//! no socket of any kind, none closing or in TIME_WAIT, no fragment queue, no flow label, no
+//! interface but `lo`, and every counter still zero — no packet went through `lo`, no route
+//! lookup failed (see [`untouched`]). So a namespace is reused only after a sandbox that never
+//! used the network, most tests; one that did gets a new one. A sandbox that runs
+//! `--privileged` (it could reconfigure the namespace) never gives it back.
 //!
 //! Only for root runners without a user namespace: joining a namespace owned by the host's user
 //! namespace needs CAP_SYS_ADMIN there, which a sandbox in its own user namespace lacks.
@@ -18,7 +19,6 @@
 //! each one left over costs its making, and its teardown in a kernel worker after the run.
 //! Until then (a test run's build) a few are made.
 
-use crate::result::NetworkAttempts;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,15 +33,12 @@ pub struct NetPool {
     thread: Option<JoinHandle<()>>,
 }
 
-/// A namespace from the pool, with `lo` up and nothing in it. Dropped, it is closed;
-/// [`PooledNet::give_back`] returns it for another sandbox.
+/// A namespace from the pool, as new: `lo` up, nothing in it, nothing counted. Dropped, it is
+/// closed; [`PooledNet::give_back`] returns it for another sandbox.
 #[derive(Debug)]
 pub struct PooledNet {
     /// `None` only once given back.
     fd: Option<OwnedFd>,
-    /// Its "no route" counters when it was handed out: zero for a new one, what earlier
-    /// sandboxes left for a recycled one.
-    pub baseline: NetworkAttempts,
     shared: Arc<Shared>,
 }
 
@@ -84,8 +81,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Ready {
-    /// Ready: each with its counters, and whether it served a sandbox before.
-    made: Vec<(OwnedFd, NetworkAttempts, bool)>,
+    /// Ready: each with whether it served a sandbox before.
+    made: Vec<(OwnedFd, bool)>,
     /// Given back, not checked yet.
     returned: Vec<OwnedFd>,
     /// Handed out and not yet given back or closed: most come back.
@@ -144,7 +141,7 @@ impl NetPool {
         ready.uses = ready.uses.and_then(|uses| uses.checked_sub(1));
         let taken = ready.made.pop();
         match taken {
-            Some((_, _, reused)) => {
+            Some((_, reused)) => {
                 ready.out += 1;
                 ready.reused += usize::from(reused);
             }
@@ -152,9 +149,8 @@ impl NetPool {
         }
         drop(ready);
         self.shared.wanted.notify_one();
-        taken.map(|(fd, baseline, _)| PooledNet {
+        taken.map(|(fd, _)| PooledNet {
             fd: Some(fd),
-            baseline,
             shared: self.shared.clone(),
         })
     }
@@ -215,7 +211,7 @@ fn fill(shared: &Shared) {
         };
         let ready_one = match returned {
             Some(fd) => match check(&home, &fd) {
-                Ok(baseline) => baseline.map(|baseline| (fd, baseline, true)),
+                Ok(as_new) => as_new.then_some((fd, true)),
                 Err(_) => return,
             },
             None => match make(&home) {
@@ -223,7 +219,7 @@ fn fill(shared: &Shared) {
                     let mut ready = shared.lock();
                     ready.missed = ready.missed.saturating_sub(1);
                     drop(ready);
-                    Some((fd, NetworkAttempts::default(), false))
+                    Some((fd, false))
                 }
                 // Sandboxes then create their own, as without a pool.
                 Err(_) => return,
@@ -249,38 +245,49 @@ fn make(home: &OwnedFd) -> std::io::Result<OwnedFd> {
     made.and_then(crate::runner::clone::high_fd)
 }
 
-/// Looks inside a namespace given back: its counters when it may serve again, `None` when
-/// something of its last sandbox is left in it. This thread returns to `home` afterwards; the
-/// error is its failure to, which ends the filler.
-fn check(home: &OwnedFd, ns: &OwnedFd) -> std::io::Result<Option<NetworkAttempts>> {
+/// Looks inside a namespace given back: whether it is as new (see [`untouched`]). This thread
+/// returns to `home` afterwards; the error is its failure to, which ends the filler.
+fn check(home: &OwnedFd, ns: &OwnedFd) -> std::io::Result<bool> {
     // SAFETY: setns changes only this thread's network namespace; a failure leaves it home.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Ok(None);
+        return Ok(false);
     }
     let net = std::path::Path::new("/proc/thread-self/net");
     let read = |name: &str| std::fs::read_to_string(net.join(name)).ok();
-    let empty = is_empty(
-        read("sockstat").as_deref(),
-        read("sockstat6").as_deref(),
-        read("ip6_flowlabel").as_deref(),
-        read("dev").as_deref(),
-    );
-    let counters = empty.then(|| crate::netstat::read_no_route_counters(net));
+    let as_new = untouched(&NetFiles {
+        sockstat: read("sockstat"),
+        sockstat6: read("sockstat6"),
+        flowlabels: read("ip6_flowlabel"),
+        dev: read("dev"),
+        snmp: read("snmp"),
+        snmp6: read("snmp6"),
+    });
     back_home(home)?;
-    Ok(counters)
+    Ok(as_new)
 }
 
-/// Whether a namespace holds nothing: every count in `sockstat` and `sockstat6` zero but the
-/// memory figures and the host-wide ones (`orphan`, `alloc`), no flow label, no interface but
-/// `lo`. A file that cannot be read counts as not empty, except `sockstat6` and
-/// `ip6_flowlabel`, which a kernel without IPv6 lacks.
-fn is_empty(
-    sockstat: Option<&str>,
-    sockstat6: Option<&str>,
-    flowlabels: Option<&str>,
-    dev: Option<&str>,
-) -> bool {
-    let counts_zero = |text: &str| {
+/// What [`check`] reads of a namespace, from its `/proc/net`.
+#[derive(Default)]
+struct NetFiles {
+    sockstat: Option<String>,
+    /// This and the next two are missing where the kernel has no IPv6.
+    sockstat6: Option<String>,
+    flowlabels: Option<String>,
+    snmp6: Option<String>,
+    dev: Option<String>,
+    snmp: Option<String>,
+}
+
+/// Whether a namespace cannot be told from a new one: every count in `sockstat` and
+/// `sockstat6` zero (but the memory figures and the host-wide `orphan` and `alloc`), no flow
+/// label, no interface but `lo` and `lo`'s counters zero, every `snmp` counter zero (but the
+/// settings it lists beside them) and every `snmp6` one. A file that cannot be read counts as
+/// touched, except the IPv6 ones.
+fn untouched(files: &NetFiles) -> bool {
+    let (Some(sockstat), Some(dev), Some(snmp)) = (&files.sockstat, &files.dev, &files.snmp) else {
+        return false;
+    };
+    let sockets_zero = |text: &str| {
         text.lines().all(|line| {
             let mut words = line.split_whitespace().skip(1);
             std::iter::from_fn(|| Some((words.next()?, words.next()?)))
@@ -288,18 +295,49 @@ fn is_empty(
                 .all(|(_, value)| value == "0")
         })
     };
-    let (Some(sockstat), Some(dev)) = (sockstat, dev) else {
-        return false;
-    };
-    // `dev`: two header lines, then one line per interface, `name: counters`.
-    let only_lo = dev
-        .lines()
-        .skip(2)
-        .all(|line| line.trim_start().starts_with("lo:"));
-    counts_zero(sockstat)
-        && sockstat6.is_none_or(counts_zero)
-        && flowlabels.is_none_or(|text| text.lines().count() <= 1)
-        && only_lo
+    sockets_zero(sockstat)
+        && files.sockstat6.as_deref().is_none_or(sockets_zero)
+        && files
+            .flowlabels
+            .as_deref()
+            .is_none_or(|t| t.lines().count() <= 1)
+        && only_lo_unused(dev)
+        && snmp_zero(snmp)
+        && files.snmp6.as_deref().is_none_or(|t| {
+            t.lines()
+                .all(|line| line.split_whitespace().nth(1).is_none_or(|v| v == "0"))
+        })
+}
+
+/// `dev`: two header lines, then `name: counters` per interface; only `lo`, with all zero.
+fn only_lo_unused(dev: &str) -> bool {
+    dev.lines().skip(2).all(|line| {
+        line.trim_start()
+            .strip_prefix("lo:")
+            .is_some_and(|counters| counters.split_whitespace().all(|c| c == "0"))
+    })
+}
+
+/// `snmp`: pairs of lines, `Ip: Forwarding DefaultTTL ...` then `Ip: 1 64 ...`; every value
+/// zero but the settings.
+fn snmp_zero(snmp: &str) -> bool {
+    const SETTINGS: [&str; 6] = [
+        "Forwarding",
+        "DefaultTTL",
+        "RtoAlgorithm",
+        "RtoMin",
+        "RtoMax",
+        "MaxConn",
+    ];
+    let lines: Vec<&str> = snmp.lines().collect();
+    lines.chunks(2).all(|pair| match pair {
+        [names, values] => names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+            .all(|(name, value)| value == "0" || SETTINGS.contains(&name)),
+        _ => false,
+    })
 }
 
 fn back_home(home: &OwnedFd) -> std::io::Result<()> {
@@ -323,7 +361,7 @@ fn open(path: &str) -> std::io::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_empty;
+    use super::{untouched, NetFiles};
 
     const SOCKSTAT: &str = "sockets: used 0\nTCP: inuse 0 orphan 3 tw 0 alloc 12 mem 393\n\
                             UDP: inuse 0 mem 7\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n";
@@ -334,70 +372,87 @@ mod tests {
     const DEV: &str = "Inter-|   Receive                            |  Transmit\n \
                        face |bytes    packets errs drop fifo frame compressed multicast|bytes\n    \
                        lo:       0       0    0    0    0     0          0         0        0\n";
+    const SNMP: &str = "Ip: Forwarding DefaultTTL InReceives OutRequests OutNoRoutes\nIp: 2 64 0 0 0\n\
+                        Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens CurrEstab\nTcp: 1 200 120000 -1 0 0\n\
+                        Udp: InDatagrams OutDatagrams\nUdp: 0 0\n";
+    const SNMP6: &str =
+        "Ip6InReceives                   \t0\nIp6OutNoRoutes                  \t0\n";
 
-    #[test]
-    fn a_namespace_with_nothing_left_is_empty() {
-        assert!(is_empty(
-            Some(SOCKSTAT),
-            Some(SOCKSTAT6),
-            Some(FLOWLABELS),
-            Some(DEV)
-        ));
-        // No IPv6 in this kernel.
-        assert!(is_empty(Some(SOCKSTAT), None, None, Some(DEV)));
+    fn new_one() -> NetFiles {
+        NetFiles {
+            sockstat: Some(SOCKSTAT.to_owned()),
+            sockstat6: Some(SOCKSTAT6.to_owned()),
+            flowlabels: Some(FLOWLABELS.to_owned()),
+            dev: Some(DEV.to_owned()),
+            snmp: Some(SNMP.to_owned()),
+            snmp6: Some(SNMP6.to_owned()),
+        }
     }
 
     #[test]
-    fn anything_left_keeps_a_namespace_from_serving_again() {
-        let with = |from: &str, to: &str| SOCKSTAT.replace(from, to);
-        for sockstat in [
-            with("used 0", "used 1"),
-            with("tw 0", "tw 2"),
-            with("TCP: inuse 0", "TCP: inuse 1"),
-            with("UDP: inuse 0", "UDP: inuse 1"),
-            with("RAW: inuse 0", "RAW: inuse 1"),
-            with("FRAG: inuse 0", "FRAG: inuse 1"),
-        ] {
-            assert!(!is_empty(
-                Some(&sockstat),
-                Some(SOCKSTAT6),
-                Some(FLOWLABELS),
-                Some(DEV)
-            ));
+    fn a_namespace_nothing_used_is_as_new() {
+        assert!(untouched(&new_one()));
+        let no_ipv6 = NetFiles {
+            sockstat6: None,
+            flowlabels: None,
+            snmp6: None,
+            ..new_one()
+        };
+        assert!(untouched(&no_ipv6));
+    }
+
+    #[test]
+    fn anything_left_or_counted_keeps_a_namespace_from_serving_again() {
+        let changed = |edit: fn(&mut NetFiles)| {
+            let mut files = new_one();
+            edit(&mut files);
+            untouched(&files)
+        };
+        type Edit = fn(&mut NetFiles);
+        let cases: [(&str, Edit); 12] = [
+            ("a socket", |f| {
+                f.sockstat = Some(SOCKSTAT.replace("used 0", "used 1"))
+            }),
+            ("TIME_WAIT", |f| {
+                f.sockstat = Some(SOCKSTAT.replace("tw 0", "tw 2"))
+            }),
+            ("UDP in use", |f| {
+                f.sockstat = Some(SOCKSTAT.replace("UDP: inuse 0", "UDP: inuse 1"))
+            }),
+            ("a fragment", |f| {
+                f.sockstat = Some(SOCKSTAT.replace("FRAG: inuse 0", "FRAG: inuse 1"))
+            }),
+            ("TCP6", |f| {
+                f.sockstat6 = Some(SOCKSTAT6.replace("TCP6: inuse 0", "TCP6: inuse 1"))
+            }),
+            ("a flow label", |f| {
+                f.flowlabels = Some(format!("{FLOWLABELS}00001 S 1000 1 6 0 ::1 0\n"))
+            }),
+            ("another interface", |f| {
+                f.dev = Some(format!(
+                    "{DEV}  dummy0:       0       0    0    0    0     0\n"
+                ))
+            }),
+            ("packets on lo", |f| {
+                f.dev = Some(DEV.replacen("lo:       0       0", "lo:      84       1", 1))
+            }),
+            ("a failed route", |f| {
+                f.snmp = Some(SNMP.replace("Ip: 2 64 0 0 0", "Ip: 2 64 0 1 1"))
+            }),
+            ("a TCP open", |f| {
+                f.snmp = Some(SNMP.replace("Tcp: 1 200 120000 -1 0 0", "Tcp: 1 200 120000 -1 1 0"))
+            }),
+            ("an IPv6 no route", |f| {
+                f.snmp6 = Some(
+                    SNMP6.replace("Routes                  \t0", "Routes                  \t3"),
+                )
+            }),
+            ("unreadable", |f| f.sockstat = None),
+        ];
+        for (what, edit) in cases {
+            assert!(!changed(edit), "{what}: the namespace must not serve again");
         }
-        let tcp6 = SOCKSTAT6.replace("TCP6: inuse 0", "TCP6: inuse 1");
-        assert!(!is_empty(
-            Some(SOCKSTAT),
-            Some(&tcp6),
-            Some(FLOWLABELS),
-            Some(DEV)
-        ));
-        let label = format!("{FLOWLABELS}00001 S 1000 1 6 0 ::1 0\n");
-        assert!(!is_empty(
-            Some(SOCKSTAT),
-            Some(SOCKSTAT6),
-            Some(&label),
-            Some(DEV)
-        ));
-        let dummy = format!("{DEV}  dummy0:       0       0    0    0    0     0          0\n");
-        assert!(!is_empty(
-            Some(SOCKSTAT),
-            Some(SOCKSTAT6),
-            Some(FLOWLABELS),
-            Some(&dummy)
-        ));
-        // What cannot be read is not known to be empty.
-        assert!(!is_empty(
-            None,
-            Some(SOCKSTAT6),
-            Some(FLOWLABELS),
-            Some(DEV)
-        ));
-        assert!(!is_empty(
-            Some(SOCKSTAT),
-            Some(SOCKSTAT6),
-            Some(FLOWLABELS),
-            None
-        ));
+        assert!(!changed(|f| f.dev = None));
+        assert!(!changed(|f| f.snmp = None));
     }
 }

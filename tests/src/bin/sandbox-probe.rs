@@ -175,8 +175,9 @@ fn network() -> i32 {
     0
 }
 
-/// What this network namespace holds and has counted: `tw=N inuse=N no_route=N` (TCP sockets
-/// in TIME_WAIT and in use, from sockstat; IPv4 packets that found no route, from snmp).
+/// What this network namespace holds and has counted: `tw=N inuse=N no_route=N lo_packets=N`
+/// (TCP sockets in TIME_WAIT and in use, from sockstat; IPv4 packets that found no route, from
+/// snmp; packets `lo` received, from /proc/net/dev).
 fn network_state() -> i32 {
     let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
     let tcp: Vec<&str> = sockstat
@@ -202,8 +203,15 @@ fn network_state() -> i32 {
             .to_owned(),
         _ => "?".to_owned(),
     };
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    let lo_packets = dev
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|counters| counters.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned();
     println!(
-        "tw={} inuse={} no_route={no_route}",
+        "tw={} inuse={} no_route={no_route} lo_packets={lo_packets}",
         after("tw"),
         after("inuse")
     );
