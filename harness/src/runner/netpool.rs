@@ -196,6 +196,9 @@ fn fill(shared: &Shared) {
     let Ok(home) = open("/proc/thread-self/ns/net") else {
         return;
     };
+    // The interfaces a new namespace comes with: `lo`, and the fallback tunnels (`sit0`,
+    // `tunl0`, ...) of whichever tunnel modules the host has loaded.
+    let mut fresh: Option<Vec<String>> = None;
     loop {
         let returned = {
             let mut ready = shared
@@ -210,12 +213,13 @@ fn fill(shared: &Shared) {
             ready.returned.pop()
         };
         let ready_one = match returned {
-            Some(fd) => match check(&home, &fd) {
+            Some(fd) => match check(&home, &fd, fresh.as_deref()) {
                 Ok(as_new) => as_new.then_some((fd, true)),
                 Err(_) => return,
             },
             None => match make(&home) {
-                Ok(fd) => {
+                Ok((fd, interfaces)) => {
+                    fresh.get_or_insert(interfaces);
                     let mut ready = shared.lock();
                     ready.missed = ready.missed.saturating_sub(1);
                     drop(ready);
@@ -234,34 +238,43 @@ fn fill(shared: &Shared) {
     }
 }
 
-/// A new namespace with `lo` up; this thread returns to `home` afterwards.
-fn make(home: &OwnedFd) -> std::io::Result<OwnedFd> {
+/// A new namespace with `lo` up, and the names of the interfaces it came with; this thread
+/// returns to `home` afterwards.
+fn make(home: &OwnedFd) -> std::io::Result<(OwnedFd, Vec<String>)> {
     // SAFETY: unshare and setns change only this thread's network namespace.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     let made = crate::init::net::loopback_up().and_then(|()| open("/proc/thread-self/ns/net"));
+    let dev = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_default();
     back_home(home)?;
-    made.and_then(crate::runner::clone::high_fd)
+    let fd = made.and_then(crate::runner::clone::high_fd)?;
+    Ok((
+        fd,
+        interfaces(&dev).map(|(name, _)| name.to_owned()).collect(),
+    ))
 }
 
 /// Looks inside a namespace given back: whether it is as new (see [`untouched`]). This thread
 /// returns to `home` afterwards; the error is its failure to, which ends the filler.
-fn check(home: &OwnedFd, ns: &OwnedFd) -> std::io::Result<bool> {
+fn check(home: &OwnedFd, ns: &OwnedFd, fresh: Option<&[String]>) -> std::io::Result<bool> {
     // SAFETY: setns changes only this thread's network namespace; a failure leaves it home.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Ok(false);
     }
     let net = std::path::Path::new("/proc/thread-self/net");
     let read = |name: &str| std::fs::read_to_string(net.join(name)).ok();
-    let as_new = untouched(&NetFiles {
-        sockstat: read("sockstat"),
-        sockstat6: read("sockstat6"),
-        flowlabels: read("ip6_flowlabel"),
-        dev: read("dev"),
-        snmp: read("snmp"),
-        snmp6: read("snmp6"),
-    });
+    let as_new = untouched(
+        &NetFiles {
+            sockstat: read("sockstat"),
+            sockstat6: read("sockstat6"),
+            flowlabels: read("ip6_flowlabel"),
+            dev: read("dev"),
+            snmp: read("snmp"),
+            snmp6: read("snmp6"),
+        },
+        fresh,
+    );
     back_home(home)?;
     Ok(as_new)
 }
@@ -280,10 +293,10 @@ struct NetFiles {
 
 /// Whether a namespace cannot be told from a new one: every count in `sockstat` and
 /// `sockstat6` zero (but the memory figures and the host-wide `orphan` and `alloc`), no flow
-/// label, no interface but `lo` and `lo`'s counters zero, every `snmp` counter zero (but the
-/// settings it lists beside them) and every `snmp6` one. A file that cannot be read counts as
-/// touched, except the IPv6 ones.
-fn untouched(files: &NetFiles) -> bool {
+/// label, the interfaces a new namespace has (`fresh`) and no other, each with its counters
+/// zero, every `snmp` counter zero (but the settings it lists beside them) and every `snmp6`
+/// one. A file that cannot be read counts as touched, except the IPv6 ones.
+fn untouched(files: &NetFiles, fresh: Option<&[String]>) -> bool {
     let (Some(sockstat), Some(dev), Some(snmp)) = (&files.sockstat, &files.dev, &files.snmp) else {
         return false;
     };
@@ -301,7 +314,7 @@ fn untouched(files: &NetFiles) -> bool {
             .flowlabels
             .as_deref()
             .is_none_or(|t| t.lines().count() <= 1)
-        && only_lo_unused(dev)
+        && fresh.is_some_and(|fresh| interfaces_unused(dev, fresh))
         && snmp_zero(snmp)
         && files.snmp6.as_deref().is_none_or(|t| {
             t.lines()
@@ -309,12 +322,27 @@ fn untouched(files: &NetFiles) -> bool {
         })
 }
 
-/// `dev`: two header lines, then `name: counters` per interface; only `lo`, with all zero.
-fn only_lo_unused(dev: &str) -> bool {
-    dev.lines().skip(2).all(|line| {
-        line.trim_start()
-            .strip_prefix("lo:")
-            .is_some_and(|counters| counters.split_whitespace().all(|c| c == "0"))
+/// Whether `dev` lists the interfaces `fresh` names, no more and no fewer, each with every
+/// counter zero.
+fn interfaces_unused(dev: &str, fresh: &[String]) -> bool {
+    let mut names: Vec<&str> = Vec::new();
+    for (name, counters) in interfaces(dev) {
+        if !counters.split_whitespace().all(|c| c == "0") {
+            return false;
+        }
+        names.push(name);
+    }
+    let mut expected: Vec<&str> = fresh.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    expected.sort_unstable();
+    names == expected
+}
+
+/// `dev`'s interfaces and their counters: two header lines, then `name: counters` each.
+fn interfaces(dev: &str) -> impl Iterator<Item = (&str, &str)> {
+    dev.lines().skip(2).filter_map(|line| {
+        let (name, counters) = line.split_once(':')?;
+        Some((name.trim(), counters))
     })
 }
 
@@ -363,6 +391,11 @@ fn open(path: &str) -> std::io::Result<OwnedFd> {
 mod tests {
     use super::{untouched, NetFiles};
 
+    /// What a new namespace has here; a host with tunnel modules loaded has more.
+    fn fresh() -> Vec<String> {
+        vec!["lo".to_owned()]
+    }
+
     const SOCKSTAT: &str = "sockets: used 0\nTCP: inuse 0 orphan 3 tw 0 alloc 12 mem 393\n\
                             UDP: inuse 0 mem 7\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n";
     const SOCKSTAT6: &str = "TCP6: inuse 0\nUDP6: inuse 0\nUDPLITE6: inuse 0\nRAW6: inuse 0\n\
@@ -391,14 +424,30 @@ mod tests {
 
     #[test]
     fn a_namespace_nothing_used_is_as_new() {
-        assert!(untouched(&new_one()));
+        assert!(untouched(&new_one(), Some(&fresh())));
         let no_ipv6 = NetFiles {
             sockstat6: None,
             flowlabels: None,
             snmp6: None,
             ..new_one()
         };
-        assert!(untouched(&no_ipv6));
+        assert!(untouched(&no_ipv6, Some(&fresh())));
+    }
+
+    #[test]
+    fn a_host_s_fallback_tunnels_are_part_of_a_new_namespace() {
+        let with_tunnel = NetFiles {
+            dev: Some(format!(
+                "{DEV}  sit0:       0       0    0    0    0     0\n"
+            )),
+            ..new_one()
+        };
+        let tunnels = vec!["sit0".to_owned(), "lo".to_owned()];
+        assert!(untouched(&with_tunnel, Some(&tunnels)));
+        // ...but a namespace without the host's tunnel is not one this host makes.
+        assert!(!untouched(&new_one(), Some(&tunnels)));
+        // Nothing made yet to compare with: not known to be as new.
+        assert!(!untouched(&new_one(), None));
     }
 
     #[test]
@@ -406,7 +455,7 @@ mod tests {
         let changed = |edit: fn(&mut NetFiles)| {
             let mut files = new_one();
             edit(&mut files);
-            untouched(&files)
+            untouched(&files, Some(&fresh()))
         };
         type Edit = fn(&mut NetFiles);
         let cases: [(&str, Edit); 12] = [
