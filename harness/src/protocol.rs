@@ -1,8 +1,8 @@
 //! What the runner and the sandbox's init say to each other over two pipes. On fd 3 the runner
 //! writes an [`InitSetup`] and a newline once the init is in its cgroup (the init then builds its
 //! sandbox), then an [`InitRun`] and closes the pipe (the init then runs it). The two are
-//! apart so that a sandbox started ahead of need (see `crate::runner::warm`) is built while it waits for
-//! its command. The init writes one [`InitReport`] to fd 4 and exits.
+//! apart so that a sandbox started ahead of need (see `crate::runner::warm`) is built while it
+//! waits for its command. The init writes one [`InitReport`] to fd 4 and exits.
 
 use crate::result::{Exit, FileWrite, LeakedProcess, NetworkAttempts};
 use serde::{Deserialize, Serialize};

@@ -80,7 +80,8 @@ pub fn set_up(
     } = filesystem
     {
         for dir in scratch {
-            // Under the private /tmp it may not exist yet; elsewhere it must (the host is read-only).
+            // Under the private /tmp it may not exist yet; elsewhere it must (the host is
+            // read-only).
             let _ = std::fs::create_dir_all(dir);
             tmpfs(dir, tmp_size_bytes).map_err(|e| ("mounting a scratch directory", e))?;
         }

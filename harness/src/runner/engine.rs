@@ -149,8 +149,8 @@ impl Engine {
             .map_or("none", RunGroup::version)
     }
 
-    /// Whether sandbox inits are started by a zygote (see [`crate::runner::zygote`]) rather than each
-    /// with clone and exec.
+    /// Whether sandbox inits are started by a zygote (see [`crate::runner::zygote`]) rather
+    /// than each with clone and exec.
     pub fn has_zygote(&self) -> bool {
         self.starter.zygote.is_some()
     }
@@ -180,7 +180,8 @@ impl Engine {
         }
     }
 
-    /// How many sandboxes so far ran in an init started ahead of need (see [`crate::runner::warm`]).
+    /// How many sandboxes so far ran in an init started ahead of need (see
+    /// [`crate::runner::warm`]).
     pub fn started_ahead(&self) -> usize {
         self.started_ahead
             .load(std::sync::atomic::Ordering::Relaxed)

@@ -1,8 +1,8 @@
 //! Starting a sandbox's init up to the point where it waits for its config: its pipes, its
 //! cgroup, its namespaces (cloned by the zygote, or cloned and exec'd here), its user mapping and
 //! its move into the cgroup. None of that depends on what the sandbox will run, only on its
-//! [`Shape`], so [`crate::runner::warm`] can do it ahead of need; [`Started::release`] then hands the init
-//! its config.
+//! [`Shape`], so [`crate::runner::warm`] can do it ahead of need; [`Started::release`] then
+//! hands the init its config.
 
 use crate::cgroup::{Group, RunGroup};
 use crate::error::SandboxError;
