@@ -6,9 +6,9 @@
 //! A sandbox never shares a network with anything running: a namespace serves one sandbox at a
 //! time. Once that sandbox is gone (every process in it has exited) its namespace comes back
 //! ([`PooledNet::give_back`]) and serves again only when it cannot be told from a new one:
-//! no socket of any kind, none closing or in TIME_WAIT, no fragment queue, no flow label, no
-//! interface but `lo`, and every counter still zero — no packet went through `lo`, no route
-//! lookup failed (see [`untouched`]). So a namespace is reused only after a sandbox that never
+//! no socket of any kind, none closing or in TIME_WAIT, no fragment queue, no flow label, the
+//! interfaces a new one has here and no other, and every counter still zero — no packet went
+//! through `lo`, no route lookup failed (see [`untouched`]). So a namespace is reused only after a sandbox that never
 //! used the network, most tests; one that did gets a new one. A sandbox that runs
 //! `--privileged` (it could reconfigure the namespace) never gives it back.
 //!
