@@ -244,8 +244,6 @@ impl Engine {
         } = self
             .start(shape, spec, interactive)?
             .release(spec, interactive)?;
-        // A privileged command may have reconfigured its namespace: it is not used again.
-        let netns = net.filter(|_| !spec.privileged);
         let seen = watch(watched, spec, group.as_ref(), cancel);
         if interactive {
             reclaim_terminal();
@@ -256,7 +254,7 @@ impl Engine {
             (Some(group), Some(usage)) if usage.oom_kills > 0 => group.oom_victims(),
             _ => Vec::new(),
         };
-        self.dispose(group, still_exiting, refill.then_some(spec.limits), netns);
+        self.dispose(group, still_exiting, refill.then_some(spec.limits), net);
         let mut result = seen
             .into_result(&spec.argv[0], usage, self.protections(spec), started)
             .map_err(|e| match e {

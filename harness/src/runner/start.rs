@@ -417,13 +417,14 @@ impl Started {
         Ok(Released {
             watched,
             group: self.group.take(),
-            net: self.net.take(),
+            net: self.recycle(),
         })
     }
 }
 
 /// A sandbox whose command has been given: what to watch, its cgroup, and the network namespace
-/// it joined from the pool.
+/// it joined from the pool when that may serve again once the sandbox is gone (see
+/// [`Started::recycle`]).
 pub struct Released {
     pub watched: Watched,
     pub group: Option<Group>,

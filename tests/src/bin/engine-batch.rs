@@ -157,4 +157,18 @@ fn networks_used_again_only_when_empty(
         u8::from(tried.network_attempts.total() > 0)
     );
     println!("as_new_after_an_attempt {}", as_new());
+    // A privileged command may reconfigure its namespace without a trace in any counter (an
+    // MTU): its namespace never serves again.
+    let mut reconfigure = spec(&[probe, "lo-mtu", "1280"]);
+    reconfigure.privileged = true;
+    let set = engine.run(&reconfigure, None).expect("a sandbox");
+    let out = set.output.map(|o| o.head).unwrap_or_default();
+    println!("privileged_set_mtu {}", out.trim());
+    let untouched = (0..12)
+        .filter(|_| {
+            let result = run(&[probe, "lo-mtu"]);
+            result.output.map(|o| o.head).unwrap_or_default().trim() != "1280"
+        })
+        .count();
+    println!("mtu_unchanged_after {untouched}");
 }

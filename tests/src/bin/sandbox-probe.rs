@@ -21,6 +21,7 @@ fn main() {
         "net" => guarded(network),
         "loopback" => loopback(),
         "network-state" => network_state(),
+        "lo-mtu" => guarded(lo_mtu),
         other => {
             eprintln!("sandbox-probe: unknown behaviour `{other}`");
             2
@@ -216,6 +217,47 @@ fn network_state() -> i32 {
         after("inuse")
     );
     0
+}
+
+/// Prints `lo`'s MTU; with an argument, first sets it to that (needs CAP_NET_ADMIN: a
+/// `--privileged` sandbox), a change that leaves no socket and no counter behind.
+fn lo_mtu() -> i32 {
+    // SAFETY: a plain datagram socket, used for two interface ioctls and closed on return.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        eprintln!("sandbox-probe: socket: {}", std::io::Error::last_os_error());
+        return 1;
+    }
+    // SAFETY: an all-zero ifreq is a valid value; the name is NUL-terminated.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    let set = std::env::args()
+        .nth(2)
+        .and_then(|mtu| mtu.parse::<i32>().ok());
+    let mut code = 0;
+    if let Some(mtu) = set {
+        req.ifr_ifru.ifru_mtu = mtu;
+        // SAFETY: SIOCSIFMTU reads the ifreq it is given.
+        if unsafe { libc::ioctl(fd, libc::SIOCSIFMTU as _, &req) } != 0 {
+            eprintln!(
+                "sandbox-probe: SIOCSIFMTU: {}",
+                std::io::Error::last_os_error()
+            );
+            code = 1;
+        }
+    }
+    // SAFETY: SIOCGIFMTU writes the MTU into the ifreq it is given.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFMTU as _, &mut req) } == 0 {
+        // SAFETY: SIOCGIFMTU filled the union's MTU field.
+        println!("{}", unsafe { req.ifr_ifru.ifru_mtu });
+    } else {
+        code = 1;
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    code
 }
 
 /// Talks to itself over 127.0.0.1.
