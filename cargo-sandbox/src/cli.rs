@@ -277,6 +277,12 @@ pub struct TestArgs {
     )]
     pub jobs: Option<TestThreads>,
 
+    /// Never run more than -j sandboxes at once. Without it, a test whose last run mostly
+    /// waited (sleeping, on I/O: under a tenth of its wall time on the CPU, at least 50 ms)
+    /// runs beside the -j, on a worker of its own, and takes no CPU slot from cargo.
+    #[arg(long, help_heading = "Running")]
+    pub strict_jobs: bool,
+
     /// Stop starting tests after the first failure (running ones finish; the rest are
     /// reported as not run).
     #[arg(long, overrides_with = "no_fail_fast", help_heading = "Running")]

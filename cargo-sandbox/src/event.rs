@@ -74,6 +74,10 @@ pub struct TestRecord {
     pub seed: Option<u64>,
     /// Position in the run's execution order (`--shuffle` changes it, the seed fixes it).
     pub order: Option<usize>,
+    /// Whether it ran beside the `-j` because its last run mostly waited (sleeping, on I/O)
+    /// rather than computed; `--strict-jobs` turns that off.
+    #[serde(default)]
+    pub beside: bool,
     /// How many times the test ran (`--repeat`, `--retries`), and how many of those passed.
     pub attempts: u32,
     pub passes: u32,
@@ -119,6 +123,7 @@ impl TestRecord {
             error: None,
             seed: None,
             order: None,
+            beside: false,
             attempts: 0,
             passes: 0,
             attempt_outcomes: Vec::new(),

@@ -4,6 +4,10 @@
 //! whole to a file beside it and renamed over it, so a run killed halfway leaves the previous
 //! history. A JSON report (`--history-from`) seeds it on a machine without one: CI keeps the
 //! last run's report as an artifact more often than its target directory.
+//!
+//! Each test's CPU time is kept beside its duration: a test that spent its last run waiting
+//! (sleeps, timers, a child it waits for) rather than computing runs beside the `-j` tests,
+//! not in one of their slots (see [`History::waits`]).
 
 use crate::event::TestRecord;
 use crate::job::{Job, Selection};
@@ -14,13 +18,60 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The format's version: a history of another is not read (it is rebuilt by the next run).
+/// Version 1's entries (a duration alone) are still read, as timings without a CPU time.
 const VERSION: u32 = 1;
+
+/// A test that took at least this long...
+const WAITS_MIN_MS: f64 = 50.0;
+/// ...and was on a CPU for at most this share of it, mostly waited.
+const WAITS_CPU_SHARE: f64 = 0.1;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct History {
     version: u32,
-    /// Milliseconds, by binary id, then test name.
-    tests: BTreeMap<String, BTreeMap<String, f64>>,
+    /// By binary id, then test name.
+    tests: BTreeMap<String, BTreeMap<String, Timing>>,
+}
+
+/// What one test's last run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Timing {
+    Measured {
+        /// Wall time, milliseconds.
+        ms: f64,
+        /// CPU time of everything in its sandbox, user and system, milliseconds.
+        cpu_ms: f64,
+    },
+    /// A duration alone: a history written before CPU times were kept, or a sandbox whose
+    /// CPU time could not be read.
+    Duration(f64),
+}
+
+impl Timing {
+    fn new(ms: f64, user_ms: Option<f64>, system_ms: Option<f64>) -> Timing {
+        match (user_ms, system_ms) {
+            (Some(user), Some(system)) => Timing::Measured {
+                ms,
+                cpu_ms: user + system,
+            },
+            _ => Timing::Duration(ms),
+        }
+    }
+
+    fn ms(self) -> f64 {
+        match self {
+            Timing::Measured { ms, .. } | Timing::Duration(ms) => ms,
+        }
+    }
+
+    /// It took a while, nearly all of it off the CPU.
+    fn waited(self) -> bool {
+        match self {
+            Timing::Measured { ms, cpu_ms } => ms >= WAITS_MIN_MS && cpu_ms <= ms * WAITS_CPU_SHARE,
+            Timing::Duration(_) => false,
+        }
+    }
 }
 
 impl History {
@@ -57,19 +108,21 @@ impl History {
             ) else {
                 continue;
             };
+            let cpu = |key: &str| test.get(key).and_then(|v| v.as_f64());
             if !matches!(outcome, "ignored" | "not-run" | "skipped-by-partition") {
-                self.set(binary, name, ms);
+                let timing = Timing::new(ms, cpu("cpu_user_ms"), cpu("cpu_system_ms"));
+                self.set(binary, name, timing);
             }
         }
         Ok(())
     }
 
-    fn set(&mut self, binary: &str, name: &str, ms: f64) {
+    fn set(&mut self, binary: &str, name: &str, timing: Timing) {
         self.version = VERSION;
         self.tests
             .entry(binary.to_owned())
             .or_default()
-            .insert(name.to_owned(), ms);
+            .insert(name.to_owned(), timing);
     }
 
     /// Takes in what a run measured: every test that ran (the others keep what they had, as
@@ -81,7 +134,9 @@ impl History {
                 Outcome::Ignored | Outcome::NotRun | Outcome::SkippedByPartition
             );
             if ran && record.ran_in_sandbox() {
-                self.set(&record.id.binary_id, &record.id.name, record.duration_ms);
+                let timing =
+                    Timing::new(record.duration_ms, record.cpu_user_ms, record.cpu_system_ms);
+                self.set(&record.id.binary_id, &record.id.name, timing);
             }
         }
     }
@@ -103,14 +158,30 @@ impl History {
     /// the longest of its tests. `None`: some of it never ran.
     pub fn expected_ms(&self, job: &Job) -> Option<f64> {
         let binary = self.tests.get(&job.binary.binary.id)?;
+        let ms = |name: &str| binary.get(name).map(|t| t.ms());
         match &job.selection {
             Selection::Listed { tests, .. } => tests
                 .iter()
-                .map(|t| binary.get(&t.name).copied())
+                .map(|t| ms(&t.name))
                 .try_fold(0.0_f64, |longest, ms| Some(longest.max(ms?))),
-            Selection::Unlisted { only: Some(name) } => binary.get(name).copied(),
-            Selection::Unlisted { only: None } => binary.values().copied().reduce(f64::max),
+            Selection::Unlisted { only: Some(name) } => ms(name),
+            Selection::Unlisted { only: None } => binary.values().map(|t| t.ms()).reduce(f64::max),
         }
+    }
+
+    /// Whether a job is one test that spent its last run waiting: at least 50 ms, at most a
+    /// tenth of it on a CPU. Such a job needs no CPU of its own, so it runs beside the `-j`
+    /// jobs. A group or a binary run whole is never one (what it does next is not known).
+    pub fn waits(&self, job: &Job) -> bool {
+        let name = match &job.selection {
+            Selection::Listed { tests, .. } if tests.len() == 1 => &tests[0].name,
+            Selection::Unlisted { only: Some(name) } => name,
+            _ => return false,
+        };
+        self.tests
+            .get(&job.binary.binary.id)
+            .and_then(|binary| binary.get(name))
+            .is_some_and(|t| t.waited())
     }
 }
 
@@ -123,6 +194,7 @@ mod tests {
         TestRecord {
             duration_ms: ms,
             cpu_user_ms: Some(1.0),
+            cpu_system_ms: Some(0.5),
             ..TestRecord::not_run(
                 TestId {
                     binary_id: binary.to_owned(),
@@ -149,13 +221,91 @@ mod tests {
         let mut again = History::load(&path);
         assert_eq!(again.tests["a"].len(), 2, "{:?}", again.tests);
         again.record(&[record("a", "slow", Outcome::Passed, 800.0)]);
-        assert_eq!(again.tests["a"]["slow"], 800.0);
+        assert_eq!(again.tests["a"]["slow"].ms(), 800.0);
         assert_eq!(
-            again.tests["a"]["failing"], 5.0,
+            again.tests["a"]["failing"].ms(),
+            5.0,
             "tests not run keep theirs"
         );
         std::fs::write(&path, b"{not json").unwrap();
         assert!(History::load(&path).tests.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_test_that_mostly_waited_runs_beside_the_others() {
+        let mut history = History::default();
+        let timed = |ms: f64, cpu: f64| TestRecord {
+            cpu_user_ms: Some(cpu * 0.75),
+            cpu_system_ms: Some(cpu * 0.25),
+            ..record("a", "", Outcome::Passed, ms)
+        };
+        let tests = [
+            ("sleeps", timed(400.0, 8.0)),
+            ("computes", timed(400.0, 390.0)),
+            ("waits_a_tenth", timed(400.0, 40.0)),
+            ("waits_a_little_more", timed(400.0, 41.0)),
+            ("short", timed(40.0, 0.5)),
+            (
+                "failed_while_sleeping",
+                TestRecord {
+                    outcome: Outcome::Failed,
+                    ..timed(400.0, 1.0)
+                },
+            ),
+            (
+                "no_cpu_figure",
+                TestRecord {
+                    cpu_system_ms: None,
+                    ..timed(400.0, 1.0)
+                },
+            ),
+        ];
+        let records: Vec<TestRecord> = tests
+            .iter()
+            .map(|(name, r)| TestRecord {
+                id: TestId {
+                    binary_id: "a".to_owned(),
+                    name: (*name).to_owned(),
+                },
+                ..r.clone()
+            })
+            .collect();
+        history.record(&records);
+        let waits = |names: &[&str]| history.waits(&crate::job::test_job("a", names));
+        assert!(waits(&["sleeps"]));
+        assert!(waits(&["waits_a_tenth"]));
+        assert!(
+            waits(&["failed_while_sleeping"]),
+            "an outcome says nothing of its pace"
+        );
+        assert!(!waits(&["computes"]));
+        assert!(!waits(&["waits_a_little_more"]));
+        assert!(!waits(&["short"]), "too short to be worth a place beside");
+        assert!(!waits(&["no_cpu_figure"]));
+        assert!(!waits(&["never_seen"]));
+        assert!(
+            !waits(&["sleeps", "sleeps"]),
+            "a group is never placed beside"
+        );
+        assert!(!history.waits(&crate::job::test_job("b", &["sleeps"])));
+    }
+
+    #[test]
+    fn a_history_of_durations_alone_still_orders_the_run() {
+        let old = br#"{"version":1,"tests":{"a":{"slow":900.0,"quick":1.5}}}"#;
+        let history: History = serde_json::from_slice(old).unwrap();
+        let job = |name: &str| crate::job::test_job("a", &[name]);
+        assert_eq!(history.expected_ms(&job("slow")), Some(900.0));
+        assert_eq!(history.expected_ms(&job("quick")), Some(1.5));
+        assert!(
+            !history.waits(&job("slow")),
+            "no CPU time: not known to wait"
+        );
+        let text = serde_json::to_string(&history).unwrap();
+        assert_eq!(
+            serde_json::from_str::<History>(&text).unwrap().tests,
+            history.tests
+        );
     }
 }

@@ -181,11 +181,49 @@ pub fn test_id(job: &Job, name: &str) -> TestId {
     }
 }
 
+/// A job of binary `binary_id` running `names` in one sandbox, for unit tests of what
+/// orders and places jobs.
+#[cfg(test)]
+pub fn test_job(binary_id: &str, names: &[&str]) -> Job {
+    use crate::build::BinaryKind;
+    let root = std::path::Path::new("/w");
+    Job {
+        binary: Arc::new(BinaryContext {
+            binary: TestBinary {
+                id: binary_id.to_owned(),
+                package_id: cargo_metadata::PackageId {
+                    repr: format!("path+file:///w/{binary_id}#0.1.0"),
+                },
+                target_name: binary_id.to_owned(),
+                kind: BinaryKind::Lib,
+                path: root.join("target/debug/deps").join(binary_id),
+            },
+            env: BinaryEnv {
+                vars: Vec::new(),
+                cwd: root.to_owned(),
+                workspace_root: root.to_owned(),
+                target_dir: root.join("target"),
+                shown_at: Vec::new(),
+            },
+            runs_as: RunsAs::Libtest,
+        }),
+        selection: Selection::Listed {
+            tests: tests::selected(names),
+            whole_binary: false,
+            listing: names.iter().map(|n| (*n).to_owned()).collect(),
+        },
+        settings: Arc::new(Resolved::default()),
+        attempt: 0,
+        retry: 0,
+        order: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn selected(names: &[&str]) -> Vec<SelectedTest> {
+    pub(super) fn selected(names: &[&str]) -> Vec<SelectedTest> {
         names
             .iter()
             .map(|name| SelectedTest {

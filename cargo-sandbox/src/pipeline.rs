@@ -8,7 +8,8 @@
 //! Cargo and rustc take a token for each job beyond their first; each test and each listing
 //! takes one while cargo builds, so the build and the tests together never run more than the
 //! CPUs at once, and neither waits while a CPU is idle. Once cargo is done the tokens no
-//! longer matter: tests run `-j` at once, as without the pipeline.
+//! longer matter: tests run `-j` at once, as without the pipeline. A test the history knows
+//! to mostly wait (see `schedule`) takes no token: it needs no CPU of its own.
 //!
 //! Sandboxes made during the build show the workspace through overlays whose lower layer is
 //! the live directory: a binary linked after the overlay was mounted is there when it is run.
@@ -171,7 +172,7 @@ impl Pipeline<'_> {
         }
         if !matches!(ended, Ended::NoTests) {
             self.engine
-                .prepare(self.base_spec, Some(self.feed.waiting()));
+                .prepare(self.base_spec, Some(self.feed.queued()));
             let started =
                 planned.run_started(self.run_seed, self.planner.layers.profile, self.workers);
             let _ = self.events.send(started);

@@ -2,6 +2,11 @@
 //! in a fresh sandbox. Repeats are queued up front; a failed attempt with retries left goes back
 //! on the queue; a test's record is emitted once all its attempts are in. Cancellation (Ctrl-C)
 //! stops the queue and kills what runs.
+//!
+//! Tests the history says mostly wait (sleeping, on timers; see `History::waits`) have a queue
+//! of their own, served by as many more workers beside the `-j` ones: they need no CPU, so they
+//! neither hold a slot a computing test could use nor take a jobserver token from cargo. The
+//! `-j` workers take from that queue too once theirs is empty. `--strict-jobs` turns it off.
 
 use crate::config::{Isolation, Resolved};
 use crate::event::{Event, TestId, TestRecord};
@@ -97,6 +102,11 @@ pub struct Run<'a> {
 /// in, while cargo builds the others) and closes it when complete; the workers end once it is
 /// closed and empty. With a history, jobs are taken longest first, those never seen before
 /// ahead of all (they may be the longest); equal ones in the order they were fed.
+///
+/// A test that spent its last run waiting, not computing ([`History::waits`]), needs no CPU of
+/// its own: unless the run is strict, it goes to a queue of its own that as many workers
+/// again as `-j` take from, beside the `-j` (which take from it too once theirs is empty).
+/// While cargo builds, such a job takes no CPU from it.
 pub struct Feed<'a> {
     queue: Mutex<Queue>,
     /// Idle workers wait on this while jobs may still come: more of the plan, or retries of
@@ -104,12 +114,34 @@ pub struct Feed<'a> {
     changed: std::sync::Condvar,
     pending: Mutex<Tally>,
     history: Option<&'a History>,
+    /// Jobs that mostly wait run beside the `-j` (not `--strict-jobs`).
+    beside: bool,
 }
+
+/// Which jobs a worker takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// One of the `-j`: any job, those that compute first.
+    Jobs,
+    /// Beside them: only jobs that mostly wait.
+    Beside,
+}
+
+/// A job taken, and whether it is one that mostly waits.
+struct Taken {
+    job: Job,
+    waits: bool,
+}
+
+/// A job with how long it is expected to take, in ms (infinite: not known).
+type Expected = (f64, Job);
 
 /// The jobs not yet taken, and how many are running (each may queue a retry).
 struct Queue {
-    /// Each with how long it is expected to take (infinite: not known; retries after all).
-    jobs: VecDeque<(f64, Job)>,
+    /// Slowest expected first when there is a history; retries are queued at the end.
+    jobs: VecDeque<Expected>,
+    /// Jobs that mostly wait, longest first (only when they run beside).
+    waiting: VecDeque<Expected>,
     busy: usize,
     /// Failed tests so far (final outcomes, after retries).
     failures: u32,
@@ -133,10 +165,12 @@ struct Pending {
 }
 
 impl<'a> Feed<'a> {
-    pub fn new(history: Option<&'a History>) -> Feed<'a> {
+    /// `beside`: jobs that mostly wait run beside the `-j` (it takes a history to know them).
+    pub fn new(history: Option<&'a History>, beside: bool) -> Feed<'a> {
         Feed {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
+                waiting: VecDeque::new(),
                 busy: 0,
                 failures: 0,
                 stopped: false,
@@ -146,6 +180,7 @@ impl<'a> Feed<'a> {
             changed: std::sync::Condvar::new(),
             pending: Mutex::new(Default::default()),
             history,
+            beside,
         }
     }
 
@@ -169,7 +204,7 @@ impl<'a> Feed<'a> {
                 }
             }
         }
-        let mut batch: Vec<(f64, Job)> = jobs
+        let (mut waiting, mut batch): (Vec<Expected>, Vec<Expected>) = jobs
             .into_iter()
             .map(|job| {
                 let expected = self.history.map_or(f64::INFINITY, |h| {
@@ -177,24 +212,15 @@ impl<'a> Feed<'a> {
                 });
                 (expected, job)
             })
-            .collect();
+            .partition(|(_, job)| self.beside && self.history.is_some_and(|h| h.waits(job)));
         let mut q = self.lock();
         if self.history.is_some() {
             // Stable: equal ones keep their order. Then merged with the jobs not yet taken
             // (retries, at the end, stay there).
             batch.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let waiting = std::mem::take(&mut q.jobs);
-            let mut waiting = waiting.into_iter().peekable();
-            let mut batch = batch.into_iter().peekable();
-            while let (Some(w), Some(b)) = (waiting.peek(), batch.peek()) {
-                let next = if b.0 > w.0 {
-                    batch.next()
-                } else {
-                    waiting.next()
-                };
-                q.jobs.extend(next);
-            }
-            q.jobs.extend(waiting.chain(batch));
+            waiting.sort_by(|a, b| b.0.total_cmp(&a.0));
+            merge_longest_first(&mut q.jobs, batch);
+            merge_longest_first(&mut q.waiting, waiting);
         } else {
             q.jobs.extend(batch);
         }
@@ -209,8 +235,9 @@ impl<'a> Feed<'a> {
     }
 
     /// Jobs not yet taken.
-    pub fn waiting(&self) -> usize {
-        self.lock().jobs.len()
+    pub fn queued(&self) -> usize {
+        let q = self.lock();
+        q.jobs.len() + q.waiting.len()
     }
 
     /// No more of the plan will come.
@@ -227,22 +254,32 @@ impl<'a> Feed<'a> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next job for a worker; `None` when the run is over for it.
-    fn take(&self, cancel: &Cancel) -> Option<Job> {
+    /// The next job for a worker of `lane`; `None` when the run is over for it.
+    fn take(&self, cancel: &Cancel, lane: Lane) -> Option<Taken> {
         let mut q = self.lock();
         loop {
             if cancel.is_cancelled() || q.stopped {
                 return None;
             }
-            if let Some((_, mut job)) = q.jobs.pop_front() {
+            let next = match lane {
+                Lane::Jobs => (q.jobs.pop_front().map(|(_, job)| (job, false)))
+                    .or_else(|| q.waiting.pop_front().map(|(_, job)| (job, true))),
+                Lane::Beside => q.waiting.pop_front().map(|(_, job)| (job, true)),
+            };
+            if let Some((mut job, waits)) = next {
                 q.busy += 1;
                 if job.order.is_none() {
                     job.order = Some(q.taken);
                     q.taken += 1;
                 }
-                return Some(job);
+                return Some(Taken { job, waits });
             }
-            if q.busy == 0 && q.closed {
+            // Retries go to the `-j`: beside, only the plan's end matters.
+            let over = match lane {
+                Lane::Jobs => q.busy == 0,
+                Lane::Beside => true,
+            };
+            if over && q.closed {
                 return None;
             }
             // A timeout, to see a cancellation.
@@ -265,21 +302,35 @@ impl<'a> Feed<'a> {
     }
 }
 
-/// Runs the jobs fed to `feed` on `run.workers` threads until it is closed and empty.
+/// Runs the jobs fed to `feed` on `run.workers` threads (and as many again beside them for
+/// jobs that mostly wait) until it is closed and empty.
 pub fn run_jobs(run: &Run, feed: &Feed) {
+    let workers = run.workers.max(1);
+    let beside = if feed.beside { workers } else { 0 };
+    let lanes =
+        std::iter::repeat_n(Lane::Jobs, workers).chain(std::iter::repeat_n(Lane::Beside, beside));
     std::thread::scope(|scope| {
-        for _ in 0..run.workers.max(1) {
-            scope.spawn(|| {
-                while let Some(job) = feed.take(run.cancel) {
-                    let slot = run.slots.and_then(|s| s.take());
-                    let records = contained(|| run_job(run, feed, &job)).unwrap_or_else(|panic| {
-                        let error = format!(
-                            "internal error: cargo-sandbox panicked running this test ({panic}); \
-                             please report it"
-                        );
-                        unrun_records(&job, &error, None, None)
-                    });
+        for lane in lanes {
+            scope.spawn(move || {
+                while let Some(Taken { job, waits }) = feed.take(run.cancel, lane) {
+                    // A job that mostly waits takes no CPU from cargo.
+                    let slot = if waits {
+                        None
+                    } else {
+                        run.slots.and_then(|s| s.take())
+                    };
+                    let mut records =
+                        contained(|| run_job(run, feed, &job)).unwrap_or_else(|panic| {
+                            let error = format!(
+                                "internal error: cargo-sandbox panicked running this test \
+                                 ({panic}); please report it"
+                            );
+                            unrun_records(&job, &error, None, None)
+                        });
                     drop(slot);
+                    for record in &mut records {
+                        record.beside = waits;
+                    }
                     finished(run, feed, &job, records);
                 }
             });
@@ -290,6 +341,7 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
         &mut *feed.lock(),
         Queue {
             jobs: VecDeque::new(),
+            waiting: VecDeque::new(),
             busy: 0,
             failures: 0,
             stopped: false,
@@ -299,11 +351,32 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
     );
     if q.stopped {
         let (pending, _) = std::mem::take(&mut *feed.tally());
-        let jobs = q.jobs.into_iter().map(|(_, job)| job).collect();
+        let jobs = q
+            .jobs
+            .into_iter()
+            .chain(q.waiting)
+            .map(|(_, job)| job)
+            .collect();
         for record in not_run(jobs, pending) {
             let _ = run.events.send(Event::TestFinished(Box::new(record)));
         }
     }
+}
+
+/// Merges `batch` (longest first) into `queue` (longest first, then retries): equal ones
+/// keep the queue's first, retries stay at the end.
+fn merge_longest_first(queue: &mut VecDeque<Expected>, batch: Vec<Expected>) {
+    let mut queued = std::mem::take(queue).into_iter().peekable();
+    let mut batch = batch.into_iter().peekable();
+    while let (Some(q), Some(b)) = (queued.peek(), batch.peek()) {
+        let next = if b.0 > q.0 {
+            batch.next()
+        } else {
+            queued.next()
+        };
+        queue.extend(next);
+    }
+    queue.extend(queued.chain(batch));
 }
 
 /// Takes in a job's records: a test whose attempts are all in is emitted; failed ones with
@@ -763,6 +836,71 @@ mod tests {
         std::panic::set_hook(hook);
         assert_eq!(literal, Err("a bug".to_owned()));
         assert_eq!(formatted, Err("bug 2".to_owned()));
+    }
+
+    /// A history where `sleeps` (400 ms) and `naps` (200 ms) mostly waited and `computes`
+    /// (300 ms) did not.
+    fn paced_history() -> History {
+        let timed = |name: &str, ms: f64, cpu: f64| TestRecord {
+            duration_ms: ms,
+            cpu_user_ms: Some(cpu),
+            cpu_system_ms: Some(0.0),
+            ..TestRecord::not_run(
+                crate::event::TestId {
+                    binary_id: "a".to_owned(),
+                    name: name.to_owned(),
+                },
+                Outcome::Passed,
+                false,
+            )
+        };
+        let mut history = History::default();
+        history.record(&[
+            timed("naps", 200.0, 2.0),
+            timed("computes", 300.0, 290.0),
+            timed("sleeps", 400.0, 4.0),
+        ]);
+        history
+    }
+
+    /// What `lane` takes from a feed of the three tests, `count` times.
+    fn taken(history: &History, beside: bool, lane: Lane, count: usize) -> Vec<(String, bool)> {
+        let cancel = harness::Cancel::new().unwrap();
+        let feed = Feed::new(Some(history), beside);
+        let jobs = ["naps", "computes", "sleeps"];
+        feed.push(
+            jobs.iter()
+                .map(|n| crate::job::test_job("a", &[n]))
+                .collect(),
+        );
+        feed.close();
+        (0..count)
+            .map_while(|_| feed.take(&cancel, lane))
+            .map(|t| (t.job.selection.listed()[0].name.clone(), t.waits))
+            .collect()
+    }
+
+    #[test]
+    fn jobs_that_mostly_wait_run_beside_the_j_and_the_j_take_them_last() {
+        let history = paced_history();
+        let named = |list: &[(&str, bool)]| -> Vec<(String, bool)> {
+            list.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect()
+        };
+        assert_eq!(
+            taken(&history, true, Lane::Beside, 3),
+            named(&[("sleeps", true), ("naps", true)]),
+            "beside: only those that wait, longest first, and then the lane ends"
+        );
+        assert_eq!(
+            taken(&history, true, Lane::Jobs, 3),
+            named(&[("computes", false), ("sleeps", true), ("naps", true)]),
+            "the -j compute first, then help with the waiting"
+        );
+        assert_eq!(
+            taken(&history, false, Lane::Jobs, 3),
+            named(&[("sleeps", false), ("computes", false), ("naps", false)]),
+            "strict: one queue, longest first"
+        );
     }
 
     #[test]

@@ -138,8 +138,11 @@ fn orders(run: &TestRun) -> Vec<(String, u64)> {
 fn a_run_starts_the_tests_the_last_one_found_slowest() {
     skip_unless_privileged!();
     let dir = bin_dir().join("e2e-history");
+    // c_slow computes: one that sleeps would run beside the -j, in no fixed order.
     let tests = "#[test]\nfn a_quick() {}\n#[test]\nfn b_quick() {}\n\
-                 #[test]\nfn c_slow() { std::thread::sleep(std::time::Duration::from_millis(300)); }\n";
+                 #[test]\nfn c_slow() { spin(300) }\n\
+                 fn spin(ms: u64) {\n    let start = std::time::Instant::now();\n    \
+                 while start.elapsed().as_millis() < ms as u128 { std::hint::black_box(0); }\n}\n";
     let manifest = scratch_crate(&dir, "history", "", &[("src/lib.rs", tests)]);
     let first = sandbox_test(&manifest, &["-j", "1"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -186,5 +189,77 @@ fn a_run_starts_the_tests_the_last_one_found_slowest() {
         ["d_new", "c_slow"],
         "{}",
         seeded.stderr
+    );
+}
+
+#[test]
+fn tests_that_mostly_waited_last_run_run_beside_the_j() {
+    skip_unless_privileged!();
+    let dir = bin_dir().join("e2e-beside");
+    let sleeper = |name: &str| {
+        format!("#[test]\nfn {name}() {{ std::thread::sleep(std::time::Duration::from_millis(400)); }}\n")
+    };
+    let tests = format!(
+        "#[test]\nfn computes() {{\n    let start = std::time::Instant::now();\n    \
+         while start.elapsed().as_millis() < 300 {{ std::hint::black_box(0); }}\n}}\n{}{}{}",
+        sleeper("sleeps_a"),
+        sleeper("sleeps_b"),
+        sleeper("sleeps_c")
+    );
+    let manifest = scratch_crate(&dir, "beside", "", &[("src/lib.rs", &tests)]);
+    let beside = |run: &TestRun| -> Vec<String> {
+        let mut names: Vec<String> = (run.tests().iter())
+            .filter(|t| t["beside"].as_bool().unwrap())
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // The sum of the tests' own times against the run's: more than one at a time.
+    let overlap = |run: &TestRun| -> f64 {
+        let tests: f64 = (run.tests().iter())
+            .map(|t| t["duration_ms"].as_f64().unwrap())
+            .sum();
+        tests / run.report["duration_ms"].as_f64().unwrap()
+    };
+    let first = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(beside(&first).is_empty(), "no history: none known to wait");
+    assert!(
+        overlap(&first) < 1.05,
+        "-j 1: one at a time ({})",
+        overlap(&first)
+    );
+
+    let second = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(beside(&second), ["sleeps_a", "sleeps_b", "sleeps_c"]);
+    assert!(
+        overlap(&second) > 1.4,
+        "the sleepers ran beside the one that computes ({})",
+        overlap(&second)
+    );
+    assert_eq!(
+        second.report["outcome_digest"],
+        first.report["outcome_digest"]
+    );
+
+    let strict = sandbox_test(&manifest, &["-j", "1", "--strict-jobs"]);
+    assert_eq!(strict.code, 0, "{}", strict.stderr);
+    assert!(beside(&strict).is_empty());
+    assert!(
+        overlap(&strict) < 1.05,
+        "--strict-jobs: -j 1 means one ({})",
+        overlap(&strict)
+    );
+    let shuffled = sandbox_test(&manifest, &["-j", "1", "--shuffle"]);
+    assert!(
+        beside(&shuffled).is_empty(),
+        "--shuffle ignores the history"
+    );
+    let shown = sandbox_test(&manifest, &["-j", "1", "--no-capture"]);
+    assert!(
+        beside(&shown).is_empty(),
+        "output as it comes: one at a time"
     );
 }

@@ -119,6 +119,7 @@ fn redact_json(value: &mut Value) {
                         | "io_write_bytes"
                         | "oom_victims"
                         | "order"
+                        | "beside"
                 );
                 if volatile && !v.is_null() {
                     *v = Value::String("[redacted]".into());

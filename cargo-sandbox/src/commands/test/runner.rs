@@ -32,6 +32,15 @@ impl Runner<'_> {
         self.args.no_capture || self.filter.nocapture
     }
 
+    /// The feed the run's jobs go through: tests that mostly waited last run go beside the
+    /// `-j` unless the run is strict about it, or shows output as it comes (one at a time).
+    pub(super) fn feed<'s>(&self, settled: &'s Settled) -> Feed<'s> {
+        Feed::new(
+            settled.history.as_ref(),
+            !self.args.strict_jobs && !self.no_capture(),
+        )
+    }
+
     pub(super) fn planner<'p>(&'p self, settled: &'p Settled) -> Planner<'p> {
         Planner {
             layers: self.layers(settled),
@@ -58,7 +67,7 @@ impl Runner<'_> {
             }
         };
         let planner = self.planner(&settled);
-        let feed = Feed::new(settled.history.as_ref());
+        let feed = self.feed(&settled);
         let workspace_root = packages.workspace_root.clone();
         let mut ended = None;
         let records = self.execute(&settled, &feed, Some(slots), Vec::new(), |events| {

@@ -17,7 +17,7 @@ use crate::list::{self, Listing};
 use crate::outcome::Outcome;
 use crate::plan::{Planned, Runs};
 use crate::report::Fingerprint;
-use crate::schedule::{self, Feed};
+use crate::schedule;
 use std::sync::Arc;
 
 /// A binary's listing, or the record of why it could not list.
@@ -65,7 +65,7 @@ impl Runner<'_> {
         if self.args.shuffle {
             schedule::shuffle(&mut jobs, settled.run_seed);
         }
-        let feed = Feed::new(settled.history.as_ref());
+        let feed = self.feed(&settled);
         feed.push(jobs);
         feed.close();
         let started = planned.run_started(settled.run_seed, self.profile, self.workers);
