@@ -800,7 +800,8 @@ pub struct LimitArgs {
     #[arg(help_heading = "Limits", long, value_name = "DURATION")]
     pub grace: Option<Grace>,
 
-    /// Size of the private tmpfs on /tmp (and /dev/shm) [default: 256M].
+    /// Size of the sandbox's private tmpfs: /tmp, /dev/shm, CARGO_TARGET_TMPDIR and its writes
+    /// to copy-on-write directories share it [default: 256M].
     #[arg(help_heading = "Limits", long, value_name = "SIZE")]
     pub tmp_size: Option<Size>,
 

@@ -40,7 +40,8 @@ pub struct SandboxSpec {
     /// The host filesystem as the command sees it.
     #[serde(default)]
     pub filesystem: Filesystem,
-    /// Size cap of the private tmpfs on `/tmp` (and `/dev/shm`, and each scratch directory).
+    /// Size cap of the private tmpfs, which `/tmp`, `/dev/shm`, the scratch directories and the
+    /// overlays' upper layers share.
     pub tmp_size_bytes: u64,
     /// Hostname inside the UTS namespace.
     pub hostname: String,

@@ -99,6 +99,40 @@ fn namespaces_and_mounts_are_private() {
 }
 
 #[test]
+fn tmp_and_shm_share_one_private_tmpfs_capped_by_tmp_size() {
+    skip_unless_privileged!();
+    // 6 MiB fit in /tmp; 4 more in /dev/shm do not: one 8 MiB cap for both, on one tmpfs
+    // (the same device), and neither mount lets a set-uid bit or a device node work.
+    let script = "dd if=/dev/zero of=/tmp/a bs=1M count=6 2>/dev/null && echo tmp-took-6; \
+        dd if=/dev/zero of=/dev/shm/b bs=1M count=4 2>/dev/null || echo shm-full; \
+        awk '$5 == \"/tmp\" || $5 == \"/dev/shm\" { print $5, $3, $6 }' /proc/self/mountinfo";
+    let run = exec(&["--tmp-size", "8M"], &["sh", "-c", script]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines.contains(&"tmp-took-6"), "{lines:?}");
+    assert!(lines.contains(&"shm-full"), "{lines:?}");
+    // The last mount at each point is the sandbox's.
+    let mount = |point: &str| -> (String, String) {
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(&format!("{point} ")))
+            .unwrap_or_else(|| panic!("{point} in {lines:?}"));
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields[1].to_owned(), fields[2].to_owned())
+    };
+    let (tmp_dev, tmp_options) = mount("/tmp");
+    let (shm_dev, shm_options) = mount("/dev/shm");
+    assert_eq!(tmp_dev, shm_dev, "one tmpfs: {lines:?}");
+    for options in [tmp_options, shm_options] {
+        assert!(
+            options.contains("nosuid") && options.contains("nodev"),
+            "{options}"
+        );
+    }
+}
+
+#[test]
 fn fork_bomb_is_contained_and_cleaned_up() {
     skip_unless_privileged!();
     let token = token("forkbomb");

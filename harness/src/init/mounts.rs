@@ -8,10 +8,15 @@
 //! 3. A fresh `/proc` for the new PID namespace, with `/proc/sys` read-only.
 //! 4. A minimal `/dev` on tmpfs: null, zero, full, random, urandom, tty, a private devpts with
 //!    `ptmx`, `shm`, and the fd symlinks. No disks.
-//! 5. A private tmpfs `/tmp` with a size cap; private tmpfs scratch directories; the paths the
-//!    user asked to keep writable, bound read-write.
+//! 5. A private `/tmp`; private scratch directories; the paths the user asked to keep writable,
+//!    bound read-write.
 //! 6. Directories shown at a second path too (`ShownAt`: an archive's files at the paths its
 //!    tests were compiled with).
+//!
+//! Everything the sandbox writes to memory — `/tmp`, `/dev/shm`, the scratch directories, the
+//! overlays' upper layers — lives on one private tmpfs (see [`Private`]), bound where each is
+//! shown: one size cap for them all, and one superblock to make and tear down instead of five
+//! (a superblock's making and teardown were a tenth of a sandbox's CPU).
 
 use crate::spec::{Filesystem, ShownAt};
 use nix::mount::{mount, MsFlags};
@@ -22,18 +27,18 @@ use std::path::{Path, PathBuf};
 type Failure = (&'static str, nix::Error);
 
 /// A copy-on-write directory: where it is, its lower layer (opened before the overlay hid it) and
-/// its upper layer (under the staging tmpfs).
+/// its upper layer (on the private tmpfs).
 pub struct Overlay {
     pub path: PathBuf,
     pub lower: File,
-    /// Where the upper layer can be read after the command ran (through the staging
+    /// Where the upper layer can be read after the command ran (through the private tmpfs's
     /// descriptor, or on the host when writes are kept).
     pub upper: PathBuf,
 }
 
 /// What the init needs after the command ran to list its changes.
 pub struct Overlays {
-    /// The directory holding the upper layers (the staging tmpfs, or the --keep-writes
+    /// The directory holding the upper layers (the private tmpfs, or the --keep-writes
     /// directory), opened before anything covered it; kept open so they stay reachable.
     pub staging: Option<File>,
     pub overlays: Vec<Overlay>,
@@ -42,9 +47,66 @@ pub struct Overlays {
     pub made: Vec<PathBuf>,
 }
 
-/// Where the upper layers live until the sandbox's own `/dev` covers them (then only the init's
-/// descriptor reaches them). `/dev` is never part of what a command needs from the host.
+/// Where the private tmpfs is mounted until the sandbox's own `/dev` covers it (then only the
+/// init's descriptor reaches it). `/dev` is never part of what a command needs from the host.
 const STAGING: &str = "/dev";
+
+/// The sandbox's one private tmpfs, `size` bytes for all its parts: the overlays' layers, and
+/// the directories bound at `/tmp`, `/dev/shm`, each scratch directory and (cgroup v1) at
+/// `/sys/fs/cgroup`. Binds keep its `nosuid,nodev`.
+struct Private(File);
+
+/// Its parts (directories at its root).
+const LAYERS: &str = "layers";
+const TMP: &str = "tmp";
+const SHM: &str = "shm";
+const CGROUP: &str = "cgroup";
+const SCRATCH: &str = "scratch";
+
+impl Private {
+    /// Mounts it at [`STAGING`] (on a read-only host: the mount point needs no write) and makes
+    /// its parts, `scratch` scratch directories among them.
+    fn mount(size: u64, scratch: usize) -> Result<Private, Failure> {
+        use std::os::unix::fs::PermissionsExt;
+        tmpfs(STAGING, size).map_err(|e| ("mounting the sandbox's private tmpfs", e))?;
+        let root = Path::new(STAGING);
+        let scratch_dirs = (0..scratch).map(|i| format!("{SCRATCH}/{i}"));
+        let parts = [LAYERS, TMP, SHM, CGROUP].map(str::to_owned).into_iter();
+        for part in parts.chain(scratch_dirs) {
+            let dir = root.join(&part);
+            let mode = if part == CGROUP || part == LAYERS {
+                0o755
+            } else {
+                0o1777
+            };
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                })
+                .map_err(|e| ("making the private tmpfs's directories", io_errno(e)))?;
+        }
+        let file = File::open(STAGING).map_err(|e| ("opening the private tmpfs", io_errno(e)))?;
+        Ok(Private(file))
+    }
+
+    /// `part`, reachable whatever covers [`STAGING`] later.
+    fn part(&self, part: &str) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}/{part}", self.0.as_raw_fd()))
+    }
+
+    /// Binds `part` at `target` (which must exist).
+    fn bind(&self, part: &str, target: impl AsRef<Path>) -> nix::Result<()> {
+        let source = self.part(part);
+        mount(
+            Some(source.as_path()),
+            target.as_ref(),
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+        )
+    }
+}
 
 /// `reachable`: host paths the command needs (its workspace, its binaries) that the private
 /// `/tmp` would otherwise hide; they are bound back into it.
@@ -63,12 +125,14 @@ pub fn set_up(
         .collect();
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(|e| ("making / private", e))?;
-    let mut result = host_view(filesystem, tmp_size_bytes, user_ns)?;
+    let (private, mut result) = host_view(filesystem, tmp_size_bytes, user_ns)?;
     // Opened now, after the overlays, so they show what the command will see.
     let hidden = hidden_by_tmp(reachable);
-    fresh_proc(&own_cgroup)?;
-    set_up_dev(tmp_size_bytes, host_devices.as_ref()).map_err(|e| ("building /dev", e))?;
-    tmpfs("/tmp", tmp_size_bytes).map_err(|e| ("mounting /tmp", e))?;
+    fresh_proc(&own_cgroup, &private)?;
+    set_up_dev(&private, host_devices.as_ref()).map_err(|e| ("building /dev", e))?;
+    private
+        .bind(TMP, "/tmp")
+        .map_err(|e| ("binding the private /tmp", e))?;
     for (path, file) in hidden {
         rebind(path, &file).map_err(|e| ("keeping a host path under /tmp reachable", e))?;
     }
@@ -79,11 +143,13 @@ pub fn set_up(
         ..
     } = filesystem
     {
-        for dir in scratch {
+        for (i, dir) in scratch.iter().enumerate() {
             // Under the private /tmp it may not exist yet; elsewhere it must (the host is
             // read-only).
             let _ = std::fs::create_dir_all(dir);
-            tmpfs(dir, tmp_size_bytes).map_err(|e| ("mounting a scratch directory", e))?;
+            private
+                .bind(&format!("{SCRATCH}/{i}"), dir)
+                .map_err(|e| ("binding a scratch directory", e))?;
         }
         for path in writable {
             bind_writable(path)?;
@@ -103,12 +169,13 @@ pub fn set_up(
 const NONE: Option<&str> = None;
 
 /// The host as the command sees it: `/sys` read-only, or (isolated) everything read-only with
-/// the copy-on-write directories' overlays in place.
+/// the copy-on-write directories' overlays in place; and the private tmpfs, mounted once the
+/// host is read-only (a recursive read-only would reach it).
 fn host_view(
     filesystem: &Filesystem,
     tmp_size_bytes: u64,
     user_ns: bool,
-) -> Result<Overlays, Failure> {
+) -> Result<(Private, Overlays), Failure> {
     let empty = Overlays {
         staging: None,
         overlays: Vec::new(),
@@ -117,11 +184,12 @@ fn host_view(
     let Filesystem::Isolated {
         copy_on_write,
         keep_writes,
+        scratch,
         ..
     } = filesystem
     else {
         read_only_recursive("/sys").map_err(|e| ("making /sys read-only", e))?;
-        return Ok(empty);
+        return Ok((Private::mount(tmp_size_bytes, 0)?, empty));
     };
     let lowers = copy_on_write
         .iter()
@@ -134,6 +202,7 @@ fn host_view(
         Some(keep) if !lowers.is_empty() => {
             let kept = overlays_in(keep, lowers, user_ns)?;
             read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+            let private = Private::mount(tmp_size_bytes, scratch.len())?;
             for o in &kept.overlays {
                 mount(
                     NONE,
@@ -144,15 +213,16 @@ fn host_view(
                 )
                 .map_err(|e| ("making a copy-on-write overlay writable", e))?;
             }
-            Ok(kept)
+            Ok((private, kept))
         }
         _ => {
             read_only_recursive("/").map_err(|e| ("making the host read-only", e))?;
+            let private = Private::mount(tmp_size_bytes, scratch.len())?;
             if lowers.is_empty() {
-                Ok(empty)
-            } else {
-                stage_overlays(lowers, tmp_size_bytes, user_ns)
+                return Ok((private, empty));
             }
+            let staged = stage_overlays(&private, lowers, user_ns)?;
+            Ok((private, staged))
         }
     }
 }
@@ -179,7 +249,7 @@ fn hidden_by_tmp(reachable: &[PathBuf]) -> Vec<(&PathBuf, File)> {
 
 /// A `/proc` of the sandbox's PID namespace, `/proc/sys` read-only, and the sandbox's own
 /// cgroup shown at `/sys/fs/cgroup`.
-fn fresh_proc(own_cgroup: &[File]) -> Result<(), Failure> {
+fn fresh_proc(own_cgroup: &[File], private: &Private) -> Result<(), Failure> {
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), quiet, NONE).map_err(|e| ("mounting /proc", e))?;
     mount(
@@ -191,7 +261,7 @@ fn fresh_proc(own_cgroup: &[File]) -> Result<(), Failure> {
     )
     .map_err(|e| ("binding /proc/sys", e))?;
     read_only_recursive("/proc/sys").map_err(|e| ("making /proc/sys read-only", e))?;
-    own_cgroup_view(own_cgroup).map_err(|e| ("showing the sandbox its own cgroup", e))
+    own_cgroup_view(own_cgroup, private).map_err(|e| ("showing the sandbox its own cgroup", e))
 }
 
 /// A path the user asked to keep writable in a read-only host: bound onto itself, read-write.
@@ -251,7 +321,7 @@ fn show_at(shown: &ShownAt, before: &[ShownAt]) -> nix::Result<Option<PathBuf>> 
 /// per hierarchy, opened before anything covers them): bound in place of the host's hierarchies,
 /// so a test can read its own limits and usage but not see, let alone raise, anyone else's.
 /// Hierarchies the sandbox has no cgroup in show as empty directories.
-fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
+fn own_cgroup_view(own: &[File], private: &Private) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
     let points = cgroup_mount_points()?;
     // Which hierarchy each of our directories lies in: read through its descriptor.
@@ -278,20 +348,15 @@ fn own_cgroup_view(own: &[File]) -> nix::Result<()> {
         }
         return Ok(());
     }
-    mount(
-        Some("tmpfs"),
-        "/sys/fs/cgroup",
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=755,size=64k"),
-    )?;
+    // The hierarchies' mount points on a directory of the private tmpfs, in place of the host's.
+    private.bind(CGROUP, "/sys/fs/cgroup")?;
     for point in points {
         std::fs::create_dir_all(point).map_err(io_errno)?;
         if let Some((_, source)) = sources.iter().find(|(h, _)| h == point) {
             bind(source, point)?;
         }
     }
-    // The tmpfs and every bind on it in one call (one remount each on kernels before 5.12).
+    // The directory and every bind on it in one call (one remount each on kernels before 5.12).
     read_only_recursive("/sys/fs/cgroup")
 }
 
@@ -347,20 +412,23 @@ fn rebind(path: &Path, file: &File) -> nix::Result<()> {
     )
 }
 
-/// Mounts the staging tmpfs and an overlay on each copy-on-write directory.
+/// An overlay on each copy-on-write directory, its layers on the private tmpfs.
 fn stage_overlays(
+    private: &Private,
     lowers: Vec<(PathBuf, File)>,
-    size: u64,
     user_ns: bool,
 ) -> Result<Overlays, Failure> {
-    tmpfs(STAGING, size).map_err(|e| ("mounting the overlay staging tmpfs", e))?;
-    let staging =
-        File::open(STAGING).map_err(|e| ("opening the overlay staging tmpfs", io_errno(e)))?;
-    let through = PathBuf::from(format!(
-        "/proc/self/fd/{}",
+    let staging = private
+        .0
+        .try_clone()
+        .map_err(|e| ("keeping the private tmpfs open", io_errno(e)))?;
+    // Read back through the descriptor kept (the private tmpfs's own closes after set-up).
+    let read_back = PathBuf::from(format!(
+        "/proc/self/fd/{}/{LAYERS}",
         std::os::fd::AsRawFd::as_raw_fd(&staging)
     ));
-    let mut result = mount_overlays(Path::new(STAGING), &through, lowers, user_ns)?;
+    let layers = Path::new(STAGING).join(LAYERS);
+    let mut result = mount_overlays(&layers, &read_back, lowers, user_ns)?;
     result.staging = Some(staging);
     Ok(result)
 }
@@ -483,7 +551,7 @@ impl HostDevices {
     }
 }
 
-fn set_up_dev(shm_size_bytes: u64, bind_from: Option<&HostDevices>) -> nix::Result<()> {
+fn set_up_dev(private: &Private, bind_from: Option<&HostDevices>) -> nix::Result<()> {
     mount(
         Some("tmpfs"),
         "/dev",
@@ -530,14 +598,7 @@ fn set_up_dev(shm_size_bytes: u64, bind_from: Option<&HostDevices>) -> nix::Resu
     )?;
     nix::unistd::symlinkat("pts/ptmx", None, "/dev/ptmx")?;
     nix::unistd::mkdir("/dev/shm", Mode::from_bits_truncate(0o1777))?;
-    let shm = format!("size={shm_size_bytes},mode=1777");
-    mount(
-        Some("tmpfs"),
-        "/dev/shm",
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(shm.as_str()),
-    )?;
+    private.bind(SHM, "/dev/shm")?;
     for (target, link) in [
         ("/proc/self/fd", "/dev/fd"),
         ("/proc/self/fd/0", "/dev/stdin"),
