@@ -78,6 +78,10 @@ pub struct TestRecord {
     /// rather than computed; `--strict-jobs` turns that off.
     #[serde(default)]
     pub beside: bool,
+    /// Whether its sandbox ran other tests too (`--isolation binary`): its duration and usage
+    /// are that sandbox's, not its own, so the history does not take them as the test's.
+    #[serde(default)]
+    pub shared_sandbox: bool,
     /// How many times the test ran (`--repeat`, `--retries`), and how many of those passed.
     pub attempts: u32,
     pub passes: u32,
@@ -124,6 +128,7 @@ impl TestRecord {
             seed: None,
             order: None,
             beside: false,
+            shared_sandbox: false,
             attempts: 0,
             passes: 0,
             attempt_outcomes: Vec::new(),

@@ -8,6 +8,9 @@
 //! Each test's CPU time is kept beside its duration: a test that spent its last run waiting
 //! (sleeps, timers, a child it waits for) rather than computing runs beside the `-j` tests,
 //! not in one of their slots (see [`History::waits`]).
+//!
+//! A sandbox that ran several tests (`--isolation binary`) says nothing of each: its time is
+//! kept as its binary's, and the tests keep what a run of their own last measured.
 
 use crate::event::TestRecord;
 use crate::job::{Job, Selection};
@@ -31,6 +34,18 @@ pub struct History {
     version: u32,
     /// By binary id, then test name.
     tests: BTreeMap<String, BTreeMap<String, Timing>>,
+    /// By binary id: its longest sandbox that ran several of its tests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    binaries: BTreeMap<String, Timing>,
+}
+
+/// One test's timing from a run, as [`History::take`] takes it in.
+struct Measured<'r> {
+    binary: &'r str,
+    name: &'r str,
+    /// Its sandbox ran other tests too: the timing is that sandbox's.
+    shared_sandbox: bool,
+    timing: Timing,
 }
 
 /// What one test's last run measured.
@@ -99,6 +114,7 @@ impl History {
             .get("tests")
             .and_then(|t| t.as_array())
             .with_context(|| format!("{} has no `tests`: not a JSON report", path.display()))?;
+        let mut timings = Vec::new();
         for test in tests {
             let (Some(binary), Some(name), Some(ms), Some(outcome)) = (
                 test.get("binary_id").and_then(|v| v.as_str()),
@@ -110,35 +126,64 @@ impl History {
             };
             let cpu = |key: &str| test.get(key).and_then(|v| v.as_f64());
             if !matches!(outcome, "ignored" | "not-run" | "skipped-by-partition") {
-                let timing = Timing::new(ms, cpu("cpu_user_ms"), cpu("cpu_system_ms"));
-                self.set(binary, name, timing);
+                timings.push(Measured {
+                    binary,
+                    name,
+                    shared_sandbox: test.get("shared_sandbox").and_then(|v| v.as_bool())
+                        == Some(true),
+                    timing: Timing::new(ms, cpu("cpu_user_ms"), cpu("cpu_system_ms")),
+                });
             }
         }
+        self.take(timings.into_iter());
         Ok(())
     }
 
-    fn set(&mut self, binary: &str, name: &str, timing: Timing) {
+    /// Takes in one run's timings (of a report or of this run): each test's own, and for a
+    /// binary whose tests shared sandboxes, its longest such sandbox (each of the tests'
+    /// records carries its sandbox's).
+    fn take<'r>(&mut self, timings: impl Iterator<Item = Measured<'r>>) {
         self.version = VERSION;
-        self.tests
-            .entry(binary.to_owned())
-            .or_default()
-            .insert(name.to_owned(), timing);
+        let mut shared: BTreeMap<&str, Timing> = BTreeMap::new();
+        for Measured {
+            binary,
+            name,
+            shared_sandbox,
+            timing,
+        } in timings
+        {
+            if shared_sandbox {
+                let kept = shared.entry(binary).or_insert(timing);
+                if timing.ms() > kept.ms() {
+                    *kept = timing;
+                }
+            } else {
+                self.tests
+                    .entry(binary.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), timing);
+            }
+        }
+        for (binary, timing) in shared {
+            self.binaries.insert(binary.to_owned(), timing);
+        }
     }
 
     /// Takes in what a run measured: every test that ran (the others keep what they had, as
     /// tests of other partitions and filters do).
     pub fn record(&mut self, records: &[TestRecord]) {
-        for record in records {
-            let ran = !matches!(
+        let ran = records.iter().filter(|record| {
+            !matches!(
                 record.outcome,
                 Outcome::Ignored | Outcome::NotRun | Outcome::SkippedByPartition
-            );
-            if ran && record.ran_in_sandbox() {
-                let timing =
-                    Timing::new(record.duration_ms, record.cpu_user_ms, record.cpu_system_ms);
-                self.set(&record.id.binary_id, &record.id.name, timing);
-            }
-        }
+            ) && record.ran_in_sandbox()
+        });
+        self.take(ran.map(|record| Measured {
+            binary: &record.id.binary_id,
+            name: &record.id.name,
+            shared_sandbox: record.shared_sandbox,
+            timing: Timing::new(record.duration_ms, record.cpu_user_ms, record.cpu_system_ms),
+        }));
     }
 
     /// Writes the history to a file beside `path`, then renames it over `path`.
@@ -153,11 +198,15 @@ impl History {
         std::fs::rename(&staged, path).with_context(|| format!("replacing {}", path.display()))
     }
 
-    /// How long a job is expected to take: its test's last duration; a group's (they ran in
-    /// one sandbox, each recorded with its whole duration), the longest; a binary run whole,
-    /// the longest of its tests. `None`: some of it never ran.
+    /// How long a job is expected to take: its test's last duration. One that runs several
+    /// tests: its binary's last sandbox that ran several, else the longest of its tests (a
+    /// whole binary's, of those known). `None`: some of it never ran.
     pub fn expected_ms(&self, job: &Job) -> Option<f64> {
-        let binary = self.tests.get(&job.binary.binary.id)?;
+        let id = &job.binary.binary.id;
+        if let Some(timing) = self.binaries.get(id).filter(|_| job.runs_several()) {
+            return Some(timing.ms());
+        }
+        let binary = self.tests.get(id)?;
         let ms = |name: &str| binary.get(name).map(|t| t.ms());
         match &job.selection {
             Selection::Listed { tests, .. } => tests
@@ -289,6 +338,43 @@ mod tests {
             "a group is never placed beside"
         );
         assert!(!history.waits(&crate::job::test_job("b", &["sleeps"])));
+    }
+
+    #[test]
+    fn a_sandbox_shared_by_several_tests_is_its_binarys_not_theirs() {
+        let mut history = History::default();
+        history.record(&[
+            record("a", "slow", Outcome::Passed, 900.0),
+            record("a", "quick", Outcome::Passed, 2.0),
+        ]);
+        let shared = |name: &str, ms: f64| TestRecord {
+            shared_sandbox: true,
+            ..record("a", name, Outcome::Passed, ms)
+        };
+        // `--isolation binary`: two groups of the binary's tests, each test carrying its group's.
+        history.record(&[
+            shared("slow", 3000.0),
+            shared("quick", 3000.0),
+            shared("other", 1200.0),
+        ]);
+        let job = |names: &[&str]| crate::job::test_job("a", names);
+        assert_eq!(history.expected_ms(&job(&["slow"])), Some(900.0));
+        assert_eq!(history.expected_ms(&job(&["quick"])), Some(2.0));
+        assert_eq!(
+            history.expected_ms(&job(&["other"])),
+            None,
+            "a test seen only in a shared sandbox is still unknown on its own"
+        );
+        assert_eq!(history.expected_ms(&job(&["slow", "quick"])), Some(3000.0));
+        history.record(&[shared("slow", 1500.0), shared("quick", 1500.0)]);
+        assert_eq!(
+            history.expected_ms(&job(&["slow", "quick"])),
+            Some(1500.0),
+            "the last run's, not the longest ever"
+        );
+        let text = serde_json::to_string(&history).unwrap();
+        let again: History = serde_json::from_str(&text).unwrap();
+        assert_eq!(again.binaries, history.binaries);
     }
 
     #[test]

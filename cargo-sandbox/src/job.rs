@@ -101,6 +101,20 @@ pub struct Job {
     pub order: Option<usize>,
 }
 
+impl Job {
+    /// Whether its sandbox may run more than one test: a binary's tests run whole or in a
+    /// group. A doc test, one named test, or a retry of one never does.
+    pub fn runs_several(&self) -> bool {
+        if let RunsAs::DocTest { .. } = self.binary.runs_as {
+            return false;
+        }
+        match &self.selection {
+            Selection::Listed { tests, .. } => tests.len() > 1,
+            Selection::Unlisted { only } => only.is_none(),
+        }
+    }
+}
+
 /// The libtest command line for a job.
 pub fn libtest_args(job: &Job, filter: &TestFilter) -> Vec<String> {
     let mut args = Vec::new();

@@ -558,12 +558,14 @@ fn run_job(run: &Run, feed: &Feed, job: &Job) -> Vec<TestRecord> {
         Isolation::Binary => result.output.take(),
         Isolation::Test => None,
     };
+    let shared_sandbox = job.runs_several();
     let record = |name: &str, outcome: Outcome| {
         let failure = outcome.is_failure(policies);
         TestRecord {
             policies,
             seed: Some(seed),
             order: job.order,
+            shared_sandbox,
             ..TestRecord::ran(id(name), outcome, failure, duration, &result, &spec)
         }
     };

@@ -164,6 +164,19 @@ fn a_run_starts_the_tests_the_last_one_found_slowest() {
         first.report["outcome_digest"]
     );
 
+    // A run of the binary whole gives every test the binary's time: it says nothing of each
+    // test, so the next run's order is still the per-test one.
+    let whole = sandbox_test(&manifest, &["-j", "1", "--isolation", "binary"]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    assert!(
+        whole.tests().iter().all(|t| t["shared_sandbox"] == true),
+        "{}",
+        whole.report
+    );
+    assert_eq!(second.tests()[0]["shared_sandbox"], false);
+    let after_whole = sandbox_test(&manifest, &["-j", "1"]);
+    assert_eq!(names(&after_whole)[0], "c_slow", "{}", after_whole.stderr);
+
     // A test never seen before goes first of all (it may be the slowest).
     let tests_with_new = format!("{tests}#[test]\nfn d_new() {{}}\n");
     std::fs::write(dir.join("src/lib.rs"), tests_with_new).unwrap();
