@@ -133,15 +133,33 @@ struct Taken {
     waits: bool,
 }
 
-/// A job with how long it is expected to take, in ms (infinite: not known).
-type Expected = (f64, Job);
+/// A job queued, with what orders it: how long it is expected to take, in ms (infinite: not
+/// known), then its binary and its place in the binary's listing. The tie-break makes the order
+/// the listing's, whichever binary cargo or the listing threads happened to hand in first.
+struct Queued {
+    ms: f64,
+    /// Place in the batch it was pushed with (a binary's listing order).
+    place: usize,
+    job: Job,
+}
+
+impl Queued {
+    /// Which runs first: the longer, then by binary, then as listed.
+    fn first(&self, other: &Queued) -> std::cmp::Ordering {
+        other
+            .ms
+            .total_cmp(&self.ms)
+            .then_with(|| self.job.binary.binary.id.cmp(&other.job.binary.binary.id))
+            .then(self.place.cmp(&other.place))
+    }
+}
 
 /// The jobs not yet taken, and how many are running (each may queue a retry).
 struct Queue {
     /// Slowest expected first when there is a history; retries are queued at the end.
-    jobs: VecDeque<Expected>,
+    jobs: VecDeque<Queued>,
     /// Jobs that mostly wait, longest first (only when they run beside).
-    waiting: VecDeque<Expected>,
+    waiting: VecDeque<Queued>,
     busy: usize,
     /// Failed tests so far (final outcomes, after retries).
     failures: u32,
@@ -204,21 +222,21 @@ impl<'a> Feed<'a> {
                 }
             }
         }
-        let (mut waiting, mut batch): (Vec<Expected>, Vec<Expected>) = jobs
+        let (mut waiting, mut batch): (Vec<Queued>, Vec<Queued>) = jobs
             .into_iter()
-            .map(|job| {
-                let expected = self.history.map_or(f64::INFINITY, |h| {
+            .enumerate()
+            .map(|(place, job)| {
+                let ms = self.history.map_or(f64::INFINITY, |h| {
                     h.expected_ms(&job).unwrap_or(f64::INFINITY)
                 });
-                (expected, job)
+                Queued { ms, place, job }
             })
-            .partition(|(_, job)| self.beside && self.history.is_some_and(|h| h.waits(job)));
+            .partition(|q| self.beside && self.history.is_some_and(|h| h.waits(&q.job)));
         let mut q = self.lock();
         if self.history.is_some() {
-            // Stable: equal ones keep their order. Then merged with the jobs not yet taken
-            // (retries, at the end, stay there).
-            batch.sort_by(|a, b| b.0.total_cmp(&a.0));
-            waiting.sort_by(|a, b| b.0.total_cmp(&a.0));
+            // Then merged with the jobs not yet taken (retries, at the end, stay there).
+            batch.sort_by(Queued::first);
+            waiting.sort_by(Queued::first);
             merge_longest_first(&mut q.jobs, batch);
             merge_longest_first(&mut q.waiting, waiting);
         } else {
@@ -262,9 +280,9 @@ impl<'a> Feed<'a> {
                 return None;
             }
             let next = match lane {
-                Lane::Jobs => (q.jobs.pop_front().map(|(_, job)| (job, false)))
-                    .or_else(|| q.waiting.pop_front().map(|(_, job)| (job, true))),
-                Lane::Beside => q.waiting.pop_front().map(|(_, job)| (job, true)),
+                Lane::Jobs => (q.jobs.pop_front().map(|q| (q.job, false)))
+                    .or_else(|| q.waiting.pop_front().map(|q| (q.job, true))),
+                Lane::Beside => q.waiting.pop_front().map(|q| (q.job, true)),
             };
             if let Some((mut job, waits)) = next {
                 q.busy += 1;
@@ -355,7 +373,7 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
             .jobs
             .into_iter()
             .chain(q.waiting)
-            .map(|(_, job)| job)
+            .map(|q| q.job)
             .collect();
         for record in not_run(jobs, pending) {
             let _ = run.events.send(Event::TestFinished(Box::new(record)));
@@ -365,11 +383,11 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
 
 /// Merges `batch` (longest first) into `queue` (longest first, then retries): equal ones
 /// keep the queue's first, retries stay at the end.
-fn merge_longest_first(queue: &mut VecDeque<Expected>, batch: Vec<Expected>) {
+fn merge_longest_first(queue: &mut VecDeque<Queued>, batch: Vec<Queued>) {
     let mut queued = std::mem::take(queue).into_iter().peekable();
     let mut batch = batch.into_iter().peekable();
     while let (Some(q), Some(b)) = (queued.peek(), batch.peek()) {
-        let next = if b.0 > q.0 {
+        let next = if b.first(q).is_lt() {
             batch.next()
         } else {
             queued.next()
@@ -438,7 +456,11 @@ fn finished(run: &Run, feed: &Feed, job: &Job, records: Vec<TestRecord>) {
                 retry: job.retry + 1,
                 ..job.clone()
             };
-            q.jobs.push_back((f64::NEG_INFINITY, retry));
+            q.jobs.push_back(Queued {
+                ms: f64::NEG_INFINITY,
+                place: 0,
+                job: retry,
+            });
         }
         q.busy -= 1;
     }
@@ -903,6 +925,28 @@ mod tests {
             named(&[("sleeps", false), ("computes", false), ("naps", false)]),
             "strict: one queue, longest first"
         );
+    }
+
+    #[test]
+    fn without_a_history_tests_start_as_listed_whichever_binary_came_first() {
+        let cancel = harness::Cancel::new().unwrap();
+        let empty = History::default();
+        let feed = Feed::new(Some(&empty), true);
+        let job = |binary: &str, name: &str| crate::job::test_job(binary, &[name]);
+        feed.push(vec![job("b", "z"), job("b", "y")]);
+        let first = feed.take(&cancel, Lane::Jobs).unwrap();
+        feed.push(vec![job("a", "x"), job("a", "w")]);
+        feed.close();
+        // Three: `first` still counts as running, so a fourth take would wait for it.
+        let rest: Vec<String> = std::iter::from_fn(|| feed.take(&cancel, Lane::Jobs))
+            .take(3)
+            .map(|t| {
+                let name = &t.job.selection.listed()[0].name;
+                format!("{}::{name}", t.job.binary.binary.id)
+            })
+            .collect();
+        assert_eq!(first.job.selection.listed()[0].name, "z");
+        assert_eq!(rest, ["a::x", "a::w", "b::y"], "by binary, then as listed");
     }
 
     #[test]
