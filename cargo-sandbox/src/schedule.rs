@@ -4,7 +4,7 @@
 //! stops the queue and kills what runs.
 //!
 //! Tests the history says mostly wait (sleeping, on timers; see `History::waits`) have a queue
-//! of their own, served by as many more workers beside the `-j` ones: they need no CPU, so they
+//! of their own, served by more workers beside the `-j` ones: they need no CPU, so they
 //! neither hold a slot a computing test could use nor take a jobserver token from cargo. The
 //! `-j` workers take from that queue too once theirs is empty. `--strict-jobs` turns it off.
 
@@ -104,8 +104,8 @@ pub struct Run<'a> {
 /// ahead of all (they may be the longest); equal ones in the order they were fed.
 ///
 /// A test that spent its last run waiting, not computing ([`History::waits`]), needs no CPU of
-/// its own: unless the run is strict, it goes to a queue of its own that as many workers
-/// again as `-j` take from, beside the `-j` (which take from it too once theirs is empty).
+/// its own: unless the run is strict, it goes to a queue of its own that workers beside the
+/// `-j` take from (and the `-j` too once theirs is empty).
 /// While cargo builds, such a job takes no CPU from it.
 pub struct Feed<'a> {
     queue: Mutex<Queue>,
@@ -320,11 +320,16 @@ impl<'a> Feed<'a> {
     }
 }
 
-/// Runs the jobs fed to `feed` on `run.workers` threads (and as many again beside them for
-/// jobs that mostly wait) until it is closed and empty.
+/// Workers beside the `-j` per `-j` worker, for jobs that mostly wait. Such a job spends under
+/// a tenth of its time on a CPU, so this many together take under half a CPU per `-j`; a suite
+/// whose few slow tests sleep runs them all at once rather than a `-j` at a time.
+const BESIDE_PER_WORKER: usize = 4;
+
+/// Runs the jobs fed to `feed` on `run.workers` threads (and [`BESIDE_PER_WORKER`] times as
+/// many beside them for jobs that mostly wait) until it is closed and empty.
 pub fn run_jobs(run: &Run, feed: &Feed) {
     let workers = run.workers.max(1);
-    let beside = if feed.beside { workers } else { 0 };
+    let beside = if feed.beside { workers * BESIDE_PER_WORKER } else { 0 };
     let lanes =
         std::iter::repeat_n(Lane::Jobs, workers).chain(std::iter::repeat_n(Lane::Beside, beside));
     std::thread::scope(|scope| {
