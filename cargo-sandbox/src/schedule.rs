@@ -329,7 +329,11 @@ const BESIDE_PER_WORKER: usize = 4;
 /// many beside them for jobs that mostly wait) until it is closed and empty.
 pub fn run_jobs(run: &Run, feed: &Feed) {
     let workers = run.workers.max(1);
-    let beside = if feed.beside { workers * BESIDE_PER_WORKER } else { 0 };
+    let beside = if feed.beside {
+        workers * BESIDE_PER_WORKER
+    } else {
+        0
+    };
     let lanes =
         std::iter::repeat_n(Lane::Jobs, workers).chain(std::iter::repeat_n(Lane::Beside, beside));
     std::thread::scope(|scope| {
@@ -374,12 +378,7 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
     );
     if q.stopped {
         let (pending, _) = std::mem::take(&mut *feed.tally());
-        let jobs = q
-            .jobs
-            .into_iter()
-            .chain(q.waiting)
-            .map(|q| q.job)
-            .collect();
+        let jobs = q.jobs.into_iter().chain(q.waiting).map(|q| q.job).collect();
         for record in not_run(jobs, pending) {
             let _ = run.events.send(Event::TestFinished(Box::new(record)));
         }
