@@ -39,15 +39,19 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let profile = args.profile.clone().unwrap_or_else(|| "default".to_owned());
     // Signals cancel from here on: a runner stopped during the build still removes its engine.
     let cancel = signals::cancel_on_signals()?;
-    let options = harness::EngineOptions {
-        prepare_ahead: true,
-        ..args.limits.engine.options()
-    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = workers(&args, &filter, cpus);
     // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
-    // `--no-run` makes no sandbox, so it works where sandboxes cannot be made.
-    let start_engine = || (!args.no_run).then(|| Engine::new(options));
+    // `--no-run` makes no sandbox, so it works where sandboxes cannot be made. The options
+    // are read here, once cargo is started: finding the init program runs it once.
+    let start_engine = || {
+        (!args.no_run).then(|| {
+            Engine::new(harness::EngineOptions {
+                prepare_ahead: true,
+                ..args.limits.engine.options()
+            })
+        })
+    };
     let started = if pipelined(&args, &filter) {
         source::start_building(&args, &profile, &cancel, cpus, workers, start_engine)?
     } else {
