@@ -15,6 +15,7 @@
 use crate::event::TestRecord;
 use crate::job::{Job, Selection};
 use crate::outcome::Outcome;
+use crate::state_file;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -92,15 +93,13 @@ impl Timing {
 impl History {
     /// Where a workspace's history is kept.
     pub fn path(target_dir: &Path) -> PathBuf {
-        target_dir.join("cargo-sandbox").join("history.json")
+        state_file::path(target_dir, "history.json")
     }
 
     /// The history at `path`; an empty one when there is none yet, or it cannot be read (it
     /// only orders the run, and the run's end writes a new one).
     pub fn load(path: &Path) -> History {
-        std::fs::read(path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<History>(&bytes).ok())
+        state_file::load::<History>(path)
             .filter(|h| h.version == VERSION)
             .unwrap_or_default()
     }
@@ -188,14 +187,7 @@ impl History {
 
     /// Writes the history to a file beside `path`, then renames it over `path`.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path
-            .parent()
-            .context("the history's path has no directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let staged = dir.join(format!(".history.{}.json", std::process::id()));
-        let text = serde_json::to_vec(self).context("encoding the history")?;
-        std::fs::write(&staged, text).with_context(|| format!("writing {}", staged.display()))?;
-        std::fs::rename(&staged, path).with_context(|| format!("replacing {}", path.display()))
+        state_file::save(path, self)
     }
 
     /// How long a job is expected to take: its test's last duration. One that runs several

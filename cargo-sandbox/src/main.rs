@@ -41,6 +41,7 @@ mod run_dir;
 mod sandbox_spec;
 mod schedule;
 mod signals;
+mod state_file;
 
 use clap::Parser;
 use std::ffi::OsString;
