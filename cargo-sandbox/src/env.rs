@@ -252,8 +252,7 @@ pub fn sysroot_lib() -> Option<PathBuf> {
     SYSROOT
         .get_or_init(|| {
             let root = sysroot_beside_cargo().or_else(|| {
-                let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-                let out = std::process::Command::new(rustc)
+                let out = std::process::Command::new(rustc())
                     .args(["--print", "sysroot"])
                     .output()
                     .ok()?;
@@ -263,6 +262,17 @@ pub fn sysroot_lib() -> Option<PathBuf> {
             lib.is_dir().then_some(lib)
         })
         .clone()
+}
+
+/// The rustc cargo builds with: `RUSTC`, else the one beside cargo (see
+/// [`sysroot_beside_cargo`]), started without rustup's proxy in between (about 5 ms of CPU a
+/// start), else `rustc` from `PATH`.
+pub fn rustc() -> std::ffi::OsString {
+    match (std::env::var_os("RUSTC"), sysroot_beside_cargo()) {
+        (Some(rustc), _) => rustc,
+        (None, Some(root)) => root.join("bin").join("rustc").into(),
+        (None, None) => "rustc".into(),
+    }
 }
 
 /// A toolchain's cargo and rustc sit side by side in its `bin`, and rustc's sysroot is that

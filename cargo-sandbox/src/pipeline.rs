@@ -289,7 +289,8 @@ impl Pipeline<'_> {
             .map(|b| Arc::new(context(b.clone(), build, self.host_env)))
             .collect();
         let cgroup_version = self.engine.cgroup_version();
-        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
+        let target_dir = build.target_dir.clone();
+        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1, &target_dir))
     }
 }
 

@@ -393,3 +393,51 @@ fn shards_cover_every_test_once_and_merge_to_the_unsharded_digest() {
     assert_eq!(merged["outcome_digest"], whole.report()["outcome_digest"]);
     assert_eq!(merged["totals"], whole.report()["totals"]);
 }
+
+/// The fingerprint's digest of each test binary is the file's sha256, whether read this run or
+/// kept from an earlier one (`binary-hashes.json`, for binaries unchanged since), and follows
+/// a rebuild.
+#[test]
+fn the_fingerprint_has_each_binarys_sha256_kept_or_read_again() {
+    if !privileged() {
+        return;
+    }
+    let dir = temp_dir_of_checkout("cargo-sandbox-e2e-hashes");
+    let lib =
+        |answer: u32| format!("#[test]\nfn answers() {{ assert_eq!({answer}, {answer}); }}\n");
+    let manifest = scratch_crate(&dir, "hashed", "", &[("src/lib.rs", &lib(1))]);
+    let kept = dir.join("target/cargo-sandbox/binary-hashes.json");
+    let digest = |run: &TestRun| {
+        let binaries = run.report["fingerprint"]["binaries"].as_object().unwrap();
+        assert_eq!(binaries.len(), 1, "{}", run.stderr);
+        let binary = run.tests()[0]["spec"]["argv"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, digest) = binaries.iter().next().unwrap();
+        let out = succeeded(Command::new("sha256sum").arg(&binary).output().unwrap());
+        let real = String::from_utf8_lossy(&out.stdout)[..64].to_owned();
+        assert_eq!(digest.as_str(), Some(real.as_str()), "{binary}");
+        real
+    };
+
+    // Just built: hashed, and not kept (a change within the clock's tick would go unseen).
+    let first = sandbox_test(&manifest, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let built = digest(&first);
+    assert!(!kept.exists(), "a binary changed a moment ago is not kept");
+    // Once settled, kept; then served from what was kept.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = sandbox_test(&manifest, &[]);
+    assert_eq!(digest(&second), built);
+    let text = std::fs::read_to_string(&kept).expect("the digests kept");
+    assert!(text.contains(&built), "{text}");
+    assert_eq!(digest(&sandbox_test(&manifest, &[])), built);
+
+    // Rebuilt: the new binary's digest, not the kept one.
+    write_files(&dir, &[("src/lib.rs", &lib(2))]);
+    let rebuilt = sandbox_test(&manifest, &[]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert_ne!(digest(&rebuilt), built);
+    let _ = std::fs::remove_dir_all(&dir);
+}

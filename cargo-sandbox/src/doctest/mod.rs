@@ -469,8 +469,7 @@ fn targets(cargo: &CargoArgs) -> anyhow::Result<Vec<String>> {
     if !cargo.target.is_empty() {
         return Ok(cargo.target.clone());
     }
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = std::process::Command::new(&rustc)
+    let out = std::process::Command::new(crate::env::rustc())
         .arg("-vV")
         .output()
         .context("running `rustc -vV`")?;

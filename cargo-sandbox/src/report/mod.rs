@@ -1,6 +1,7 @@
 //! Reporters. Each consumes the runner's events and the finished run; none re-derives an
 //! outcome. The JSON report is also the model `cargo sandbox report` reads back.
 
+pub mod binary_hashes;
 pub mod diff;
 pub mod github;
 pub mod json;
@@ -45,29 +46,41 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Hashes the binaries on `workers` threads, but those whose digest was kept under
+    /// `target_dir` and which did not change since (see [`binary_hashes`]).
     pub fn new(
         cgroup_version: &str,
         contexts: &[std::sync::Arc<crate::job::BinaryContext>],
         workers: usize,
+        target_dir: &std::path::Path,
     ) -> Fingerprint {
-        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-        let rustc_version = std::process::Command::new(rustc)
+        let rustc_version = std::process::Command::new(crate::env::rustc())
             .arg("--version")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
-        let hashes = crate::schedule::parallel_map(contexts, workers, |ctx| {
-            (
-                ctx.binary.id.clone(),
-                sha256_file(&ctx.binary.path).unwrap_or_default(),
-            )
+        let kept = binary_hashes::BinaryHashes::load(target_dir);
+        let hashed = crate::schedule::parallel_map(contexts, workers, |ctx| {
+            kept.sha256(&ctx.binary.path).ok()
         });
+        let binaries = contexts
+            .iter()
+            .zip(&hashed)
+            .map(|(ctx, hashed)| {
+                let sha256 = hashed.as_ref().map(|h| h.sha256.clone());
+                (ctx.binary.id.clone(), sha256.unwrap_or_default())
+            })
+            .collect();
+        let hashed: Vec<_> = hashed.into_iter().flatten().collect();
+        if let Err(e) = kept.save(target_dir, &hashed) {
+            say!("cargo-sandbox: warning: the test binaries' digests were not kept: {e:#}");
+        }
         Fingerprint {
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel(),
             cgroup_version: cgroup_version.to_owned(),
             rustc_version,
-            binaries: hashes.into_iter().collect(),
+            binaries,
         }
     }
 }

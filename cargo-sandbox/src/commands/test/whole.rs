@@ -53,7 +53,8 @@ impl Runner<'_> {
         // tests run (one thread, so it takes little from them).
         let fingerprint = self.args.report_json.is_some().then(|| {
             let (cgroup_version, contexts) = (self.engine.cgroup_version(), contexts.clone());
-            std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1))
+            let target_dir = settled.target_dir.clone();
+            std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1, &target_dir))
         });
         // The doc tests' binaries are kept until the last test ran.
         let (mut planned, _doctests) =

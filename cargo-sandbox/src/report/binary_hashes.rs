@@ -1,0 +1,188 @@
+//! The sha256 of each test binary for the JSON report's fingerprint, kept between runs.
+//!
+//! Hashing every test binary on every run cost a run with `--report-json` more than its tests
+//! on a small workspace: 20 debug test binaries of 7 MiB each, 140 MiB, about 100 ms of CPU
+//! beside 96 ms of run. Most binaries did not change since the last run, so each digest is kept
+//! in `<target>/cargo-sandbox/binary-hashes.json` with the file's stamp (device, inode, size,
+//! modification and change times) and used again while the file's stamp is the same: cargo
+//! writes a rebuilt binary as a new file, and any write changes the change time, which no
+//! user can set back.
+//!
+//! As git's index does, a file changed shortly before it was hashed is hashed again next time
+//! rather than trusted: file times advance in clock ticks, so a second write within the same
+//! tick would leave the stamp as it was.
+
+use crate::state_file;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A digest is kept only for a file last changed at least this long before it was hashed.
+const SETTLED: Duration = Duration::from_secs(2);
+
+const FILE: &str = "binary-hashes.json";
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        let ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file was last changed at least [`SETTLED`] before `now`.
+    fn settled(&self, now: SystemTime) -> bool {
+        let now_ns = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now_ns - self.ctime_ns >= SETTLED.as_nanos() as i128
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    stamp: Stamp,
+    sha256: String,
+}
+
+/// The digests kept from earlier runs, by the binary's path.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BinaryHashes {
+    binaries: BTreeMap<PathBuf, Kept>,
+}
+
+/// A binary's digest, and what of it is kept for the next run.
+#[derive(Debug)]
+pub struct Hashed {
+    pub sha256: String,
+    keep: Option<(PathBuf, Kept)>,
+}
+
+impl BinaryHashes {
+    /// The digests kept for the target directory `target_dir` (none when there are none yet).
+    pub fn load(target_dir: &Path) -> BinaryHashes {
+        state_file::load(&state_file::path(target_dir, FILE)).unwrap_or_default()
+    }
+
+    /// The sha256 of the file at `path`: the kept one while the file is as it was, else read.
+    pub fn sha256(&self, path: &Path) -> std::io::Result<Hashed> {
+        let stamp = Stamp::of(&std::fs::metadata(path)?);
+        if let Some(kept) = self.binaries.get(path).filter(|k| k.stamp == stamp) {
+            return Ok(Hashed {
+                sha256: kept.sha256.clone(),
+                keep: Some((path.to_owned(), kept.clone())),
+            });
+        }
+        let now = SystemTime::now();
+        let sha256 = super::sha256_file(path)?;
+        // A file replaced while it was read keeps nothing: its digest is of either version.
+        let unchanged = Stamp::of(&std::fs::metadata(path)?) == stamp;
+        let keep = (unchanged && stamp.settled(now)).then(|| {
+            let kept = Kept {
+                stamp,
+                sha256: sha256.clone(),
+            };
+            (path.to_owned(), kept)
+        });
+        Ok(Hashed { sha256, keep })
+    }
+
+    /// Keeps the digests of this run's binaries (only theirs: those of binaries gone are
+    /// dropped) when they differ from what was kept.
+    pub fn save(self, target_dir: &Path, hashed: &[Hashed]) -> anyhow::Result<()> {
+        let binaries: BTreeMap<PathBuf, Kept> =
+            hashed.iter().filter_map(|h| h.keep.clone()).collect();
+        let same = binaries.len() == self.binaries.len()
+            && binaries.iter().all(|(path, kept)| {
+                self.binaries
+                    .get(path)
+                    .is_some_and(|k| k.stamp == kept.stamp)
+            });
+        if same {
+            return Ok(());
+        }
+        state_file::save(
+            &state_file::path(target_dir, FILE),
+            &BinaryHashes { binaries },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_twice(dir: &Path, binary: &Path) -> (Hashed, Hashed) {
+        let first = BinaryHashes::load(dir).sha256(binary).unwrap();
+        BinaryHashes::load(dir)
+            .save(dir, std::slice::from_ref(&first))
+            .unwrap();
+        let second = BinaryHashes::load(dir).sha256(binary).unwrap();
+        (first, second)
+    }
+
+    #[test]
+    fn a_kept_digest_serves_until_the_file_is_rewritten_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("bin");
+        std::fs::write(&binary, "one").unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(&binary).unwrap());
+        assert!(!stamp.settled(SystemTime::now()), "just written");
+        assert!(stamp.settled(SystemTime::now() + SETTLED));
+        let keep = |path: &Path| {
+            let stamp = Stamp::of(&std::fs::metadata(path).unwrap());
+            let kept = Kept {
+                stamp,
+                sha256: "kept".to_owned(),
+            };
+            BinaryHashes {
+                binaries: BTreeMap::from([(path.to_owned(), kept)]),
+            }
+        };
+        let read = |hashes: &BinaryHashes| hashes.sha256(&binary).unwrap().sha256;
+        assert_eq!(read(&keep(&binary)), "kept", "the file is not read again");
+
+        // Rewritten in place (a size of its own: a write within the clock tick of the last
+        // one would keep the times, which is why a digest is kept only for settled files).
+        let hashes = keep(&binary);
+        std::fs::write(&binary, "rewritten").unwrap();
+        assert_eq!(read(&hashes), super::super::sha256_file(&binary).unwrap());
+
+        // Replaced by another file of the same size, as cargo replaces a binary it rebuilt.
+        let hashes = keep(&binary);
+        let new = dir.path().join("new");
+        std::fs::write(&new, "REWRITTEN").unwrap();
+        std::fs::rename(&new, &binary).unwrap();
+        assert_eq!(read(&hashes), super::super::sha256_file(&binary).unwrap());
+    }
+
+    #[test]
+    fn a_file_changed_just_before_it_was_hashed_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("bin");
+        std::fs::write(&binary, "fresh").unwrap();
+        let (first, second) = hash_twice(dir.path(), &binary);
+        assert!(first.keep.is_none() && second.keep.is_none());
+        assert_eq!(first.sha256, second.sha256);
+        assert!(
+            !state_file::path(dir.path(), FILE).exists(),
+            "nothing to keep"
+        );
+    }
+}
