@@ -55,7 +55,7 @@ impl Stamp {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Kept {
     stamp: Stamp,
     sha256: String,
@@ -71,7 +71,8 @@ pub struct BinaryHashes {
 #[derive(Debug)]
 pub struct Hashed {
     pub sha256: String,
-    keep: Option<(PathBuf, Kept)>,
+    path: PathBuf,
+    keep: Option<Kept>,
 }
 
 impl BinaryHashes {
@@ -86,35 +87,37 @@ impl BinaryHashes {
         if let Some(kept) = self.binaries.get(path).filter(|k| k.stamp == stamp) {
             return Ok(Hashed {
                 sha256: kept.sha256.clone(),
-                keep: Some((path.to_owned(), kept.clone())),
+                path: path.to_owned(),
+                keep: Some(kept.clone()),
             });
         }
         let now = SystemTime::now();
         let sha256 = super::sha256_file(path)?;
         // A file replaced while it was read keeps nothing: its digest is of either version.
         let unchanged = Stamp::of(&std::fs::metadata(path)?) == stamp;
-        let keep = (unchanged && stamp.settled(now)).then(|| {
-            let kept = Kept {
-                stamp,
-                sha256: sha256.clone(),
-            };
-            (path.to_owned(), kept)
+        let keep = (unchanged && stamp.settled(now)).then(|| Kept {
+            stamp,
+            sha256: sha256.clone(),
         });
-        Ok(Hashed { sha256, keep })
+        Ok(Hashed {
+            sha256,
+            path: path.to_owned(),
+            keep,
+        })
     }
 
-    /// Keeps the digests of this run's binaries (only theirs: those of binaries gone are
-    /// dropped) when they differ from what was kept.
+    /// Keeps the digests of this run's binaries, and of the others kept before whose file is
+    /// still there (a run of some packages does not forget the rest's), when that changes
+    /// what was kept.
     pub fn save(self, target_dir: &Path, hashed: &[Hashed]) -> anyhow::Result<()> {
-        let binaries: BTreeMap<PathBuf, Kept> =
-            hashed.iter().filter_map(|h| h.keep.clone()).collect();
-        let same = binaries.len() == self.binaries.len()
-            && binaries.iter().all(|(path, kept)| {
-                self.binaries
-                    .get(path)
-                    .is_some_and(|k| k.stamp == kept.stamp)
-            });
-        if same {
+        let ran: std::collections::BTreeSet<&Path> =
+            hashed.iter().map(|h| h.path.as_path()).collect();
+        let mut binaries: BTreeMap<PathBuf, Kept> = (self.binaries.iter())
+            .filter(|(path, _)| !ran.contains(path.as_path()) && path.exists())
+            .map(|(path, kept)| (path.clone(), kept.clone()))
+            .collect();
+        binaries.extend((hashed.iter()).filter_map(|h| Some((h.path.clone(), h.keep.clone()?))));
+        if binaries == self.binaries {
             return Ok(());
         }
         state_file::save(
@@ -183,6 +186,39 @@ mod tests {
         assert!(
             !state_file::path(dir.path(), FILE).exists(),
             "nothing to keep"
+        );
+    }
+
+    #[test]
+    fn saving_keeps_other_binaries_while_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let [ran, other, gone] = ["ran", "other", "gone"].map(|n| dir.path().join(n));
+        for file in [&ran, &other] {
+            std::fs::write(file, "x").unwrap();
+        }
+        let kept = |path: &Path| {
+            let kept = Kept {
+                stamp: Stamp::of(&std::fs::metadata(&ran).unwrap()),
+                sha256: "old".to_owned(),
+            };
+            (path.to_owned(), kept)
+        };
+        let before = BinaryHashes {
+            binaries: BTreeMap::from([kept(&ran), kept(&other), kept(&gone)]),
+        };
+        // `ran` was hashed this run and not kept (it changed a moment ago).
+        let hashed = Hashed {
+            sha256: "new".to_owned(),
+            path: ran.clone(),
+            keep: None,
+        };
+        before.save(dir.path(), &[hashed]).unwrap();
+        let after = BinaryHashes::load(dir.path());
+        let paths: Vec<&PathBuf> = after.binaries.keys().collect();
+        assert_eq!(
+            paths,
+            [&other],
+            "the other run's kept; the stale and the gone dropped"
         );
     }
 }
