@@ -101,7 +101,8 @@ pub struct Run<'a> {
 /// The jobs the workers take. The plan feeds it (a binary's jobs as soon as its listing is
 /// in, while cargo builds the others) and closes it when complete; the workers end once it is
 /// closed and empty. With a history, jobs are taken longest first, those never seen before
-/// ahead of all (they may be the longest); equal ones in the order they were fed.
+/// ahead of all (they may be the longest); equal ones by binary, then as listed
+/// ([`Queued::first`]).
 ///
 /// A test that spent its last run waiting, not computing ([`History::waits`]), needs no CPU of
 /// its own: unless the run is strict, it goes to a queue of its own that workers beside the
@@ -385,8 +386,8 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
     }
 }
 
-/// Merges `batch` (longest first) into `queue` (longest first, then retries): equal ones
-/// keep the queue's first, retries stay at the end.
+/// Merges `batch` (in [`Queued::first`] order) into `queue` (the same, then retries): retries
+/// stay at the end.
 fn merge_longest_first(queue: &mut VecDeque<Queued>, batch: Vec<Queued>) {
     let mut queued = std::mem::take(queue).into_iter().peekable();
     let mut batch = batch.into_iter().peekable();
