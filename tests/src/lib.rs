@@ -538,8 +538,8 @@ pub const ENGINE_BATCH_EXPECTED: &str = "zygote true\ntook_the_one_being_made 1\
     fresh 20\nnetworks_used_again 1\nloopback_exit 0\nas_new_after_loopback 12\n\
     tried_the_network 1\nas_new_after_an_attempt 12\nprivileged_set_mtu 1280\n\
     mtu_unchanged_after 12\nmade_ahead 1\n\
-    confined seccomp 2 no_new_privs 1\nconfined seccomp 2 no_new_privs 1\n\
-    privileged seccomp 0 no_new_privs 0\nprivileged seccomp 0 no_new_privs 0\n\
+    confined seccomp 2 no_new_privs 1 sys_admin 0\nconfined seccomp 2 no_new_privs 1 sys_admin 0\n\
+    privileged seccomp 0 no_new_privs 0 sys_admin 1\nprivileged seccomp 0 no_new_privs 0 sys_admin 1\n\
     tmp_cwd 2\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n";
 
 /// `out` of a command that must have exited 0 (else panics with its stderr).

@@ -279,11 +279,20 @@ fn set_up(setup: &InitSetup) -> Result<Built, Box<InitReport>> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     forward_sigterm().map_err(|e| setup_failed("installing the SIGTERM handler", e))?;
     // Last: the init keeps its own capabilities (the bounding set only limits what an exec
-    // gains) and needs none of the calls the filter denies.
-    if setup.confine {
-        confine::prepared()
+    // gains) and needs none of the calls the filter denies. One cloned by the zygote has it
+    // from the zygote already.
+    match (setup.confine, confine::inherited()) {
+        (true, true) => {}
+        (true, false) => confine::prepared()
             .and_then(|c| c.apply().map_err(|e| e.to_string()))
-            .map_err(|e| setup_failed("applying the capability and seccomp confinement", e))?;
+            .map_err(|e| setup_failed("applying the capability and seccomp confinement", e))?,
+        (false, false) => {}
+        (false, true) => {
+            return Err(setup_failed(
+                "starting a --privileged sandbox",
+                "internal error: its init came from the confined zygote; please report it",
+            ))
+        }
     }
     Ok(built)
 }

@@ -102,16 +102,18 @@ impl Shape {
     /// build leaves something on the host (`--keep-writes` puts each sandbox's upper layers in
     /// a directory of its own there).
     pub fn can_start_ahead(&self) -> bool {
-        !matches!(
-            &self.mounts,
-            Some(MountConfig {
-                filesystem: Filesystem::Isolated {
-                    keep_writes: Some(_),
+        // Only the zygote starts inits ahead, and its inits are confined.
+        !self.privileged
+            && !matches!(
+                &self.mounts,
+                Some(MountConfig {
+                    filesystem: Filesystem::Isolated {
+                        keep_writes: Some(_),
+                        ..
+                    },
                     ..
-                },
-                ..
-            })
-        )
+                })
+            )
     }
 }
 
@@ -211,7 +213,8 @@ impl Starter {
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
-        let (pid, pidfd, placed) = self.clone_init(&fds, ns_flags, into_cgroup, ahead)?;
+        let zygote = self.zygote.as_ref().filter(|_| !shape.privileged);
+        let (pid, pidfd, placed) = self.clone_init(zygote, &fds, ns_flags, into_cgroup, ahead)?;
         // The child's ends live on in the child alone.
         let Pipes {
             config: (config_r, config_w),
@@ -275,19 +278,19 @@ impl Starter {
         Ok(line)
     }
 
-    /// Clones the init: by the zygote when there is one, else here with clone and exec (never
-    /// `ahead`, see [`Starter::start`]). Returns its pid, its pidfd, and whether it was cloned
-    /// straight into its cgroup.
+    /// Clones the init: by `zygote` when there is one (it is confined: never for a
+    /// `--privileged` shape), else here with clone and exec (never `ahead`, see
+    /// [`Starter::start`]). Returns its pid, its pidfd, and whether it was cloned straight
+    /// into its cgroup.
     fn clone_init(
         &self,
+        zygote: Option<&Zygote>,
         fds: &ChildFds,
         ns_flags: u64,
         into_cgroup: Option<std::os::fd::RawFd>,
         ahead: bool,
     ) -> Result<(i32, OwnedFd, bool), SandboxError> {
-        let from_zygote = self
-            .zygote
-            .as_ref()
+        let from_zygote = zygote
             .and_then(|z| z.spawn(fds, ns_flags, into_cgroup).ok())
             .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
         match from_zygote {

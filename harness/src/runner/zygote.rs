@@ -162,9 +162,9 @@ pub fn serve() -> i32 {
     // SAFETY: plain signal disposition change in a single-threaded process.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     // Built and read once, before any clone: each init finds them ready (see
-    // `confine::prepared`, `mounts::cgroup_mount_points`).
-    let _ = crate::init::confine::prepared();
+    // `mounts::cgroup_mount_points`), confined already (see `confine::for_children`).
     let _ = crate::init::mounts::cgroup_mount_points();
+    crate::init::confine::for_children();
     loop {
         let mut request = [0u8; 9];
         let mut space = nix::cmsg_space!([RawFd; 8]);

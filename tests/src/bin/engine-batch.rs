@@ -71,8 +71,9 @@ fn main() {
     // Most of them ran in inits started ahead (the first of a shape cannot).
     println!("made_ahead {}", u8::from(engine.started_ahead() >= 15));
 
-    // Inits started ahead confine themselves, unless the sandbox is --privileged; twice each,
-    // so the second runs in an init made for its shape.
+    // Inits cloned by the zygote come confined (it confined itself once), unless the sandbox
+    // is --privileged (those never come from it); twice each, so the second runs in an init
+    // made for its shape.
     let status_line = |privileged: bool, key: &str| -> String {
         let mut s = spec(&["sh", "-c", &format!("grep '^{key}:' /proc/self/status")]);
         s.privileged = privileged;
@@ -82,10 +83,13 @@ fn main() {
     };
     for privileged in [false, false, true, true] {
         let name = if privileged { "privileged" } else { "confined" };
+        // CAP_SYS_ADMIN (bit 21) in what the command may have: only a privileged one keeps it.
+        let bounding = u64::from_str_radix(&status_line(privileged, "CapBnd"), 16).unwrap_or(0);
         println!(
-            "{name} seccomp {} no_new_privs {}",
+            "{name} seccomp {} no_new_privs {} sys_admin {}",
             status_line(privileged, "Seccomp"),
-            status_line(privileged, "NoNewPrivs")
+            status_line(privileged, "NoNewPrivs"),
+            bounding >> 21 & 1
         );
     }
 
