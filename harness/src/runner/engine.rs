@@ -119,7 +119,11 @@ impl Engine {
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
             // Without a zygote every sandbox's init is started with clone and exec.
-            zygote: prepare_ahead.then(|| Zygote::start(&exe).ok()).flatten(),
+            zygote: prepare_ahead
+                .then(|| Zygote::start(&exe, true).ok())
+                .flatten(),
+            privileged_zygote: std::sync::OnceLock::new(),
+            zygote_exe: exe.clone(),
             netns: prepare_ahead.then(NetPool::start),
             placed_any: std::sync::atomic::AtomicBool::new(false),
         });

@@ -28,6 +28,11 @@ pub struct Starter {
     /// First, so it is gone before the run's cgroups are removed (it may sit in one, see
     /// [`crate::runner::warm::KeepWarm`]).
     pub zygote: Option<Zygote>,
+    /// Clones the inits of `--privileged` shapes, which the confined zygote must not: started
+    /// when the first is made ahead (see [`Starter::zygote_for`]), when there is a `zygote`.
+    pub privileged_zygote: std::sync::OnceLock<Option<Zygote>>,
+    /// The init program, which a zygote runs as.
+    pub zygote_exe: PathBuf,
     /// `None` when running degraded, without cgroups.
     pub cgroups: Option<Arc<RunGroup>>,
     /// Who root inside is on the host, when sandboxes get a user namespace.
@@ -102,18 +107,16 @@ impl Shape {
     /// build leaves something on the host (`--keep-writes` puts each sandbox's upper layers in
     /// a directory of its own there).
     pub fn can_start_ahead(&self) -> bool {
-        // Only the zygote starts inits ahead, and its inits are confined.
-        !self.privileged
-            && !matches!(
-                &self.mounts,
-                Some(MountConfig {
-                    filesystem: Filesystem::Isolated {
-                        keep_writes: Some(_),
-                        ..
-                    },
+        !matches!(
+            &self.mounts,
+            Some(MountConfig {
+                filesystem: Filesystem::Isolated {
+                    keep_writes: Some(_),
                     ..
-                })
-            )
+                },
+                ..
+            })
+        )
     }
 }
 
@@ -213,7 +216,7 @@ impl Starter {
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
-        let zygote = self.zygote.as_ref().filter(|_| !shape.privileged);
+        let zygote = self.zygote_for(&shape, ahead);
         let (pid, pidfd, placed) = self.clone_init(zygote, &fds, ns_flags, into_cgroup, ahead)?;
         // The child's ends live on in the child alone.
         let Pipes {
@@ -278,8 +281,24 @@ impl Starter {
         Ok(line)
     }
 
-    /// Clones the init: by `zygote` when there is one (it is confined: never for a
-    /// `--privileged` shape), else here with clone and exec (never `ahead`, see
+    /// The zygote that clones inits of `shape`: the confined one, or for a `--privileged` shape
+    /// the one that is not, which a start made ahead starts the first time: the pool's filler
+    /// lives as long as the engine, and a zygote dies with the thread that started it.
+    fn zygote_for(&self, shape: &Shape, ahead: bool) -> Option<&Zygote> {
+        let confined = self.zygote.as_ref()?;
+        if !shape.privileged {
+            return Some(confined);
+        }
+        let unconfined = if ahead {
+            self.privileged_zygote
+                .get_or_init(|| Zygote::start(&self.zygote_exe, false).ok())
+        } else {
+            self.privileged_zygote.get()?
+        };
+        unconfined.as_ref()
+    }
+
+    /// Clones the init: by `zygote` when there is one (see [`Starter::zygote_for`]), else here with clone and exec (never `ahead`, see
     /// [`Starter::start`]). Returns its pid, its pidfd, and whether it was cloned straight
     /// into its cgroup.
     fn clone_init(

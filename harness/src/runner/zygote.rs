@@ -26,6 +26,10 @@ use std::sync::Mutex;
 /// The argument that makes the init program a zygote.
 pub const ZYGOTE_ARG: &str = "__cargo_sandbox_zygote__";
 
+/// The argument after [`ZYGOTE_ARG`] for a zygote that does not confine itself: the one that
+/// clones `--privileged` sandboxes' inits.
+const UNCONFINED_ARG: &str = "unconfined";
+
 /// The zygote's end of the socket.
 const SOCKET_FD: RawFd = 3;
 
@@ -44,7 +48,9 @@ impl Zygote {
         self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
-    pub fn start(program: &Path) -> io::Result<Zygote> {
+    /// `confined`: it confines itself before its first clone, and so every init it clones (see
+    /// `init::confine::for_children`); else it clones inits for `--privileged` shapes only.
+    pub fn start(program: &Path, confined: bool) -> io::Result<Zygote> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -55,6 +61,7 @@ impl Zygote {
         let mut command = Command::new(program);
         command
             .arg(ZYGOTE_ARG)
+            .args((!confined).then_some(UNCONFINED_ARG))
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -162,9 +169,15 @@ pub fn serve() -> i32 {
     // SAFETY: plain signal disposition change in a single-threaded process.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     // Built and read once, before any clone: each init finds them ready (see
-    // `mounts::cgroup_mount_points`), confined already (see `confine::for_children`).
+    // `mounts::cgroup_mount_points`), confined already (see `confine::for_children`) unless
+    // this zygote is for --privileged sandboxes.
     let _ = crate::init::mounts::cgroup_mount_points();
-    crate::init::confine::for_children();
+    if std::env::args_os()
+        .nth(2)
+        .is_none_or(|a| a != UNCONFINED_ARG)
+    {
+        crate::init::confine::for_children();
+    }
     loop {
         let mut request = [0u8; 9];
         let mut space = nix::cmsg_space!([RawFd; 8]);
