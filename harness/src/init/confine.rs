@@ -72,7 +72,7 @@ pub fn prepared() -> Result<&'static Confinement, String> {
 /// Set in the zygote once it confined itself: the inits it clones are copies of it, confined
 /// already, and skip their own (one filter compiled and attached per run, not per sandbox:
 /// attaching one cost each init about 0.07 ms of CPU, 3 % of a per-test run's). Only inits of
-/// shapes that confine are cloned by it (see `Starter::clone_init`).
+/// shapes that confine are cloned by it (see `Starter::zygote_for`).
 static INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Confines this process (the zygote), and so every init it clones from now on.

@@ -298,9 +298,9 @@ impl Starter {
         unconfined.as_ref()
     }
 
-    /// Clones the init: by `zygote` when there is one (see [`Starter::zygote_for`]), else here with clone and exec (never `ahead`, see
-    /// [`Starter::start`]). Returns its pid, its pidfd, and whether it was cloned straight
-    /// into its cgroup.
+    /// Clones the init: by `zygote` when there is one (see [`Starter::zygote_for`]), else here
+    /// with clone and exec (never `ahead`, see [`Starter::start`]). Returns its pid, its pidfd,
+    /// and whether it was cloned straight into its cgroup.
     fn clone_init(
         &self,
         zygote: Option<&Zygote>,
