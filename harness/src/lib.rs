@@ -54,6 +54,8 @@ pub use spec::{Filesystem, Limits, Namespaces, Output, RootMapping, SandboxSpec,
 /// Call first thing in `main` of any binary that runs sandboxes: when this process was started
 /// as a sandbox's init it runs the init and exits; otherwise it returns at once.
 pub fn run_if_requested() {
+    // Referenced, so the linker keeps the protocol stamp a runner looks for in this binary.
+    std::hint::black_box(&init::STAMP);
     match std::env::args_os().nth(1) {
         Some(a) if a == protocol::INIT_ARG => std::process::exit(init::main()),
         Some(a) if a == runner::zygote::ZYGOTE_ARG => std::process::exit(runner::zygote::serve()),

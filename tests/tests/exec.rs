@@ -710,26 +710,42 @@ fn the_small_init_program_is_used_only_when_it_speaks_our_protocol() {
         "{}",
         run.stderr
     );
-    // A stale or foreign program of that name is ignored: cargo-sandbox is its own init.
-    let dir = Path::new("/var/tmp").join(token("init"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(cargo_sandbox(), dir.join("cargo-sandbox")).unwrap();
-    let fake = dir.join("cargo-sandbox-init");
-    std::fs::write(&fake, "#!/bin/sh\necho some-other-protocol\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new(dir.join("cargo-sandbox"))
-        .args(["exec", "--privileged", "--", "readlink", "/proc/1/exe"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .ends_with("/cargo-sandbox"),
-        "{out:?}"
-    );
+    // A foreign program of that name, or an init from another build (which stamps another
+    // protocol in its file), is ignored: cargo-sandbox is its own init.
+    let real = std::fs::read(cargo_sandbox().with_file_name("cargo-sandbox-init")).unwrap();
+    let prefix = b"cargo-sandbox init protocol ";
+    let at = real
+        .windows(prefix.len())
+        .position(|w| w == prefix)
+        .expect("the init program stamps its protocol")
+        + prefix.len();
+    let mut other_build = real.clone();
+    other_build[at..at + 16].copy_from_slice(b"0123456789abcdef");
+    assert_ne!(other_build[at..at + 16], real[at..at + 16]);
+    for fake in [
+        b"#!/bin/sh\necho some-other-protocol\n".to_vec(),
+        other_build,
+    ] {
+        let dir = Path::new("/var/tmp").join(token("init"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(cargo_sandbox(), dir.join("cargo-sandbox")).unwrap();
+        let init = dir.join("cargo-sandbox-init");
+        std::fs::write(&init, fake).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(dir.join("cargo-sandbox"))
+            .args(["exec", "--privileged", "--", "readlink", "/proc/1/exe"])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .ends_with("/cargo-sandbox"),
+            "{out:?}"
+        );
+    }
 }
 
 /// What `cargo sandbox test` uses to start sandboxes fast (inits from a zygote, pooled network

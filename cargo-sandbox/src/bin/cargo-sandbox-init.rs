@@ -8,13 +8,6 @@ fn main() {
 
 fn sandbox_harness_init() {
     harness::init::run_if_requested();
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == harness::init::PROTOCOL_ARG)
-    {
-        println!("{}", harness::init::PROTOCOL);
-        return;
-    }
     eprintln!(
         "cargo-sandbox-init is the PID 1 that cargo-sandbox starts inside each sandbox; it is not \
          run by hand"
