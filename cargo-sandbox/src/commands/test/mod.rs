@@ -41,9 +41,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let cancel = signals::cancel_on_signals()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = workers(&args, &filter, cpus);
-    // On this thread: its inits die with the thread that started them (`PR_SET_PDEATHSIG`).
-    // `--no-run` makes no sandbox, so it works where sandboxes cannot be made. The options
-    // are read here, once cargo is started: finding the init program runs it once.
+    // On this thread (cargo is started beside it): its inits die with the thread that started
+    // them (`PR_SET_PDEATHSIG`). `--no-run` makes no sandbox, so it works where sandboxes
+    // cannot be made.
     let start_engine = || {
         (!args.no_run).then(|| {
             Engine::new(harness::EngineOptions {

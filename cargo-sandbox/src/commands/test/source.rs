@@ -48,9 +48,11 @@ pub(super) fn prepare(
     // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
     // the build's end: one made now would show the workspace through an overlay made before
     // its binaries existed.
-    let building =
-        build::start(&args.cargo, None, cancel, Box::new(|| {})).context("building the tests")?;
-    let engine = start_engine();
+    let (building, engine) = beside_the_engine(
+        || build::start(&args.cargo, None, cancel, Box::new(|| {})),
+        start_engine,
+    );
+    let building = building.context("building the tests")?;
     let mut config = None;
     let built = building.finish(|root| {
         config = Some(config::read_checked(root, profile));
@@ -79,6 +81,23 @@ pub(super) fn prepare(
         unpacked: None,
     };
     Ok(Ok((Source::Whole(tests), engine)))
+}
+
+/// Starts cargo on a thread of its own while this one starts the engine (which must start on
+/// the thread that outlives its sandboxes): each start takes a few milliseconds, mostly
+/// waiting for an exec, and the run's first sandbox waits for both.
+fn beside_the_engine(
+    start_cargo: impl FnOnce() -> anyhow::Result<build::Building> + Send,
+    start_engine: impl FnOnce() -> Option<EngineStart>,
+) -> (anyhow::Result<build::Building>, Option<EngineStart>) {
+    std::thread::scope(|scope| {
+        let cargo = scope.spawn(start_cargo);
+        let engine = start_engine();
+        let building = cargo
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("starting cargo panicked")));
+        (building, engine)
+    })
 }
 
 /// [`prepare`] for `--archive-file`: nothing is built, cargo is not run.
@@ -176,9 +195,11 @@ pub(super) fn start_building(
     let shared = args.cargo.build_jobs.is_none().then(|| slots.client());
     let ended = slots.clone();
     let exited = Box::new(move || ended.build_ended());
-    let mut building =
-        build::start(&args.cargo, shared, cancel, exited).context("building the tests")?;
-    let engine = start_engine();
+    let (building, engine) = beside_the_engine(
+        || build::start(&args.cargo, shared, cancel, exited),
+        start_engine,
+    );
+    let mut building = building.context("building the tests")?;
     let packages = match building.packages() {
         Ok(packages) => packages,
         Err(e) => return build::failure_code(e, "building the tests").map(Err),
