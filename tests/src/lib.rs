@@ -540,7 +540,7 @@ pub const ENGINE_BATCH_EXPECTED: &str = "zygote true\ntook_the_one_being_made 1\
     mtu_unchanged_after 12\nmade_ahead 1\n\
     confined seccomp 2 no_new_privs 1 sys_admin 0\nconfined seccomp 2 no_new_privs 1 sys_admin 0\n\
     privileged seccomp 0 no_new_privs 0 sys_admin 1\nprivileged seccomp 0 no_new_privs 0 sys_admin 1\n\
-    tmp_cwd 2\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n";
+    tmp_cwd 2\noutput_whole 1\nhog_exit 137\nhog_oom_kills 1\nbomb_refused 1\nbomb_peak 16\n";
 
 /// `out` of a command that must have exited 0 (else panics with its stderr).
 pub fn succeeded(out: Output) -> Output {

@@ -25,6 +25,20 @@ use std::time::{Duration, Instant};
 /// How long, after the init is gone, output pipes may take to close before we stop reading.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
+/// After a read of less than [`SMALL_READ`] bytes, the output is not read again for this long.
+/// A test writes line by line (libtest a line per test: a hundred for a binary run whole),
+/// and waking up for each line cost the runner more CPU than the rest of a sandbox's watch.
+/// Captured output is read by nobody before the command ends, and the pipe holds 64 KiB:
+/// a writer that fills it meanwhile waits at most this long.
+const OUTPUT_PAUSE: Duration = Duration::from_millis(1);
+
+/// A read this large or larger is followed at once by the next.
+const SMALL_READ: usize = 16 * 1024;
+
+/// A command that has printed this much is read without pauses: it prints a lot, and each
+/// pause would make it wait for a full pipe.
+const CHATTY: u64 = 256 * 1024;
+
 /// What the watch saw.
 #[derive(Default)]
 pub(super) struct Seen {
@@ -59,6 +73,9 @@ struct Streams {
     report: Vec<u8>,
     report_open: bool,
     output_open: bool,
+    /// When the output is read again after a small read (see [`OUTPUT_PAUSE`]).
+    output_paused_until: Option<Instant>,
+    output_bytes: u64,
     capture: Option<Capture>,
     buf: Vec<u8>,
 }
@@ -69,6 +86,8 @@ impl Streams {
             report: Vec::new(),
             report_open: true,
             output_open: w.output.is_some(),
+            output_paused_until: None,
+            output_bytes: 0,
             capture: match output {
                 Output::Capture { limit_bytes } => Some(Capture::new(limit_bytes)),
                 _ => None,
@@ -98,8 +117,27 @@ impl Streams {
                 if let Some(capture) = self.capture.as_mut() {
                     capture.push(&self.buf[..n]);
                 }
+                self.output_bytes += n as u64;
+                self.output_paused_until = (n < SMALL_READ && self.output_bytes < CHATTY)
+                    .then(|| Instant::now() + OUTPUT_PAUSE);
             }
         }
+    }
+
+    /// Whether the output is read now: not while paused after a small read, unless the init
+    /// has begun its report (its command is gone: what is left comes at once).
+    fn reads_output(&self, now: Instant) -> bool {
+        self.output_open
+            && (!self.report.is_empty()
+                || !self.report_open
+                || self.output_paused_until.is_none_or(|until| now >= until))
+    }
+
+    /// When a paused output is to be read again.
+    fn output_wake_at(&self, now: Instant) -> Option<Instant> {
+        (self.output_open && !self.reads_output(now))
+            .then_some(self.output_paused_until)
+            .flatten()
     }
 
     /// Hands what was read to `seen`.
@@ -157,6 +195,10 @@ pub(super) fn watch(
             continue;
         }
         let cancel = cancel.filter(|_| !seen.cancelled);
+        let wake_at = [wake_at, streams.output_wake_at(now)]
+            .into_iter()
+            .flatten()
+            .min();
         let ready = poll_ready(&w, &streams, cancel, exited, wake_at, now)?;
         if ready.report {
             streams.read_report(&w);
@@ -222,9 +264,10 @@ fn poll_ready(
     now: Instant,
 ) -> Result<Ready, SandboxError> {
     let timeout = match wake_at {
+        // Rounded up: poll counts whole milliseconds, and one woken early would spin.
         Some(at) => {
-            PollTimeout::try_from(at.saturating_duration_since(now).as_millis().max(1) as i32)
-                .unwrap_or(PollTimeout::MAX)
+            let micros = at.saturating_duration_since(now).as_micros();
+            PollTimeout::try_from(micros.div_ceil(1000).max(1) as i32).unwrap_or(PollTimeout::MAX)
         }
         None => PollTimeout::NONE,
     };
@@ -235,7 +278,7 @@ fn poll_ready(
         streams.report_open.then(|| w.report.as_fd()),
         w.output
             .as_ref()
-            .filter(|_| streams.output_open)
+            .filter(|_| streams.reads_output(now))
             .map(|o| o.as_fd()),
         cancel.map(|c| c.fd()),
     ];

@@ -113,6 +113,33 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&host_tmp);
     println!("tmp_cwd {reached}");
+
+    // Output written line by line (read in pauses, see harness's watch), then in bulk, then
+    // line by line again with gaps between lines, comes whole and in order, and the last
+    // line written just before the exit too.
+    let mut talk = spec(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done; \
+         head -c 400000 /dev/zero | tr '\\0' x; echo; \
+         for i in 1 2 3; do echo late $i; sleep 0.002; done; echo end",
+    ]);
+    talk.output = Output::Capture {
+        limit_bytes: 1 << 20,
+    };
+    let text = engine
+        .run(&talk, None)
+        .expect("a sandbox")
+        .output
+        .map(|o| o.text())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let in_order = lines.len() == 305
+        && (0..300).all(|i| lines[i] == format!("line {i}"))
+        && lines[300].len() == 400_000
+        && lines[300].bytes().all(|b| b == b'x')
+        && lines[301..] == ["late 1", "late 2", "late 3", "end"];
+    println!("output_whole {}", u8::from(in_order));
     let mut hog = spec(&[&probe, "hog"]);
     hog.limits = Limits {
         memory_bytes: Some(64 << 20),
