@@ -90,13 +90,35 @@ const fn stamp() -> [u8; STAMP_LEN] {
 }
 
 /// Whether `program` is an executable init that speaks this runner's protocol (its file holds
-/// [`STAMP`]; read once per run).
+/// [`STAMP`]; read once per run, a piece at a time).
 pub fn speaks_our_protocol(program: &std::path::Path) -> bool {
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
-    let executable = std::fs::metadata(program)
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    executable
-        && std::fs::read(program).is_ok_and(|bytes| memchr::memmem::find(&bytes, &STAMP).is_some())
+    let Ok(mut file) = File::open(program) else {
+        return false;
+    };
+    if !file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    {
+        return false;
+    }
+    // Each piece starts with the end of the one before, so a stamp across two is found.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut kept = 0;
+    loop {
+        match file.read(&mut buf[kept..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                let filled = kept + n;
+                if memchr::memmem::find(&buf[..filled], &STAMP).is_some() {
+                    return true;
+                }
+                kept = filled.min(STAMP_LEN - 1);
+                buf.copy_within(filled - kept..filled, 0);
+            }
+        }
+    }
 }
 
 pub use crate::run_if_requested;
@@ -421,5 +443,49 @@ fn reap_exited() {
         if status == WaitStatus::StillAlive {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file at `/tmp`, with `mode`, holding `bytes`; removed when dropped.
+    struct Program(std::path::PathBuf);
+
+    impl Program {
+        fn new(name: &str, bytes: &[u8], mode: u32) -> Program {
+            use std::os::unix::fs::PermissionsExt;
+            let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            Program(path)
+        }
+    }
+
+    impl Drop for Program {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_stamp_is_found_anywhere_in_an_executable_file_and_only_there() {
+        // Across the boundary of the 64 KiB pieces the file is read in, and at its very end.
+        for at in [0, 64 * 1024 - 10, 200_000] {
+            let mut bytes = vec![b'x'; at];
+            bytes.extend_from_slice(&STAMP);
+            let program = Program::new(&format!("stamp-{at}"), &bytes, 0o755);
+            assert!(speaks_our_protocol(&program.0), "stamp at {at}");
+        }
+        let mut other = STAMP;
+        other[STAMP_LEN - 1] ^= 1;
+        let another_build = Program::new("stamp-other", &other, 0o755);
+        assert!(!speaks_our_protocol(&another_build.0));
+        let not_executable = Program::new("stamp-noexec", &STAMP, 0o644);
+        assert!(!speaks_our_protocol(&not_executable.0));
+        assert!(!speaks_our_protocol(std::path::Path::new(
+            "/nonexistent/init"
+        )));
     }
 }
