@@ -26,7 +26,7 @@ use crate::event::Event;
 use crate::job::{BinaryContext, RunsAs};
 use crate::list;
 use crate::plan::{Planned, Planner, Runs};
-use crate::report::Fingerprint;
+use crate::report::InBackground;
 use crate::schedule::Feed;
 use harness::{Cancel, Engine, SandboxSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,7 +100,7 @@ pub struct Pipeline<'a> {
 pub enum Ended {
     /// Every binary built and planned (with the fingerprint of them all, when asked for).
     Planned {
-        fingerprint: Option<std::thread::JoinHandle<Fingerprint>>,
+        fingerprint: Option<InBackground>,
         /// The doc tests' binaries, kept for the run's length.
         _doctests: Option<doctest::Collected>,
     },
@@ -282,15 +282,17 @@ impl Pipeline<'_> {
         Ok((planned, Some(collected)))
     }
 
-    fn fingerprint_of(&self, build: &Build) -> std::thread::JoinHandle<Fingerprint> {
+    fn fingerprint_of(&self, build: &Build) -> InBackground {
         let contexts: Vec<Arc<BinaryContext>> = build
             .binaries
             .iter()
             .map(|b| Arc::new(context(b.clone(), build, self.host_env)))
             .collect();
-        let cgroup_version = self.engine.cgroup_version();
-        let target_dir = build.target_dir.clone();
-        std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1, &target_dir))
+        InBackground::start(
+            self.engine.cgroup_version(),
+            contexts,
+            build.target_dir.clone(),
+        )
     }
 }
 

@@ -403,13 +403,19 @@ fn the_fingerprint_has_each_binarys_sha256_kept_or_read_again() {
         return;
     }
     let dir = temp_dir_of_checkout("cargo-sandbox-e2e-hashes");
-    let lib =
-        |answer: u32| format!("#[test]\nfn answers() {{ assert_eq!({answer}, {answer}); }}\n");
+    // A test that takes a while: the run's lines go on after the digests are done.
+    let lib = |answer: u32| {
+        format!(
+            "#[test]\nfn answers() {{ assert_eq!({answer}, {answer}); }}\n\
+             #[test]\nfn takes_a_while() {{ std::thread::sleep(std::time::Duration::from_millis(300)); }}\n"
+        )
+    };
     let manifest = scratch_crate(&dir, "hashed", "", &[("src/lib.rs", &lib(1))]);
     let kept = dir.join("target/cargo-sandbox/binary-hashes.json");
     let digest = |run: &TestRun| {
         let binaries = run.report["fingerprint"]["binaries"].as_object().unwrap();
         assert_eq!(binaries.len(), 1, "{}", run.stderr);
+        assert_eq!(run.tests().len(), 2, "{}", run.stderr);
         let binary = run.tests()[0]["spec"]["argv"][0]
             .as_str()
             .unwrap()
@@ -438,6 +444,29 @@ fn the_fingerprint_has_each_binarys_sha256_kept_or_read_again() {
     write_files(&dir, &[("src/lib.rs", &lib(2))]);
     let rebuilt = sandbox_test(&manifest, &[]);
     assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
-    assert_ne!(digest(&rebuilt), built);
+    let rebuilt_digest = digest(&rebuilt);
+    assert_ne!(rebuilt_digest, built);
+
+    // Where the digests cannot be kept (a directory in the file's place), the run says so
+    // after its tests' lines, before its summary, and still reports the digest.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let _ = std::fs::remove_file(&kept);
+    std::fs::create_dir_all(kept.join("in-the-way")).unwrap();
+    let unkept = sandbox_test(&manifest, &[]);
+    assert_eq!(unkept.code, 0, "{}", unkept.stderr);
+    assert_eq!(digest(&unkept), rebuilt_digest);
+    let lines: Vec<&str> = unkept.stderr.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .rposition(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", unkept.stderr))
+    };
+    let warned = at("warning: the test binaries' digests were not kept");
+    assert!(
+        at("PASS") < warned && warned < at("Summary"),
+        "{}",
+        unkept.stderr
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

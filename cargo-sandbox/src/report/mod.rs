@@ -45,15 +45,42 @@ pub struct Fingerprint {
     pub binaries: BTreeMap<String, String>,
 }
 
+/// A fingerprint made on a thread of its own while the tests run (one thread, so it takes
+/// little from them).
+pub struct InBackground(std::thread::JoinHandle<(Fingerprint, Option<String>)>);
+
+impl InBackground {
+    pub fn start(
+        cgroup_version: &'static str,
+        contexts: Vec<std::sync::Arc<crate::job::BinaryContext>>,
+        target_dir: std::path::PathBuf,
+    ) -> InBackground {
+        InBackground(std::thread::spawn(move || {
+            Fingerprint::new(cgroup_version, &contexts, 1, &target_dir)
+        }))
+    }
+
+    /// The fingerprint; a warning it has is said now, on the thread that prints the run, not
+    /// between two of its status lines.
+    pub fn finish(self) -> Fingerprint {
+        let (fingerprint, warning) = self.0.join().unwrap_or_default();
+        if let Some(warning) = warning {
+            say!("cargo-sandbox: warning: {warning}");
+        }
+        fingerprint
+    }
+}
+
 impl Fingerprint {
     /// Hashes the binaries on `workers` threads, but those whose digest was kept under
-    /// `target_dir` and which did not change since (see [`binary_hashes`]).
+    /// `target_dir` and which did not change since (see [`binary_hashes`]); with a warning
+    /// when the digests could not be kept for the next run.
     pub fn new(
         cgroup_version: &str,
         contexts: &[std::sync::Arc<crate::job::BinaryContext>],
         workers: usize,
         target_dir: &std::path::Path,
-    ) -> Fingerprint {
+    ) -> (Fingerprint, Option<String>) {
         let rustc_version = std::process::Command::new(crate::env::rustc())
             .arg("--version")
             .output()
@@ -72,16 +99,18 @@ impl Fingerprint {
             })
             .collect();
         let hashed: Vec<_> = hashed.into_iter().flatten().collect();
-        if let Err(e) = kept.save(target_dir, &hashed) {
-            say!("cargo-sandbox: warning: the test binaries' digests were not kept: {e:#}");
-        }
-        Fingerprint {
+        let warning = kept
+            .save(target_dir, &hashed)
+            .err()
+            .map(|e| format!("the test binaries' digests were not kept: {e:#}"));
+        let fingerprint = Fingerprint {
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel(),
             cgroup_version: cgroup_version.to_owned(),
             rustc_version,
             binaries,
-        }
+        };
+        (fingerprint, warning)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::filter::TestFilter;
 use crate::history::History;
 use crate::plan::Planner;
-use crate::report::{Fingerprint, FinishedRun};
+use crate::report::{Fingerprint, FinishedRun, InBackground};
 use crate::schedule::{self, Feed};
 use crate::{exit, pipeline};
 use harness::Engine;
@@ -92,7 +92,7 @@ impl Runner<'_> {
         match ended {
             Some(pipeline::Ended::Planned { fingerprint, .. }) => {
                 // The doc tests' binaries were kept until the last test ran.
-                let fingerprint = fingerprint.and_then(|f| f.join().ok()).unwrap_or_default();
+                let fingerprint = fingerprint.map(InBackground::finish).unwrap_or_default();
                 self.finish(&settled, records, fingerprint, &workspace_root)
             }
             Some(pipeline::Ended::Failed(e)) => {

@@ -16,7 +16,7 @@ use crate::job::{BinaryContext, RunsAs};
 use crate::list::{self, Listing};
 use crate::outcome::Outcome;
 use crate::plan::{Planned, Runs};
-use crate::report::Fingerprint;
+use crate::report::InBackground;
 use crate::schedule;
 use std::sync::Arc;
 
@@ -49,12 +49,13 @@ impl Runner<'_> {
                 })
             })
             .collect();
-        // The JSON report's fingerprint hashes every test binary: in the background, while the
-        // tests run (one thread, so it takes little from them).
+        // The JSON report's fingerprint hashes every test binary, while the tests run.
         let fingerprint = self.args.report_json.is_some().then(|| {
-            let (cgroup_version, contexts) = (self.engine.cgroup_version(), contexts.clone());
-            let target_dir = settled.target_dir.clone();
-            std::thread::spawn(move || Fingerprint::new(cgroup_version, &contexts, 1, &target_dir))
+            InBackground::start(
+                self.engine.cgroup_version(),
+                contexts.clone(),
+                settled.target_dir.clone(),
+            )
         });
         // The doc tests' binaries are kept until the last test ran.
         let (mut planned, _doctests) =
@@ -85,7 +86,7 @@ impl Runner<'_> {
             )
             .collect();
         let records = self.execute(&settled, &feed, None, before, |_| {});
-        let fingerprint = fingerprint.and_then(|f| f.join().ok()).unwrap_or_default();
+        let fingerprint = fingerprint.map(InBackground::finish).unwrap_or_default();
         self.finish(&settled, records?, fingerprint, &built.workspace_root)
     }
 
