@@ -49,8 +49,8 @@ struct Measured<'r> {
     timing: Timing,
 }
 
-/// What one test's last run measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// What one test's last run measured: `{"ms":…,"cpu_ms":…}`, or a number (a duration alone).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 enum Timing {
     Measured {
@@ -62,6 +62,53 @@ enum Timing {
     /// A duration alone: a history written before CPU times were kept, or a sandbox whose
     /// CPU time could not be read.
     Duration(f64),
+}
+
+/// Read by hand: serde's untagged enums buffer every value and try each variant in turn, which
+/// was most of a history's load (read twice a run, a value per test).
+impl<'de> Deserialize<'de> for Timing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timing, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Timing;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration in ms, or {\"ms\", \"cpu_ms\"}")
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, ms: f64) -> Result<Timing, E> {
+                Ok(Timing::Duration(ms))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timing, E> {
+                Ok(Timing::Duration(ms as f64))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timing, E> {
+                Ok(Timing::Duration(ms as f64))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Timing, A::Error> {
+                let (mut ms, mut cpu_ms) = (None, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "ms" => ms = Some(map.next_value::<f64>()?),
+                        "cpu_ms" => cpu_ms = Some(map.next_value::<f64>()?),
+                        _ => map.next_value::<serde::de::IgnoredAny>().map(|_| ())?,
+                    }
+                }
+                let ms = ms.ok_or_else(|| serde::de::Error::missing_field("ms"))?;
+                Ok(match cpu_ms {
+                    Some(cpu_ms) => Timing::Measured { ms, cpu_ms },
+                    None => Timing::Duration(ms),
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Timing {
@@ -260,6 +307,17 @@ mod tests {
         ]);
         history.save(&path).unwrap();
         let mut again = History::load(&path);
+        assert_eq!(
+            again.tests, history.tests,
+            "every timing read back as written"
+        );
+        assert_eq!(
+            again.tests["a"]["slow"],
+            Timing::Measured {
+                ms: 900.0,
+                cpu_ms: 1.5
+            }
+        );
         assert_eq!(again.tests["a"].len(), 2, "{:?}", again.tests);
         again.record(&[record("a", "slow", Outcome::Passed, 800.0)]);
         assert_eq!(again.tests["a"]["slow"].ms(), 800.0);
@@ -371,11 +429,12 @@ mod tests {
 
     #[test]
     fn a_history_of_durations_alone_still_orders_the_run() {
-        let old = br#"{"version":1,"tests":{"a":{"slow":900.0,"quick":1.5}}}"#;
+        let old = br#"{"version":1,"tests":{"a":{"slow":900.0,"quick":1.5,"whole":2}}}"#;
         let history: History = serde_json::from_slice(old).unwrap();
         let job = |name: &str| crate::job::test_job("a", &[name]);
         assert_eq!(history.expected_ms(&job("slow")), Some(900.0));
         assert_eq!(history.expected_ms(&job("quick")), Some(1.5));
+        assert_eq!(history.expected_ms(&job("whole")), Some(2.0));
         assert!(
             !history.waits(&job("slow")),
             "no CPU time: not known to wait"
