@@ -121,21 +121,27 @@ impl Pipeline<'_> {
         let mut position = 0;
         self.engine.prepare(self.base_spec, None);
         let listed = Mutex::new(Planned::default());
-        // Binaries are listed on `workers` threads: several are often linked at once (all of
-        // those fresh at the start), and listing one at a time would starve the run.
+        // Binaries are listed on up to `workers` threads: several are often linked at once
+        // (all of those fresh at the start), and listing one at a time would starve the run.
+        // Each starts with the first binary it could take (none when binaries run whole).
         let (to_list, receiver) = std::sync::mpsc::channel::<Listed>();
         let receiver = Mutex::new(receiver);
+        let mut listers = 0;
         let built = std::thread::scope(|scope| {
-            for _ in 0..self.workers.max(1) {
-                scope.spawn(|| loop {
-                    let next = receiver.lock().map(|r| r.recv());
-                    let Ok(Ok((ctx, package, settings))) = next else {
-                        return;
-                    };
-                    let part = self.list(&ctx, &package, &settings);
-                    lock(&listed).add(part);
-                });
-            }
+            let mut list = |item: Listed| {
+                if listers < self.workers.max(1) {
+                    listers += 1;
+                    scope.spawn(|| loop {
+                        let next = receiver.lock().map(|r| r.recv());
+                        let Ok(Ok((ctx, package, settings))) = next else {
+                            return;
+                        };
+                        let part = self.list(&ctx, &package, &settings);
+                        lock(&listed).add(part);
+                    });
+                }
+                let _ = to_list.send(item);
+            };
             // Integration tests wait for their package's binaries (see `Build::ready`); those
             // a build never links (their required features are off) for the build's end.
             let mut waiting: Vec<TestBinary> = Vec::new();
@@ -150,12 +156,12 @@ impl Pipeline<'_> {
                     waiting.drain(..).partition(|b| build.ready(b));
                 waiting = wait;
                 for binary in ready {
-                    planned.add(self.start_binary(binary, &build, &to_list));
+                    planned.add(self.start_binary(binary, &build, &mut list));
                 }
             };
             if built.is_ok() {
                 for binary in waiting {
-                    planned.add(self.start_binary(binary, &build, &to_list));
+                    planned.add(self.start_binary(binary, &build, &mut list));
                 }
             }
             // The listing threads end once every binary sent is listed.
@@ -221,7 +227,7 @@ impl Pipeline<'_> {
         &self,
         binary: TestBinary,
         build: &Build,
-        to_list: &std::sync::mpsc::Sender<Listed>,
+        to_list: &mut impl FnMut(Listed),
     ) -> Planned {
         if self.cancel.is_cancelled() {
             return Planned::default();
@@ -231,7 +237,7 @@ impl Pipeline<'_> {
         match self.planner.runs_whole(&ctx, package) {
             Runs::Whole(settings) => self.queue(self.planner.unlisted(&ctx, settings)),
             Runs::Listed(settings) => {
-                let _ = to_list.send((ctx, package.name.to_string(), settings));
+                to_list((ctx, package.name.to_string(), settings));
                 Planned::default()
             }
         }

@@ -309,6 +309,24 @@ impl<'a> Feed<'a> {
         }
     }
 
+    /// Waits until a job that mostly waits is queued (`true`), or none will be: the plan is
+    /// complete without one (retries go to the `-j`), or the run is over.
+    fn wait_for_waiting(&self, cancel: &Cancel) -> bool {
+        let mut q = self.lock();
+        loop {
+            if !q.waiting.is_empty() {
+                return true;
+            }
+            if q.closed || q.stopped || cancel.is_cancelled() {
+                return false;
+            }
+            q = self
+                .changed
+                .wait_timeout(q, std::time::Duration::from_millis(50))
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+        }
+    }
+
     /// Waits until the plan is complete (or the run cancelled).
     fn wait_closed(&self, cancel: &Cancel) {
         let mut q = self.lock();
@@ -330,38 +348,16 @@ const BESIDE_PER_WORKER: usize = 4;
 /// many beside them for jobs that mostly wait) until it is closed and empty.
 pub fn run_jobs(run: &Run, feed: &Feed) {
     let workers = run.workers.max(1);
-    let beside = if feed.beside {
-        workers * BESIDE_PER_WORKER
-    } else {
-        0
-    };
-    let lanes =
-        std::iter::repeat_n(Lane::Jobs, workers).chain(std::iter::repeat_n(Lane::Beside, beside));
     std::thread::scope(|scope| {
-        for lane in lanes {
-            scope.spawn(move || {
-                while let Some(Taken { job, waits }) = feed.take(run.cancel, lane) {
-                    // A job that mostly waits takes no CPU from cargo.
-                    let slot = if waits {
-                        None
-                    } else {
-                        run.slots.and_then(|s| s.take())
-                    };
-                    let mut records =
-                        contained(|| run_job(run, feed, &job)).unwrap_or_else(|panic| {
-                            let error = format!(
-                                "internal error: cargo-sandbox panicked running this test \
-                                 ({panic}); please report it"
-                            );
-                            unrun_records(&job, &error, None, None)
-                        });
-                    drop(slot);
-                    for record in &mut records {
-                        record.beside = waits;
-                    }
-                    finished(run, feed, &job, records);
-                }
-            });
+        for _ in 0..workers {
+            scope.spawn(|| work(run, feed, Lane::Jobs));
+        }
+        // Those beside start once a job that mostly waits is queued: most runs have none, and
+        // each thread started and ended for nothing costs about a tenth of a millisecond.
+        if feed.beside && feed.wait_for_waiting(run.cancel) {
+            for _ in 0..workers * BESIDE_PER_WORKER {
+                scope.spawn(|| work(run, feed, Lane::Beside));
+            }
         }
     });
     feed.wait_closed(run.cancel);
@@ -383,6 +379,30 @@ pub fn run_jobs(run: &Run, feed: &Feed) {
         for record in not_run(jobs, pending) {
             let _ = run.events.send(Event::TestFinished(Box::new(record)));
         }
+    }
+}
+
+/// One worker of `lane`: takes jobs until the run is over for it.
+fn work(run: &Run, feed: &Feed, lane: Lane) {
+    while let Some(Taken { job, waits }) = feed.take(run.cancel, lane) {
+        // A job that mostly waits takes no CPU from cargo.
+        let slot = if waits {
+            None
+        } else {
+            run.slots.and_then(|s| s.take())
+        };
+        let mut records = contained(|| run_job(run, feed, &job)).unwrap_or_else(|panic| {
+            let error = format!(
+                "internal error: cargo-sandbox panicked running this test ({panic}); please \
+                 report it"
+            );
+            unrun_records(&job, &error, None, None)
+        });
+        drop(slot);
+        for record in &mut records {
+            record.beside = waits;
+        }
+        finished(run, feed, &job, records);
     }
 }
 
