@@ -73,7 +73,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
         engine: &engine,
         workers,
     };
-    match source {
+    let ending = match source {
         Source::Whole(tests) => run.whole(tests),
         Source::Building {
             building,
@@ -81,7 +81,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             config,
             slots,
         } => run.pipelined(building, packages, config, &slots),
-    }
+    }?;
+    // No sandbox starts any more: the engine is removed while the run's end is written.
+    std::thread::scope(|scope| {
+        scope.spawn(move || drop(engine));
+        ending.write()
+    })
 }
 
 /// The user's test names and libtest's flags after `--`, with `--run-ignored`; `Err` is the

@@ -10,11 +10,12 @@ use crate::event::Event;
 use crate::filter::TestFilter;
 use crate::history::History;
 use crate::plan::Planner;
-use crate::report::{Fingerprint, FinishedRun, InBackground};
+use crate::report::{Fingerprint, FinishedRun, InBackground, Reporter};
+use crate::run_dir::RunDir;
 use crate::schedule::{self, Feed};
 use crate::{exit, pipeline};
 use harness::Engine;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What a run shares once its engine is up.
@@ -58,12 +59,12 @@ impl Runner<'_> {
         packages: build::Build,
         config: Config,
         slots: &pipeline::Slots,
-    ) -> anyhow::Result<i32> {
+    ) -> anyhow::Result<Ending> {
         let settled = match self.settle(config, &packages) {
             Ok(settled) => settled,
             Err(code) => {
                 let _ = building.wait();
-                return Ok(code);
+                return Ok(Ending::Exit(code));
             }
         };
         let planner = self.planner(&settled);
@@ -89,23 +90,19 @@ impl Runner<'_> {
             };
             ended = Some(pipeline.feed(building, packages).0);
         })?;
-        match ended {
+        let (fingerprint, then) = match ended {
             Some(pipeline::Ended::Planned { fingerprint, .. }) => {
                 // The doc tests' binaries were kept until the last test ran.
                 let fingerprint = fingerprint.map(InBackground::finish).unwrap_or_default();
-                self.finish(&settled, records, fingerprint, &workspace_root)
+                (fingerprint, Then::Outcome)
             }
-            Some(pipeline::Ended::Failed(e)) => {
-                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
-                build::failure_code(e, "building the tests")
-            }
-            Some(pipeline::Ended::Cancelled) => {
-                self.finish(&settled, records, Fingerprint::default(), &workspace_root)?;
-                Ok(exit::INTERRUPTED)
-            }
-            Some(pipeline::Ended::NoTests) => Ok(exit::NO_TESTS),
+            Some(pipeline::Ended::Failed(e)) => (Fingerprint::default(), Then::BuildFailed(e)),
+            // Reported as interrupted: the cancellation is what ended it.
+            Some(pipeline::Ended::Cancelled) => (Fingerprint::default(), Then::Outcome),
+            Some(pipeline::Ended::NoTests) => return Ok(Ending::Exit(exit::NO_TESTS)),
             None => anyhow::bail!("the plan of the run never ended"),
-        }
+        };
+        Ok(self.finish(&settled, records, fingerprint, &workspace_root, then))
     }
 
     /// Runs what is fed to `feed` (by `plan`, on a thread of its own, given where events go;
@@ -162,23 +159,21 @@ impl Runner<'_> {
         })
     }
 
-    /// The run's end to every reporter (its records and totals), the history saved; the exit
-    /// code.
+    /// The run's end, to be written once the engine is no longer needed (see [`Ending`]).
     pub(super) fn finish(
         &self,
         settled: &Settled,
         collected: Collected,
         fingerprint: Fingerprint,
         workspace_root: &Path,
-    ) -> anyhow::Result<i32> {
+        then: Then,
+    ) -> Ending {
         let Collected {
             reporters,
             duration_ms,
         } = collected;
         let Reporters {
-            mut reporters,
-            records,
-            ..
+            reporters, records, ..
         } = reporters;
         let cancelled = self.cancel.is_cancelled();
         let run = FinishedRun {
@@ -193,23 +188,91 @@ impl Runner<'_> {
                 workspace_root.to_owned(),
             )
         };
-        // Reloaded: another run may have saved since this one started.
-        let path = History::path(&settled.target_dir);
-        let mut history = History::load(&path);
-        history.record(&run.records);
-        if let Err(e) = history.save(&path) {
+        Ending::Report(Box::new(Report {
+            run,
+            reporters,
+            history: History::path(&settled.target_dir),
+            then,
+            unpacked: None,
+        }))
+    }
+}
+
+/// A run's end once no sandbox is left to start. It owns all it needs, so the engine can be
+/// removed (its cgroups, zygote and namespaces: about a millisecond) while it is written.
+pub(super) enum Ending {
+    /// Nothing more to say: exit with this code.
+    Exit(i32),
+    /// The reporters' last word and the history, then the exit code.
+    Report(Box<Report>),
+}
+
+pub(super) struct Report {
+    run: FinishedRun,
+    reporters: Vec<Box<dyn Reporter>>,
+    /// Where the history is saved.
+    history: PathBuf,
+    then: Then,
+    /// An archive's unpacked files, its target directory (and so the history) among them:
+    /// removed once the end is written.
+    unpacked: Option<RunDir>,
+}
+
+/// How a reported run's exit code is decided.
+pub(super) enum Then {
+    /// By its tests: 130 when cancelled, 100 when any failed, else 0.
+    Outcome,
+    /// The build failed: said after the report, with cargo's code.
+    BuildFailed(anyhow::Error),
+}
+
+impl Ending {
+    /// Keeps an archive's unpacked files until the end is written.
+    pub(super) fn keeping(mut self, unpacked: Option<RunDir>) -> Ending {
+        if let Ending::Report(report) = &mut self {
+            report.unpacked = unpacked;
+        }
+        self
+    }
+
+    /// Writes the run's end: every reporter's last word (its records and totals) and, beside
+    /// them on a thread of its own, the history; the exit code.
+    pub(super) fn write(self) -> anyhow::Result<i32> {
+        let report = match self {
+            Ending::Exit(code) => return Ok(code),
+            Ending::Report(report) => report,
+        };
+        let Report {
+            run,
+            mut reporters,
+            history,
+            then,
+            unpacked,
+        } = *report;
+        let (saved, reported) = std::thread::scope(|scope| {
+            let saving = scope.spawn(|| {
+                // Reloaded: another run may have saved since this one started.
+                let mut kept = History::load(&history);
+                kept.record(&run.records);
+                kept.save(&history)
+            });
+            let reported = reporters.iter_mut().try_for_each(|r| r.finish(&run));
+            let saved = saving
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("saving them panicked")));
+            (saved, reported)
+        });
+        drop(unpacked);
+        if let Err(e) = saved {
             say!("cargo-sandbox: warning: the run's durations were not kept: {e:#}");
         }
-        for reporter in &mut reporters {
-            reporter.finish(&run)?;
+        reported?;
+        match then {
+            Then::BuildFailed(e) => build::failure_code(e, "building the tests"),
+            Then::Outcome if run.cancelled => Ok(exit::INTERRUPTED),
+            Then::Outcome if run.failed() => Ok(exit::TESTS_FAILED),
+            Then::Outcome => Ok(0),
         }
-        Ok(if cancelled {
-            exit::INTERRUPTED
-        } else if run.failed() {
-            exit::TESTS_FAILED
-        } else {
-            0
-        })
     }
 }
 

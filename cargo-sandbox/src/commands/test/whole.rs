@@ -2,7 +2,7 @@
 //! slice:`, `--no-pipeline`, archives): build, then list all, then plan all in report order.
 
 use super::listing;
-use super::runner::Runner;
+use super::runner::{Ending, Runner, Then};
 use super::settle::Settled;
 use super::source::Tests;
 use crate::build;
@@ -26,16 +26,16 @@ type ListingOrRecord = Result<Listing, Box<TestRecord>>;
 impl Runner<'_> {
     /// Every binary built before the first test: listed all at once (beside the doc tests'
     /// collection), planned in report order.
-    pub(super) fn whole(&self, tests: Tests) -> anyhow::Result<i32> {
+    pub(super) fn whole(&self, tests: Tests) -> anyhow::Result<Ending> {
         let Tests {
             built,
             config,
             archived_doctests,
-            unpacked: _unpacked,
+            unpacked,
         } = tests;
         let settled = match self.settle(config, &built) {
             Ok(settled) => settled,
-            Err(code) => return Ok(code),
+            Err(code) => return Ok(Ending::Exit(code)),
         };
         let host_env = &settled.host_env;
         let contexts: Vec<Arc<BinaryContext>> = built
@@ -61,7 +61,7 @@ impl Runner<'_> {
         let (mut planned, _doctests) =
             match self.plan_whole(&settled, &built, &contexts, archived_doctests) {
                 Ok(planned) => planned,
-                Err(code) => return code,
+                Err(code) => return code.map(Ending::Exit),
             };
         let mut jobs = std::mem::take(&mut planned.jobs);
         if self.args.shuffle {
@@ -87,7 +87,15 @@ impl Runner<'_> {
             .collect();
         let records = self.execute(&settled, &feed, None, before, |_| {});
         let fingerprint = fingerprint.map(InBackground::finish).unwrap_or_default();
-        self.finish(&settled, records?, fingerprint, &built.workspace_root)
+        Ok(self
+            .finish(
+                &settled,
+                records?,
+                fingerprint,
+                &built.workspace_root,
+                Then::Outcome,
+            )
+            .keeping(unpacked))
     }
 
     /// Every binary listed at once (the doc tests collected beside them, and returned: their
