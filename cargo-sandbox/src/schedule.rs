@@ -432,12 +432,22 @@ fn finished(run: &Run, feed: &Feed, job: &Job, records: Vec<TestRecord>) {
         let (pending, emitted) = &mut *guard;
         let unlisted = matches!(job.selection, Selection::Unlisted { .. });
         for record in records {
-            let id = record.id.clone();
             let retry = record.failure
-                && !list::is_pseudo_test(&id.name)
+                && !list::is_pseudo_test(&record.id.name)
                 && job.retry < job.settings.retries
                 && !run.cancel.is_cancelled();
-            // An unlisted binary's tests are known once it ran.
+            // An unlisted binary's tests are known once it ran: one seen for the first time
+            // and not retried is done at once (most of a run of binaries run whole).
+            if unlisted && !retry && !pending.contains_key(&record.id) {
+                if emitted.insert(record.id.clone()) {
+                    done.push(Pending {
+                        expected: 1,
+                        records: vec![record],
+                    });
+                }
+                continue;
+            }
+            let id = record.id.clone();
             if unlisted && !emitted.contains(&id) {
                 pending.entry(id.clone()).or_insert(Pending {
                     expected: 1,
@@ -848,6 +858,13 @@ fn ignored_records<'a>(
 /// One record from all attempts of a test: when some attempts failed and others did not, the
 /// test is flaky; the attempt shown is the last failing one (its output explains the failure).
 fn combine(mut attempts: Vec<TestRecord>, settings: &Resolved) -> TestRecord {
+    if let [_] = attempts.as_slice() {
+        // One attempt (nearly every test): nothing to combine.
+        let mut record = attempts.swap_remove(0);
+        record.attempts = 1;
+        record.passes = u32::from(!record.failure);
+        return record;
+    }
     attempts.sort_by_key(|r| r.order);
     let total = attempts.len() as u32;
     let passes = attempts.iter().filter(|r| !r.failure).count() as u32;
