@@ -113,23 +113,27 @@ impl Engine {
         let path = cstring(exe.as_os_str().as_encoded_bytes())?;
         let argv = vec![cstring(b"sandbox-init")?, cstring(INIT_ARG.as_bytes())?];
         let prepare_ahead = options.prepare_ahead && user_namespace.is_none();
+        // Without a zygote every sandbox's init is started with clone and exec.
+        let zygote = prepare_ahead
+            .then(|| Zygote::start(&exe, true).ok())
+            .flatten();
+        // Its first move waits for a grace period that gates the run's first sandbox: the
+        // thread starts before the engine's others, which would take a core from it.
+        let placed_any = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep_warm = zygote.as_ref().and_then(|zygote| {
+            let dirs = cgroups.as_ref()?.warm_up_dirs()?;
+            Some(KeepWarm::start(placed_any.clone(), zygote.pid(), dirs))
+        });
         let starter = Arc::new(Starter {
             cgroups,
             user_namespace,
             init: InitCommand::new(path, argv),
             janitor: Janitor::new(),
-            // Without a zygote every sandbox's init is started with clone and exec.
-            zygote: prepare_ahead
-                .then(|| Zygote::start(&exe, true).ok())
-                .flatten(),
+            zygote,
             privileged_zygote: std::sync::OnceLock::new(),
             zygote_exe: exe.clone(),
             netns: prepare_ahead.then(NetPool::start),
-            placed_any: std::sync::atomic::AtomicBool::new(false),
-        });
-        let keep_warm = starter.zygote.as_ref().and_then(|zygote| {
-            let dirs = starter.cgroups.as_ref()?.warm_up_dirs()?;
-            Some(KeepWarm::start(starter.clone(), zygote.pid(), dirs))
+            placed_any,
         });
         Ok(Engine {
             keep_warm,

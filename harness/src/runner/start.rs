@@ -43,7 +43,7 @@ pub struct Starter {
     /// Finishes sandboxes whose init has reported (see [`crate::runner::janitor`]).
     pub janitor: Janitor,
     /// Set once an init has been moved into its cgroup (see [`crate::runner::warm::KeepWarm`]).
-    pub placed_any: std::sync::atomic::AtomicBool,
+    pub placed_any: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Everything a sandbox's start and set-up depend on: two started inits of one shape are

@@ -298,7 +298,12 @@ const PULSE: Duration = Duration::from_millis(4);
 const WARM_AT_MOST: Duration = Duration::from_secs(600);
 
 impl KeepWarm {
-    pub fn start(starter: Arc<Starter>, pid: u32, dirs: [std::path::PathBuf; 2]) -> KeepWarm {
+    /// `placed`: set once a sandbox's init was moved (then its moves keep the kernel ready).
+    pub fn start(
+        placed: Arc<std::sync::atomic::AtomicBool>,
+        pid: u32,
+        dirs: [std::path::PathBuf; 2],
+    ) -> KeepWarm {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
@@ -309,7 +314,7 @@ impl KeepWarm {
                 let pid = pid.to_string();
                 for dir in dirs.iter().cycle() {
                     if stopped.load(Ordering::Relaxed)
-                        || starter.placed_any.load(Ordering::Relaxed)
+                        || placed.load(Ordering::Relaxed)
                         || started.elapsed() > WARM_AT_MOST
                         || std::fs::write(dir.join("cgroup.procs"), &pid).is_err()
                     {
