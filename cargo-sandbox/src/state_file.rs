@@ -14,9 +14,49 @@ pub fn path(target_dir: &Path, name: &str) -> PathBuf {
 /// The value kept at `path`; `None` when there is none, or it cannot be read as a `T` (each
 /// file only saves work, and the run's end writes a new one).
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    std::fs::read(path)
+    load_stamped(path).0
+}
+
+/// [`load`], and the stamp of the file it read (`None`: there was none).
+pub fn load_stamped<T: serde::de::DeserializeOwned>(path: &Path) -> (Option<T>, Option<Stamp>) {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return (None, None);
+    };
+    let stamp = file.metadata().ok().map(|m| Stamp::of(&m));
+    let mut bytes = Vec::new();
+    let value = file
+        .read_to_end(&mut bytes)
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .and_then(|_| serde_json::from_slice(&bytes).ok());
+    (value, stamp)
+}
+
+/// Which file is at a path, as it was when looked at. Every save renames a new file over the
+/// old one, so a file saved since has another inode (and the time and length are compared too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+
+    /// The file at `path` now; `None` when there is none.
+    pub fn now(path: &Path) -> Option<Stamp> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
+    }
 }
 
 /// Replaces the file at `path` with `value`, as JSON.
@@ -35,6 +75,23 @@ pub fn save<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_changes_with_every_save_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path(dir.path(), "kept.json");
+        assert_eq!(load_stamped::<Vec<i32>>(&path), (None, None));
+        save(&path, &vec![1]).unwrap();
+        let (value, read) = load_stamped::<Vec<i32>>(&path);
+        assert_eq!(value, Some(vec![1]));
+        assert!(read.is_some());
+        assert_eq!(Stamp::now(&path), read, "read twice, the same file");
+        // The same content saved again is another file.
+        save(&path, &vec![1]).unwrap();
+        assert_ne!(Stamp::now(&path), read);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(Stamp::now(&path), None);
+    }
 
     #[test]
     fn a_saved_value_loads_back_and_leaves_no_staged_file() {

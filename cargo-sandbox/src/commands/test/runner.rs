@@ -60,7 +60,7 @@ impl Runner<'_> {
         config: Config,
         slots: &pipeline::Slots,
     ) -> anyhow::Result<Ending> {
-        let settled = match self.settle(config, &packages) {
+        let mut settled = match self.settle(config, &packages) {
             Ok(settled) => settled,
             Err(code) => {
                 let _ = building.wait();
@@ -102,7 +102,8 @@ impl Runner<'_> {
             Some(pipeline::Ended::NoTests) => return Ok(Ending::Exit(exit::NO_TESTS)),
             None => anyhow::bail!("the plan of the run never ended"),
         };
-        Ok(self.finish(&settled, records, fingerprint, &workspace_root, then))
+        drop((planner, feed));
+        Ok(self.finish(&mut settled, records, fingerprint, &workspace_root, then))
     }
 
     /// Runs what is fed to `feed` (by `plan`, on a thread of its own, given where events go;
@@ -160,9 +161,10 @@ impl Runner<'_> {
     }
 
     /// The run's end, to be written once the engine is no longer needed (see [`Ending`]).
+    /// `settled`'s history, which ordered the run, is taken to record the run into.
     pub(super) fn finish(
         &self,
-        settled: &Settled,
+        settled: &mut Settled,
         collected: Collected,
         fingerprint: Fingerprint,
         workspace_root: &Path,
@@ -192,6 +194,7 @@ impl Runner<'_> {
             run,
             reporters,
             history: History::path(&settled.target_dir),
+            ordered_by: settled.history.take(),
             then,
             unpacked: None,
         }))
@@ -212,6 +215,8 @@ pub(super) struct Report {
     reporters: Vec<Box<dyn Reporter>>,
     /// Where the history is saved.
     history: PathBuf,
+    /// The history as the run's start read it (none with `--shuffle`).
+    ordered_by: Option<History>,
     then: Then,
     /// An archive's unpacked files, its target directory (and so the history) among them:
     /// removed once the end is written.
@@ -246,13 +251,17 @@ impl Ending {
             run,
             mut reporters,
             history,
+            ordered_by,
             then,
             unpacked,
         } = *report;
         let (saved, reported) = std::thread::scope(|scope| {
             let saving = scope.spawn(|| {
-                // Reloaded: another run may have saved since this one started.
-                let mut kept = History::load(&history);
+                // As kept now: another run may have saved since this one started.
+                let mut kept = match ordered_by {
+                    Some(read) => read.into_current(&history),
+                    None => History::load(&history),
+                };
                 kept.record(&run.records);
                 kept.save(&history)
             });

@@ -33,7 +33,7 @@ impl Runner<'_> {
             archived_doctests,
             unpacked,
         } = tests;
-        let settled = match self.settle(config, &built) {
+        let mut settled = match self.settle(config, &built) {
             Ok(settled) => settled,
             Err(code) => return Ok(Ending::Exit(code)),
         };
@@ -87,9 +87,10 @@ impl Runner<'_> {
             .collect();
         let records = self.execute(&settled, &feed, None, before, |_| {});
         let fingerprint = fingerprint.map(InBackground::finish).unwrap_or_default();
+        drop(feed);
         Ok(self
             .finish(
-                &settled,
+                &mut settled,
                 records?,
                 fingerprint,
                 &built.workspace_root,
