@@ -63,6 +63,19 @@ pub struct Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // No sandbox starts any more: the zygotes and the network pool's filler are told to
+        // end first, and end while the rest is torn down.
+        let zygotes = [
+            self.starter.zygote.as_ref(),
+            self.starter
+                .privileged_zygote
+                .get()
+                .and_then(Option::as_ref),
+        ];
+        zygotes.into_iter().flatten().for_each(Zygote::retire);
+        if let Some(netns) = &self.starter.netns {
+            netns.retire();
+        }
         // Inits started ahead exit unused; every sandbox's cgroup is gone before the run
         // directory is removed.
         drop(self.keep_warm.take());

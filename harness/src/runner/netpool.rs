@@ -173,8 +173,9 @@ impl Shared {
     }
 }
 
-impl Drop for NetPool {
-    fn drop(&mut self) {
+impl NetPool {
+    /// Tells the filler to stop, without waiting for it (see [`Drop`]).
+    pub fn retire(&self) {
         // Under the lock the filler checks it with, so the wake-up cannot fall between its
         // check and its wait.
         {
@@ -182,6 +183,12 @@ impl Drop for NetPool {
             self.shared.stop.store(true, Ordering::SeqCst);
         }
         self.shared.wanted.notify_one();
+    }
+}
+
+impl Drop for NetPool {
+    fn drop(&mut self) {
+        self.retire();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

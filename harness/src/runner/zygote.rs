@@ -153,12 +153,19 @@ impl Zygote {
     }
 }
 
+impl Zygote {
+    /// Tells the zygote to exit (it starts no init after this), without waiting for it: it
+    /// exits while the engine tears the rest down, and its drop then finds it gone.
+    pub fn retire(&self) {
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: shutting down our own socket; closing our end is what tells it to exit.
+        unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
 impl Drop for Zygote {
     fn drop(&mut self) {
-        // Closing our end tells the zygote to exit.
-        let socket = self.socket.get_mut().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: shutting down our own socket.
-        unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+        self.retire();
         let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = child.wait();
     }
