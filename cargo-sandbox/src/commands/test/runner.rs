@@ -6,7 +6,7 @@ use super::settle::Settled;
 use crate::build;
 use crate::cli::{NoTests, TestArgs};
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Event, TestRecord};
 use crate::filter::TestFilter;
 use crate::history::History;
 use crate::plan::Planner;
@@ -177,21 +177,17 @@ impl Runner<'_> {
         let Reporters {
             reporters, records, ..
         } = reporters;
-        let cancelled = self.cancel.is_cancelled();
-        let run = FinishedRun {
-            seed: settled.run_seed,
-            profile: self.profile.to_owned(),
-            fingerprint,
-            ..FinishedRun::new(
-                records,
-                duration_ms,
-                cancelled,
-                self.engine.protections(&settled.base_spec),
-                workspace_root.to_owned(),
-            )
-        };
         Ending::Report(Box::new(Report {
-            run,
+            records,
+            run: RunFacts {
+                duration_ms,
+                cancelled: self.cancel.is_cancelled(),
+                protections: self.engine.protections(&settled.base_spec),
+                workspace_root: workspace_root.to_owned(),
+                seed: settled.run_seed,
+                profile: self.profile.to_owned(),
+                fingerprint,
+            },
             reporters,
             history: History::path(&settled.target_dir),
             ordered_by: settled.history.take(),
@@ -211,7 +207,9 @@ pub(super) enum Ending {
 }
 
 pub(super) struct Report {
-    run: FinishedRun,
+    /// As they came in: put in report order once the engine's removal has started.
+    records: Vec<TestRecord>,
+    run: RunFacts,
     reporters: Vec<Box<dyn Reporter>>,
     /// Where the history is saved.
     history: PathBuf,
@@ -221,6 +219,34 @@ pub(super) struct Report {
     /// An archive's unpacked files, its target directory (and so the history) among them:
     /// removed once the end is written.
     unpacked: Option<RunDir>,
+}
+
+/// What a [`FinishedRun`] says besides its records.
+struct RunFacts {
+    duration_ms: f64,
+    cancelled: bool,
+    protections: harness::Protections,
+    workspace_root: PathBuf,
+    seed: u64,
+    profile: String,
+    fingerprint: Fingerprint,
+}
+
+impl RunFacts {
+    fn with(self, records: Vec<TestRecord>) -> FinishedRun {
+        FinishedRun {
+            seed: self.seed,
+            profile: self.profile,
+            fingerprint: self.fingerprint,
+            ..FinishedRun::new(
+                records,
+                self.duration_ms,
+                self.cancelled,
+                self.protections,
+                self.workspace_root,
+            )
+        }
+    }
 }
 
 /// How a reported run's exit code is decided.
@@ -240,14 +266,15 @@ impl Ending {
         self
     }
 
-    /// Writes the run's end: every reporter's last word (its records and totals) and, beside
-    /// them on a thread of its own, the history; the exit code.
+    /// Writes the run's end: the history (saved on a thread of its own) and every reporter's
+    /// last word (its records, sorted meanwhile, and totals); the exit code.
     pub(super) fn write(self) -> anyhow::Result<i32> {
         let report = match self {
             Ending::Exit(code) => return Ok(code),
             Ending::Report(report) => report,
         };
         let Report {
+            records,
             run,
             mut reporters,
             history,
@@ -255,21 +282,20 @@ impl Ending {
             then,
             unpacked,
         } = *report;
-        let (saved, reported) = std::thread::scope(|scope| {
-            let saving = scope.spawn(|| {
-                // As kept now: another run may have saved since this one started.
-                let mut kept = match ordered_by {
-                    Some(read) => read.into_current(&history),
-                    None => History::load(&history),
-                };
-                kept.record(&run.records);
-                kept.save(&history)
-            });
+        // As kept now: another run may have saved since this one started.
+        let mut kept = match ordered_by {
+            Some(read) => read.into_current(&history),
+            None => History::load(&history),
+        };
+        kept.record(&records);
+        let (run, saved, reported) = std::thread::scope(|scope| {
+            let saving = scope.spawn(|| kept.save(&history));
+            let run = run.with(records);
             let reported = reporters.iter_mut().try_for_each(|r| r.finish(&run));
             let saved = saving
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("saving them panicked")));
-            (saved, reported)
+            (run, saved, reported)
         });
         drop(unpacked);
         if let Err(e) = saved {
