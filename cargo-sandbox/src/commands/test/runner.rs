@@ -206,6 +206,7 @@ pub(super) enum Ending {
     Report(Box<Report>),
 }
 
+/// What a reported run's end writes (see [`Ending::write`]).
 pub(super) struct Report {
     /// As they came in: put in report order once the engine's removal has started.
     records: Vec<TestRecord>,
