@@ -82,9 +82,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
             slots,
         } => run.pipelined(building, packages, config, &slots),
     }?;
-    // No sandbox starts any more: the engine is removed while the run's end is written.
+    // No sandbox starts any more: the engine is removed while the run's end is written (or
+    // first, where no thread can be started: the closure that owns it is dropped then).
     std::thread::scope(|scope| {
-        scope.spawn(move || drop(engine));
+        let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(engine));
         ending.write()
     })
 }

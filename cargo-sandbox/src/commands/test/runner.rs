@@ -290,12 +290,16 @@ impl Ending {
         };
         kept.record(&records);
         let (run, saved, reported) = std::thread::scope(|scope| {
-            let saving = scope.spawn(|| kept.save(&history));
+            let saving = std::thread::Builder::new().spawn_scoped(scope, || kept.save(&history));
             let run = run.with(records);
             let reported = reporters.iter_mut().try_for_each(|r| r.finish(&run));
-            let saved = saving
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("saving them panicked")));
+            let saved = match saving {
+                Ok(saving) => saving
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("saving them panicked"))),
+                // No thread to spare: saved here.
+                Err(_) => kept.save(&history),
+            };
             (run, saved, reported)
         });
         drop(unpacked);
