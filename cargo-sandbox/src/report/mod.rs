@@ -350,6 +350,23 @@ mod tests {
             .map(|(b, n, d)| (b.to_string(), n.to_string(), *d))
             .collect();
         assert_eq!(order, expected);
+        // Enough of them for the sort to partition (a handful is sorted by insertion, which
+        // keeps equal ones in order anyway): three ids, many records each, interleaved.
+        let many: Vec<TestRecord> = (0..300)
+            .map(|i| record("bin", ["c", "a", "b"][i % 3], i as f64))
+            .collect();
+        let sorted = sorted(many);
+        for pair in sorted.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            assert!(
+                a.id < b.id || (a.id == b.id && a.duration_ms < b.duration_ms),
+                "{} {} then {} {}",
+                a.id,
+                a.duration_ms,
+                b.id,
+                b.duration_ms
+            );
+        }
     }
 
     #[test]
