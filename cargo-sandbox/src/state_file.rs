@@ -32,25 +32,38 @@ pub fn load_stamped<T: serde::de::DeserializeOwned>(path: &Path) -> (Option<T>, 
     (value, stamp)
 }
 
-/// Which file is at a path, as it was when looked at. Every save renames a new file over the
-/// old one, so a file saved since has another inode (and the time and length are compared too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What identifies one version of a file without reading it: device, inode, size, modification
+/// and change times. Every save here renames a new file over the old one (another inode); any
+/// write changes the change time, which no user can set back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     dev: u64,
     ino: u64,
-    len: u64,
-    modified: (i64, i64),
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
         use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
         Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
-            len: meta.len(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
         }
+    }
+
+    /// Whether the file was last changed at least `settled` before `now` (file times advance
+    /// in clock ticks: a second write within the same tick would leave the stamp as it was).
+    pub fn settled(&self, now: std::time::SystemTime, settled: std::time::Duration) -> bool {
+        let now_ns = now
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now_ns - self.ctime_ns >= settled.as_nanos() as i128
     }
 
     /// The file at `path` now; `None` when there is none.

@@ -12,10 +12,9 @@
 //! rather than trusted: file times advance in clock ticks, so a second write within the same
 //! tick would leave the stamp as it was.
 
-use crate::state_file;
+use crate::state_file::{self, Stamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -23,37 +22,6 @@ use std::time::{Duration, SystemTime};
 const SETTLED: Duration = Duration::from_secs(2);
 
 const FILE: &str = "binary-hashes.json";
-
-/// What identifies one version of a file without reading it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
-        let ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// Whether the file was last changed at least [`SETTLED`] before `now`.
-    fn settled(&self, now: SystemTime) -> bool {
-        let now_ns = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        now_ns - self.ctime_ns >= SETTLED.as_nanos() as i128
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Kept {
@@ -95,7 +63,7 @@ impl BinaryHashes {
         let sha256 = super::sha256_file(path)?;
         // A file replaced while it was read keeps nothing: its digest is of either version.
         let unchanged = Stamp::of(&std::fs::metadata(path)?) == stamp;
-        let keep = (unchanged && stamp.settled(now)).then(|| Kept {
+        let keep = (unchanged && stamp.settled(now, SETTLED)).then(|| Kept {
             stamp,
             sha256: sha256.clone(),
         });
@@ -146,8 +114,8 @@ mod tests {
         let binary = dir.path().join("bin");
         std::fs::write(&binary, "one").unwrap();
         let stamp = Stamp::of(&std::fs::metadata(&binary).unwrap());
-        assert!(!stamp.settled(SystemTime::now()), "just written");
-        assert!(stamp.settled(SystemTime::now() + SETTLED));
+        assert!(!stamp.settled(SystemTime::now(), SETTLED), "just written");
+        assert!(stamp.settled(SystemTime::now() + SETTLED, SETTLED));
         let keep = |path: &Path| {
             let stamp = Stamp::of(&std::fs::metadata(path).unwrap());
             let kept = Kept {
