@@ -165,15 +165,7 @@ impl NetPool {
         self.shared.lock().uses = uses;
         self.shared.wanted.notify_one();
     }
-}
 
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ready> {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl NetPool {
     /// Tells the filler to stop, without waiting for it (see [`Drop`]).
     pub fn retire(&self) {
         // Under the lock the filler checks it with, so the wake-up cannot fall between its
@@ -183,6 +175,12 @@ impl NetPool {
             self.shared.stop.store(true, Ordering::SeqCst);
         }
         self.shared.wanted.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -151,9 +151,7 @@ impl Zygote {
             })),
         }
     }
-}
 
-impl Zygote {
     /// Tells the zygote to exit (it starts no init after this), without waiting for it: it
     /// exits while the engine tears the rest down, and its drop then finds it gone.
     pub fn retire(&self) {
