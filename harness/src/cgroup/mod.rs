@@ -102,17 +102,26 @@ pub struct RunGroup {
 /// Most groups kept made ahead.
 const MAX_SPARES: usize = 4;
 
+/// How a sandbox's init enters its cgroup without the runner moving it. A move by PID (a write
+/// to `cgroup.procs`) takes a lock of the whole kernel, whose first use after a pause waits for
+/// an RCU grace period: 7–12 ms here, on the way to a run's first sandbox and to any sandbox
+/// after a slow test. Neither way below takes that lock.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'a> {
+    /// cgroup v2: the init is cloned straight into the directory this descriptor is open on
+    /// (`CLONE_INTO_CGROUP`, Linux 5.7+; the caller moves it where the kernel is older).
+    CloneInto(std::os::fd::RawFd),
+    /// cgroup v1: the cloned child, single-threaded, writes `0` to each of these (`tasks` in
+    /// every hierarchy) before anything else: a thread moving itself takes no global lock.
+    MoveSelf(&'a [std::os::fd::OwnedFd]),
+}
+
 /// A runner's cgroup directory, that sandbox cgroups go under: one per hierarchy on v1 (see
 /// `v1.rs`), one directory on v2 (`v2.rs`).
 trait RunCgroup: std::fmt::Debug + Send + Sync {
     fn version(&self) -> &'static str;
     /// Whether this kernel can limit swap per cgroup.
     fn swap_limit_supported(&self) -> bool;
-    /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
-    /// [`crate::runner::warm::KeepWarm`].
-    fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
-        None
-    }
     /// Whether sandbox cgroups enforce the device allowlist.
     fn enforces_devices(&self) -> bool;
     /// Fails when a requested cap has no controller here.
@@ -130,10 +139,8 @@ trait RunCgroup: std::fmt::Debug + Send + Sync {
 trait SandboxCgroup: std::fmt::Debug + Send + Sync {
     /// Its directory in each hierarchy.
     fn dirs(&self) -> Vec<PathBuf>;
-    /// A descriptor to clone straight into (cgroup v2 only).
-    fn clone_target(&self) -> Option<std::os::fd::RawFd> {
-        None
-    }
+    /// How an init gets in without the runner moving it; `None`: [`SandboxCgroup::add_process`].
+    fn entry(&self) -> Option<Entry<'_>>;
     fn add_process(&self, pid: i32) -> Result<(), SandboxError>;
     fn usage(&self, machine_has_swap: bool) -> ResourceUsage;
     /// Where the memory controller's files are.
@@ -168,12 +175,6 @@ impl RunGroup {
     pub fn swap_disabled(&self, limits: &Limits) -> bool {
         !self.machine_has_swap
             || (limits.memory_bytes.is_some() && self.backend.swap_limit_supported())
-    }
-
-    /// cgroup v1 only (on v2 an init is cloned straight into its cgroup and never moved): see
-    /// [`crate::runner::warm::KeepWarm`].
-    pub fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
-        self.backend.warm_up_dirs()
     }
 
     /// Whether sandbox cgroups enforce the device allowlist.
@@ -251,9 +252,9 @@ impl Group {
         self.backend.dirs()
     }
 
-    /// A descriptor to clone straight into (cgroup v2 only).
-    pub fn clone_target(&self) -> Option<std::os::fd::RawFd> {
-        self.backend.clone_target()
+    /// How an init gets in by itself; `None`: the runner moves it ([`Group::add_process`]).
+    pub fn entry(&self) -> Option<Entry<'_>> {
+        self.backend.entry()
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

@@ -3,7 +3,7 @@
 //! hierarchy is mounted and the runner may create cgroups in it.
 
 use super::{blockio, fs, sweep, Layout};
-use super::{RunCgroup, SandboxCgroup};
+use super::{Entry, RunCgroup, SandboxCgroup};
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
@@ -32,6 +32,8 @@ const UNREACHABLE_BPS: u64 = 1 << 40;
 const DEVICES_DENY: &str = "devices.deny";
 const DEVICES_ALLOW: &str = "devices.allow";
 const PERIOD_US: u64 = 100_000;
+/// A v1 hierarchy's list of threads: "0" written to it moves the writing thread (see [`Entry`]).
+const TASKS: &str = "tasks";
 
 /// One cgroup's directory in each hierarchy it has.
 type Dirs = super::V1Dirs;
@@ -126,15 +128,6 @@ impl RunCgroup for RunDirs {
         "v1"
     }
 
-    /// Two cgroups of the run's own, in the pids hierarchy, to move one of its processes between
-    /// while the run starts (see [`crate::runner::warm::KeepWarm`]).
-    fn warm_up_dirs(&self) -> Option<[PathBuf; 2]> {
-        let dirs = ["warm-up-a", "warm-up-b"].map(|name| self.0.pids.join(name));
-        dirs.iter()
-            .all(|dir| fs::mkdir(dir).is_ok())
-            .then_some(dirs)
-    }
-
     /// Swap accounting is on.
     fn swap_limit_supported(&self) -> bool {
         self.0.memory.join(MEMSW_LIMIT).exists()
@@ -184,6 +177,7 @@ impl RunCgroup for RunDirs {
             },
             devices: run.devices.clone(),
             figures: fs::Figures::default(),
+            tasks: Vec::new(),
         };
         // Whatever was made is removed again if a later step fails.
         let made = group
@@ -195,8 +189,21 @@ impl RunCgroup for RunDirs {
             group.remove().ok();
             return Err(e);
         }
+        // Opened here, off a sandbox's start; a file that cannot be opened leaves the move to
+        // the runner (`add_process`).
+        let tasks = group
+            .all_dirs()
+            .map(|dir| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(TASKS))
+                    .map(std::os::fd::OwnedFd::from)
+            })
+            .collect::<std::io::Result<_>>()
+            .unwrap_or_default();
         Ok(Box::new(Group {
             figures: fs::Figures::open(group.figure_files()),
+            tasks,
             ..group
         }))
     }
@@ -226,6 +233,9 @@ pub struct Group {
     /// sandbox would only cost a mkdir and an rmdir each.
     devices: Option<PathBuf>,
     figures: fs::Figures,
+    /// Its `tasks` file in every hierarchy, open for the init to move itself in (see [`Entry`]);
+    /// empty when one could not be opened.
+    tasks: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Group {
@@ -316,6 +326,10 @@ impl Group {
 impl SandboxCgroup for Group {
     fn dirs(&self) -> Vec<PathBuf> {
         self.all_dirs().cloned().collect()
+    }
+
+    fn entry(&self) -> Option<Entry<'_>> {
+        (!self.tasks.is_empty()).then_some(Entry::MoveSelf(&self.tasks))
     }
 
     fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

@@ -6,11 +6,12 @@
 //! rule) or is the root; otherwise the error names the remedy.
 
 use super::{blockio, fs, sweep};
-use super::{RunCgroup, SandboxCgroup};
+use super::{Entry, RunCgroup, SandboxCgroup};
 use crate::devices::DeviceProgram;
 use crate::error::SandboxError;
 use crate::result::ResourceUsage;
 use crate::spec::Limits;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const CONTROLLERS: &str = "cgroup.controllers";
@@ -332,11 +333,15 @@ const FIGURE_FILES: [&str; 7] = [
 impl Group {
     fn apply(&self, limits: &Limits, devices: Option<&DeviceProgram>) -> Result<(), SandboxError> {
         if let Some(program) = devices {
-            let fd = self.clone_target().ok_or_else(|| SandboxError::Cgroup {
-                action: "open",
-                path: self.dir.clone(),
-                source: std::io::Error::from_raw_os_error(libc::EBADF),
-            })?;
+            let fd =
+                self.fd
+                    .as_ref()
+                    .map(AsRawFd::as_raw_fd)
+                    .ok_or_else(|| SandboxError::Cgroup {
+                        action: "open",
+                        path: self.dir.clone(),
+                        source: std::io::Error::from_raw_os_error(libc::EBADF),
+                    })?;
             program.attach(fd).map_err(|source| SandboxError::Cgroup {
                 action: "attach the device allowlist (BPF) to",
                 path: self.dir.clone(),
@@ -375,8 +380,8 @@ impl SandboxCgroup for Group {
         &self.dir
     }
 
-    fn clone_target(&self) -> Option<std::os::fd::RawFd> {
-        self.fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    fn entry(&self) -> Option<Entry<'_>> {
+        self.fd.as_ref().map(|fd| Entry::CloneInto(fd.as_raw_fd()))
     }
 
     fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

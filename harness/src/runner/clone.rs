@@ -1,12 +1,14 @@
 //! Starting the sandbox's init in new namespaces: the only code that runs between clone and exec
 //! in the (multi-threaded) runner. Everything it touches is prepared beforehand; the child makes
-//! raw syscalls only (prctl, sigprocmask, read, setres[ug]id, setgroups, dup2, execve, _exit), all
-//! async-signal-safe.
+//! raw syscalls only (prctl, sigprocmask, write, read, setres[ug]id, setgroups, dup2, execve,
+//! _exit), all async-signal-safe.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::raw::c_char;
+
+use crate::cgroup::Entry;
 
 /// Everything the child needs, built before cloning so the child never allocates.
 pub struct InitCommand {
@@ -67,15 +69,20 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Clones a child in the namespaces of `ns_flags` (CLONE_NEW*) that executes `init`.
 /// Returns its PID (in the runner's namespace) and a pidfd for it.
-/// With `into_cgroup` (a cgroup v2 directory descriptor) the child starts in that cgroup
-/// (`CLONE_INTO_CGROUP`, Linux 5.7+), which spares a migration; the returned flag says whether
-/// that happened (older kernels fall back to a plain clone, and the caller moves the child).
+/// With `entry` the child enters its cgroup by itself (see [`Entry`]); the returned flag says
+/// whether it did (a kernel without `CLONE_INTO_CGROUP` falls back to a plain clone, and the
+/// caller moves the child).
 pub fn spawn(
     init: &InitCommand,
     fds: &ChildFds,
     ns_flags: u64,
-    into_cgroup: Option<RawFd>,
+    entry: Option<Entry>,
 ) -> io::Result<(i32, OwnedFd, bool)> {
+    let (into_cgroup, move_self) = match entry {
+        Some(Entry::CloneInto(fd)) => (Some(fd), &[][..]),
+        Some(Entry::MoveSelf(tasks)) => (None, tasks),
+        None => (None, &[][..]),
+    };
     let mut pidfd: RawFd = -1;
     // Asked before cloning: the child makes raw syscalls only.
     let runner_is_root = nix::unistd::geteuid().is_root();
@@ -93,6 +100,7 @@ pub fn spawn(
             child(
                 init,
                 fds,
+                move_self,
                 &empty_mask,
                 ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                 runner_is_root,
@@ -101,7 +109,7 @@ pub fn spawn(
         pid => {
             // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok((pid as i32, pidfd, placed))
+            Ok((pid as i32, pidfd, placed || !move_self.is_empty()))
         }
     }
 }
@@ -194,6 +202,7 @@ pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32,
 unsafe fn child(
     init: &InitCommand,
     fds: &ChildFds,
+    move_self: &[OwnedFd],
     empty_mask: &libc::sigset_t,
     user_ns: bool,
     runner_is_root: bool,
@@ -208,8 +217,12 @@ unsafe fn child(
         0,
     );
     libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
+    if !move_into_cgroup(move_self) {
+        libc::_exit(125);
+    }
     // Wait for the runner's "go" byte: by then our user is mapped (exec as an unmapped user
-    // would drop every capability) and we are in our cgroup (so even exec is accounted).
+    // would drop every capability) and we are in our cgroup (so even exec is accounted): moved
+    // just above, cloned there, or moved by the runner.
     let mut go = 0u8;
     if libc::read(fds.config, (&mut go as *mut u8).cast(), 1) != 1 {
         libc::_exit(125);
@@ -255,6 +268,16 @@ unsafe fn child(
         init.envp_ptrs.as_ptr(),
     );
     libc::_exit(127)
+}
+
+/// Moves the calling thread — the whole process, when it has no other — into the cgroup of
+/// each `tasks` file (see [`Entry::MoveSelf`]). A raw `write`, async-signal-safe.
+pub fn move_into_cgroup(tasks: &[OwnedFd]) -> bool {
+    use std::os::fd::AsRawFd;
+    tasks.iter().all(|fd| {
+        // SAFETY: writing one byte from a static buffer to a descriptor the caller owns.
+        unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) == 1 }
+    })
 }
 
 /// Becomes root of the new user namespace (its map is written by now). A runner that is root on

@@ -7,7 +7,7 @@ use super::clone::InitCommand;
 use super::janitor::{Exiting, Janitor};
 use super::netpool::{NetPool, PooledNet};
 use super::start::{Released, Shape, Started, Starter, Watched};
-use super::warm::{KeepWarm, WarmPool};
+use super::warm::WarmPool;
 use super::watch::watch;
 use super::zygote::Zygote;
 use crate::cgroup::{self, Group, RunGroup};
@@ -49,8 +49,6 @@ pub struct Engine {
     starter: Arc<Starter>,
     /// Inits started ahead of need (with a zygote only; see [`crate::runner::warm`]).
     warm: Option<WarmPool>,
-    /// cgroup v1, while the run starts (see [`KeepWarm`]).
-    keep_warm: Option<KeepWarm>,
     /// Why cgroups are missing, when they are.
     degraded: Option<String>,
     /// Not root: every sandbox gets a user namespace mapping the runner's user to root.
@@ -78,7 +76,6 @@ impl Drop for Engine {
         }
         // Inits started ahead exit unused; every sandbox's cgroup is gone before the run
         // directory is removed.
-        drop(self.keep_warm.take());
         drop(self.warm.take());
         self.starter.janitor.drain();
     }
@@ -130,13 +127,6 @@ impl Engine {
         let zygote = prepare_ahead
             .then(|| Zygote::start(&exe, true).ok())
             .flatten();
-        // Its first move waits for a grace period that gates the run's first sandbox: the
-        // thread starts before the engine's others, which would take a core from it.
-        let placed_any = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let keep_warm = zygote.as_ref().and_then(|zygote| {
-            let dirs = cgroups.as_ref()?.warm_up_dirs()?;
-            Some(KeepWarm::start(placed_any.clone(), zygote.pid(), dirs))
-        });
         let starter = Arc::new(Starter {
             cgroups,
             user_namespace,
@@ -146,10 +136,8 @@ impl Engine {
             privileged_zygote: std::sync::OnceLock::new(),
             zygote_exe: exe.clone(),
             netns: prepare_ahead.then(NetPool::start),
-            placed_any,
         });
         Ok(Engine {
-            keep_warm,
             warm: starter
                 .zygote
                 .is_some()

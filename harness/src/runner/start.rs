@@ -4,7 +4,7 @@
 //! [`Shape`], so [`crate::runner::warm`] can do it ahead of need; [`Started::release`] then
 //! hands the init its config.
 
-use crate::cgroup::{Group, RunGroup};
+use crate::cgroup::{Entry, Group, RunGroup};
 use crate::error::SandboxError;
 use crate::protocol::{InitRun, InitSetup, MountConfig};
 use crate::result::NetworkAttempts;
@@ -25,8 +25,6 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Starter {
     /// Starts inits without an exec each (root runners without a user namespace, when asked).
-    /// First, so it is gone before the run's cgroups are removed (it may sit in one, see
-    /// [`crate::runner::warm::KeepWarm`]).
     pub zygote: Option<Zygote>,
     /// Clones the inits of `--privileged` shapes, which the confined zygote must not: started
     /// when the first is made ahead (see [`Starter::zygote_for`]), when there is a `zygote`.
@@ -42,8 +40,6 @@ pub struct Starter {
     pub netns: Option<NetPool>,
     /// Finishes sandboxes whose init has reported (see [`crate::runner::janitor`]).
     pub janitor: Janitor,
-    /// Set once an init has been moved into its cgroup (see [`crate::runner::warm::KeepWarm`]).
-    pub placed_any: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Everything a sandbox's start and set-up depend on: two started inits of one shape are
@@ -211,13 +207,13 @@ impl Starter {
             .and_then(NetPool::take);
         let fds = pipes.child_fds(&shape, pooled_net.as_ref().and_then(PooledNet::fd));
         let line = self.setup_line(&shape, group.as_ref(), pooled_net.is_some())?;
-        let into_cgroup = group.as_ref().and_then(Group::clone_target);
+        let entry = group.as_ref().and_then(Group::entry);
         let mut ns_flags = shape.ns_flags;
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
         let zygote = self.zygote_for(&shape, ahead);
-        let (pid, pidfd, placed) = self.clone_init(zygote, &fds, ns_flags, into_cgroup, ahead)?;
+        let (pid, pidfd, placed) = self.clone_init(zygote, &fds, ns_flags, entry, ahead)?;
         // The child's ends live on in the child alone.
         let Pipes {
             config: (config_r, config_w),
@@ -300,22 +296,22 @@ impl Starter {
 
     /// Clones the init: by `zygote` when there is one (see [`Starter::zygote_for`]), else here
     /// with clone and exec (never `ahead`, see [`Starter::start`]). Returns its pid, its pidfd,
-    /// and whether it was cloned straight into its cgroup.
+    /// and whether it entered its cgroup by itself (see [`Entry`]).
     fn clone_init(
         &self,
         zygote: Option<&Zygote>,
         fds: &ChildFds,
         ns_flags: u64,
-        into_cgroup: Option<std::os::fd::RawFd>,
+        entry: Option<Entry>,
         ahead: bool,
     ) -> Result<(i32, OwnedFd, bool), SandboxError> {
         let from_zygote = zygote
-            .and_then(|z| z.spawn(fds, ns_flags, into_cgroup).ok())
-            .map(|(pid, pidfd)| (pid, pidfd, into_cgroup.is_some()));
+            .and_then(|z| z.spawn(fds, ns_flags, entry).ok())
+            .map(|(pid, pidfd)| (pid, pidfd, entry.is_some()));
         match from_zygote {
             Some(started) => Ok(started),
             None if ahead => Err(std::io::ErrorKind::Unsupported.into()),
-            None => clone::spawn(&self.init, fds, ns_flags, into_cgroup),
+            None => clone::spawn(&self.init, fds, ns_flags, entry),
         }
         .map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
@@ -325,22 +321,17 @@ impl Starter {
         })
     }
 
-    /// The init waits for its config: map its user and put it in its cgroup (unless it was
-    /// cloned there) first.
+    /// The init waits for its config: map its user and put it in its cgroup (unless it entered
+    /// by itself) first.
     fn place(&self, pid: i32, group: Option<&Group>, placed: bool) -> Result<(), SandboxError> {
-        let prepared = match self.user_namespace {
+        match self.user_namespace {
             Some(to) => crate::runner::userns::map_root(pid, to),
             None => Ok(()),
         }
         .and_then(|()| match group {
             Some(g) if !placed => g.add_process(pid),
             _ => Ok(()),
-        });
-        if !placed {
-            self.placed_any
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        prepared
+        })
     }
 }
 

@@ -1,6 +1,5 @@
 //! Sandboxes started ahead of need. Everything before an init reads its config — its cgroup with
-//! the caps, the clone into fresh namespaces, the move into the cgroup (on cgroup v1 the first
-//! move after a pause waits for an RCU grace period: 5–20 ms) — depends only on the sandbox's
+//! the caps, the clone into fresh namespaces and into the cgroup — depends only on the sandbox's
 //! [`Shape`]. A background thread keeps a few inits of each shape last asked for waiting; a test
 //! takes one and only hands it its command. Each is used once, so a test still gets namespaces and
 //! a cgroup nobody used before.
@@ -277,62 +276,5 @@ fn fill(shared: &Shared) {
         state.ready = kept;
         drop(state);
         drop(stale);
-    }
-}
-
-/// cgroup v1 moves every init into its cgroups, and the kernel makes the first move after a
-/// pause wait for an RCU grace period: the first two sandboxes of a run waited 8–27 ms each
-/// here. While a run starts (its build, until the first init is moved) this keeps moves
-/// happening: the zygote goes back and forth between two cgroups of the run's own every few
-/// milliseconds. Once sandboxes are made, their own moves keep the kernel ready.
-#[derive(Debug)]
-pub struct KeepWarm {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// How often the zygote moves: well within the kernel's grace period.
-const PULSE: Duration = Duration::from_millis(4);
-
-/// Never longer than this (a build that takes longer is followed by a slow first start).
-const WARM_AT_MOST: Duration = Duration::from_secs(600);
-
-impl KeepWarm {
-    /// `placed`: set once a sandbox's init was moved (then its moves keep the kernel ready).
-    pub fn start(
-        placed: Arc<std::sync::atomic::AtomicBool>,
-        pid: u32,
-        dirs: [std::path::PathBuf; 2],
-    ) -> KeepWarm {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("sandbox-keep-warm".to_owned())
-            .spawn(move || {
-                let started = Instant::now();
-                let pid = pid.to_string();
-                for dir in dirs.iter().cycle() {
-                    if stopped.load(Ordering::Relaxed)
-                        || placed.load(Ordering::Relaxed)
-                        || started.elapsed() > WARM_AT_MOST
-                        || std::fs::write(dir.join("cgroup.procs"), &pid).is_err()
-                    {
-                        return;
-                    }
-                    std::thread::sleep(PULSE);
-                }
-            })
-            .ok();
-        KeepWarm { stop, thread }
-    }
-}
-
-impl Drop for KeepWarm {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -12,6 +12,7 @@
 //! runner closes the socket. The kernel reaps its children (SIGCHLD ignored); the runner
 //! watches each through the pidfd the zygote sends back.
 
+use crate::cgroup::Entry;
 use crate::runner::clone::ChildFds;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -33,9 +34,15 @@ const UNCONFINED_ARG: &str = "unconfined";
 /// The zygote's end of the socket.
 const SOCKET_FD: RawFd = 3;
 
-/// Request flags.
+/// A request: the namespace flags (8 bytes), what else is sent (flags below), how many
+/// `tasks` files the init writes itself into (cgroup v1, see [`Entry::MoveSelf`]).
+const REQUEST_LEN: usize = 10;
 const HAS_CGROUP: u8 = 1;
 const HAS_NETNS: u8 = 2;
+
+/// Most `tasks` files in a request: one per v1 hierarchy a sandbox joins (memory, pids,
+/// cpuacct, cpu, blkio, devices) and room to spare.
+const MAX_TASKS: usize = 8;
 
 #[derive(Debug)]
 pub struct Zygote {
@@ -44,10 +51,6 @@ pub struct Zygote {
 }
 
 impl Zygote {
-    pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
-    }
-
     /// `confined`: it confines itself before its first clone, and so every init it clones (see
     /// `init::confine::for_children`); else it clones inits for `--privileged` shapes only.
     pub fn start(program: &Path, confined: bool) -> io::Result<Zygote> {
@@ -91,14 +94,13 @@ impl Zygote {
     }
 
     /// Asks the zygote for a sandbox init in the namespaces of `ns_flags`, with `fds` as its
-    /// descriptors 0..=4 (stdio not given is the runner's own, sent along), started in the
-    /// cgroup `into_cgroup` is open on (v2) and joined to the network namespace `fds.netns`.
-    /// Returns its PID and a pidfd.
+    /// descriptors 0..=4 (stdio not given is the runner's own, sent along), entering its cgroup
+    /// by `entry` and joined to the network namespace `fds.netns`. Returns its PID and a pidfd.
     pub fn spawn(
         &self,
         fds: &ChildFds,
         ns_flags: u64,
-        into_cgroup: Option<RawFd>,
+        entry: Option<Entry>,
     ) -> io::Result<(i32, OwnedFd)> {
         let mut sent = vec![
             fds.stdin.unwrap_or(0),
@@ -108,17 +110,29 @@ impl Zygote {
             fds.report,
         ];
         let mut flags = 0u8;
-        if let Some(fd) = into_cgroup {
-            sent.push(fd);
-            flags |= HAS_CGROUP;
+        let mut tasks = 0u8;
+        match entry {
+            Some(Entry::CloneInto(fd)) => {
+                sent.push(fd);
+                flags |= HAS_CGROUP;
+            }
+            Some(Entry::MoveSelf(files)) => {
+                tasks = u8::try_from(files.len())
+                    .ok()
+                    .filter(|n| usize::from(*n) <= MAX_TASKS)
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::E2BIG))?;
+                sent.extend(files.iter().map(AsRawFd::as_raw_fd));
+            }
+            None => {}
         }
         if let Some(fd) = fds.netns {
             sent.push(fd);
             flags |= HAS_NETNS;
         }
-        let mut request = [0u8; 9];
+        let mut request = [0u8; REQUEST_LEN];
         request[..8].copy_from_slice(&ns_flags.to_ne_bytes());
         request[8] = flags;
+        request[9] = tasks;
         let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
         let fd = socket.as_raw_fd();
         sendmsg::<()>(
@@ -184,8 +198,9 @@ pub fn serve() -> i32 {
         crate::init::confine::for_children();
     }
     loop {
-        let mut request = [0u8; 9];
-        let mut space = nix::cmsg_space!([RawFd; 8]);
+        let mut request = [0u8; REQUEST_LEN];
+        // stdio, config, report, a cgroup, a network namespace, `tasks` files.
+        let mut space = nix::cmsg_space!([RawFd; 7 + MAX_TASKS]);
         let mut iov = [IoSliceMut::new(&mut request)];
         let Ok(msg) = recvmsg::<()>(
             SOCKET_FD,
@@ -213,9 +228,9 @@ pub fn serve() -> i32 {
             })
             .unwrap_or_default();
         let bytes = msg.bytes;
-        let answer = if bytes == 9 {
+        let answer = if bytes == REQUEST_LEN {
             let ns_flags = u64::from_ne_bytes(request[..8].try_into().unwrap_or_default());
-            start_init(ns_flags, request[8], received)
+            start_init(ns_flags, request[8], usize::from(request[9]), received)
         } else {
             Err(io::Error::from_raw_os_error(libc::EINVAL))
         };
@@ -243,23 +258,30 @@ pub fn serve() -> i32 {
     }
 }
 
-/// Clones one init. `fds`: stdin, stdout, stderr, config, report, then the cgroup and the
-/// network namespace when `flags` says so.
-fn start_init(ns_flags: u64, flags: u8, fds: Vec<OwnedFd>) -> io::Result<(i32, OwnedFd)> {
-    let expected = 5 + usize::from(flags & HAS_CGROUP != 0) + usize::from(flags & HAS_NETNS != 0);
+/// Clones one init. `fds`: stdin, stdout, stderr, config, report, then the cgroup when `flags`
+/// says so, `tasks` files to move itself into, and the network namespace when `flags` says so.
+fn start_init(
+    ns_flags: u64,
+    flags: u8,
+    tasks: usize,
+    fds: Vec<OwnedFd>,
+) -> io::Result<(i32, OwnedFd)> {
+    let into_cgroup = usize::from(flags & HAS_CGROUP != 0);
+    let expected = 5 + into_cgroup + tasks + usize::from(flags & HAS_NETNS != 0);
     if fds.len() != expected {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let into_cgroup = flags & HAS_CGROUP != 0;
     // Out of the way of 0..=4, which the child rearranges.
     let high: Vec<OwnedFd> = fds
         .into_iter()
         .map(crate::runner::clone::high_fd)
         .collect::<io::Result<_>>()?;
     let target = |i: usize| high[i].as_raw_fd();
-    let (pid, pidfd) = crate::runner::clone::clone_fork(ns_flags, into_cgroup.then(|| target(5)))?;
+    let (pid, pidfd) =
+        crate::runner::clone::clone_fork(ns_flags, (into_cgroup == 1).then(|| target(5)))?;
     if pid == 0 {
         // The child: a copy of this single-threaded process, so any code may run.
+        let move_self = &high[5 + into_cgroup..5 + into_cgroup + tasks];
         // SAFETY: prctl, signal, setns and dup2 on descriptors this process owns.
         unsafe {
             libc::prctl(
@@ -269,6 +291,9 @@ fn start_init(ns_flags: u64, flags: u8, fds: Vec<OwnedFd>) -> io::Result<(i32, O
                 0,
                 0,
             );
+            if !crate::runner::clone::move_into_cgroup(move_self) {
+                libc::_exit(125);
+            }
             libc::signal(libc::SIGCHLD, libc::SIG_DFL);
             if flags & HAS_NETNS != 0
                 && libc::setns(target(high.len() - 1), libc::CLONE_NEWNET) != 0
