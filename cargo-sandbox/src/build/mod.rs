@@ -4,6 +4,7 @@
 //! `cargo test` runs it.
 
 mod args;
+mod metadata_cache;
 
 use crate::filterset::{Platform, TestQuery};
 use anyhow::{bail, Context};
@@ -103,6 +104,9 @@ pub struct Build {
     pub workspace_root: PathBuf,
     /// `target/<profile>/deps`, where dylib dependencies are.
     pub deps_dirs: Vec<PathBuf>,
+    /// Set when `packages` are a kept copy: asks cargo again for a package it does not have.
+    #[serde(skip)]
+    refresh: Option<Refresh>,
     /// Where the toolchain's dylibs are when not in its sysroot (a run from an archive).
     #[serde(skip)]
     pub toolchain_lib: Option<PathBuf>,
@@ -304,8 +308,38 @@ impl<R: std::io::Read> std::io::Read for Forwarded<R> {
 /// own and handed over as they come, so a run can start a binary's tests while cargo still
 /// builds the others (see `pipeline`).
 pub struct Building {
-    metadata: Option<std::thread::JoinHandle<cargo_metadata::Result<cargo_metadata::Metadata>>>,
+    metadata: Option<std::thread::JoinHandle<Workspace>>,
     messages: std::sync::mpsc::Receiver<Read>,
+}
+
+/// The workspace's packages, and when they are a kept copy (see `metadata_cache`), how to
+/// ask cargo again.
+type Workspace = cargo_metadata::Result<(cargo_metadata::Metadata, Option<Refresh>)>;
+
+/// `cargo metadata` for this run, and the call whose inputs say whether a kept output serves.
+#[derive(Debug)]
+pub struct Refresh {
+    command: MetadataCommand,
+    call: Option<metadata_cache::Call>,
+}
+
+impl Refresh {
+    /// The output kept for this call, else `cargo metadata`'s (then kept for the next run).
+    fn kept_or_run(self) -> Workspace {
+        if let Some(kept) = self.call.as_ref().and_then(metadata_cache::Call::kept) {
+            return Ok((kept, Some(self)));
+        }
+        Ok((self.run()?, None))
+    }
+
+    fn run(&self) -> cargo_metadata::Result<cargo_metadata::Metadata> {
+        let started = std::time::SystemTime::now();
+        let metadata = self.command.exec()?;
+        if let Some(call) = &self.call {
+            call.keep(&metadata, started);
+        }
+        Ok(metadata)
+    }
 }
 
 /// What the reading thread hands over: a message that matters to a run, then how cargo ended.
@@ -331,7 +365,11 @@ pub fn start(
         metadata.manifest_path(path);
     }
     metadata.other_options(global_options(args));
-    let metadata = Some(std::thread::spawn(move || metadata.exec()));
+    let refresh = Refresh {
+        command: metadata,
+        call: metadata_cache::Call::of(global_options(args), args.manifest_path.clone()),
+    };
+    let metadata = Some(std::thread::spawn(move || refresh.kept_or_run()));
     let forward_json = message_format(&args.message_format).forward_json;
     let (sender, messages) = std::sync::mpsc::channel();
     if args.doc {
@@ -388,7 +426,10 @@ impl Building {
             .join()
             .map_err(|_| anyhow::anyhow!("`cargo metadata` panicked"))?;
         match metadata {
-            Ok(metadata) => Ok(Build::from_metadata(metadata)),
+            Ok((metadata, refresh)) => Ok(Build {
+                refresh,
+                ..Build::from_metadata(metadata)
+            }),
             Err(e) => {
                 self.wait()?;
                 Err(anyhow::Error::new(e).context("running `cargo metadata`"))
@@ -482,6 +523,25 @@ impl Build {
         }
     }
 
+    /// Replaces kept packages that miss one cargo built with `cargo metadata`'s (see
+    /// `metadata_cache`); the workspace's directories must be the same.
+    fn refresh_packages(&mut self) -> anyhow::Result<()> {
+        let Some(refresh) = self.refresh.take() else {
+            return Ok(());
+        };
+        let fresh = refresh.run().context("running `cargo metadata`")?;
+        let fresh = Build::from_metadata(fresh);
+        if (&fresh.target_dir, &fresh.workspace_root) != (&self.target_dir, &self.workspace_root) {
+            bail!(
+                "the workspace moved while it was built (target directory {}, root {})",
+                fresh.target_dir.display(),
+                fresh.workspace_root.display()
+            );
+        }
+        self.packages = fresh.packages;
+        Ok(())
+    }
+
     /// Takes in one of cargo's messages; says what was linked (a test binary only when not
     /// seen before).
     fn take_in(&mut self, message: Message) -> anyhow::Result<Option<Linked>> {
@@ -506,6 +566,9 @@ impl Build {
                         .or_default()
                         .push((artifact.target.name, exe));
                     return Ok(Some(Linked::Bin));
+                }
+                if !self.packages.contains_key(&artifact.package_id) {
+                    self.refresh_packages()?;
                 }
                 let Some(package) = self.packages.get(&artifact.package_id) else {
                     bail!(
@@ -683,5 +746,64 @@ mod tests {
                 "--locked"
             ]
         );
+    }
+
+    #[test]
+    fn a_kept_workspace_missing_a_built_package_is_asked_of_cargo_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[package]\nname = \"fresh\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("src/lib.rs"), "").unwrap();
+        let cargo = std::env::var_os("CARGO").map_or_else(|| env!("CARGO").into(), PathBuf::from);
+        let mut command = MetadataCommand::new();
+        command
+            .cargo_path(cargo)
+            .current_dir(root)
+            .no_deps()
+            .env("CARGO_TARGET_DIR", root.join("target"));
+        let fresh = command.exec().unwrap();
+        let id = fresh.packages[0].id.clone();
+        // Kept when the package did not exist yet: same directories, no packages.
+        let kept = || {
+            let mut before = fresh.clone();
+            before.packages.clear();
+            Build {
+                refresh: Some(Refresh {
+                    command: command.clone(),
+                    call: None,
+                }),
+                ..Build::from_metadata(before)
+            }
+        };
+        let artifact = serde_json::json!({
+            "reason": "compiler-artifact",
+            "package_id": id.repr,
+            "manifest_path": root.join("Cargo.toml"),
+            "target": {"kind": ["lib"], "crate_types": ["lib"], "name": "fresh",
+                       "src_path": root.join("src/lib.rs"), "edition": "2021",
+                       "doc": true, "doctest": true, "test": true},
+            "profile": {"opt_level": "0", "debuginfo": 2, "debug_assertions": true,
+                        "overflow_checks": true, "test": true},
+            "features": [],
+            "filenames": [root.join("target/debug/deps/fresh-0")],
+            "executable": root.join("target/debug/deps/fresh-0"),
+            "fresh": true
+        });
+        let message = || serde_json::from_value::<Message>(artifact.clone()).unwrap();
+        let mut build = kept();
+        let linked = build.take_in(message()).unwrap();
+        assert!(matches!(linked, Some(Linked::Test(b)) if b.id == "fresh"));
+        assert!(build.packages.contains_key(&id));
+        // Not kept: cargo's own answer missing the package is an error.
+        let mut build = Build {
+            refresh: None,
+            ..kept()
+        };
+        assert!(build.take_in(message()).is_err());
     }
 }
