@@ -42,10 +42,8 @@ pub(super) fn prepare(
         return from_archive(args, path, profile, cancel, start_engine);
     }
     env::prefetch_sysroot();
-    // While cargo builds: the engine starts (its zygote, its network namespaces, and on
-    // cgroup v1 the kernel kept ready for the first sandboxes' moves: the first move after a
-    // pause waits for an RCU grace period), and the configuration is read once the workspace's
-    // root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
+    // While cargo builds: the engine starts (its zygote, its network namespaces), and the
+    // configuration is read once the workspace's root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
     // the build's end: one made now would show the workspace through an overlay made before
     // its binaries existed.
     let (building, engine) = beside_the_engine(
