@@ -318,7 +318,7 @@ type Workspace = cargo_metadata::Result<(cargo_metadata::Metadata, Option<Refres
 
 /// `cargo metadata` for this run, and the call whose inputs say whether a kept output serves.
 #[derive(Debug)]
-pub struct Refresh {
+struct Refresh {
     command: MetadataCommand,
     call: Option<metadata_cache::Call>,
 }
