@@ -34,7 +34,8 @@ fn describe(manifest: &Path, description: &str) {
 /// `cargo sandbox test` as cargo starts it: `CARGO` names cargo (without it nothing is kept).
 fn run(manifest: &Path) -> TestRun {
     let mut cmd = sandbox_test_command(manifest);
-    cmd.env("CARGO", env!("CARGO"));
+    cmd.env("CARGO", env!("CARGO"))
+        .env_remove("CARGO_TARGET_DIR");
     run_sandbox_test(cmd, &[])
 }
 
@@ -58,6 +59,7 @@ fn a_kept_answer_serves_an_unchanged_workspace_and_never_a_changed_manifest() {
     // Built once (cargo's own files settle too), then nothing changes for two seconds: what
     // changed less than that before `cargo metadata` ran is never kept.
     let built = Command::new(env!("CARGO"))
+        .env_remove("CARGO_TARGET_DIR")
         .args(["test", "--no-run", "--offline", "-q", "--manifest-path"])
         .arg(&manifest)
         .status()

@@ -15,12 +15,16 @@
 //!   subdirectories (cargo finds targets, build scripts and readmes by their names);
 //! - the names under each directory a glob of `workspace.members` walks through.
 //!
-//! Contents, not times, so that a CI checkout with its target directory restored uses it too. A
-//! config that includes other files (`include`), a `**` member glob, or a run without `CARGO`
-//! set (cargo through a toolchain proxy) keeps nothing. Output is kept only when no input changed
-//! in the two seconds before `cargo metadata` started, so an edit made while it ran is never
-//! kept as the state it read. A kept output that still misses a package cargo builds is replaced
-//! by running `cargo metadata` again (see `Build::take_in`).
+//! Contents, not times, so that a CI checkout with its target directory restored uses it too;
+//! this program's version too, which decides how the kept copy is read. A config that includes
+//! other files (`include`) or is named by `--config PATH`, a `**` member glob, an input that
+//! cannot be read, or a `CARGO` that is unset or a toolchain proxy (rustup's, which picks a
+//! toolchain by files not named here) keeps nothing. Output is kept only when no input changed in
+//! the two seconds before `cargo metadata` started (times read after the contents), so an edit
+//! made while it ran is never kept as the state it read, and only into a target directory cargo
+//! made (cargo marks a new one as a cache, `CACHEDIR.TAG`, only when it makes it). A kept output
+//! that still misses a package cargo builds is replaced by running `cargo metadata` again (see
+//! `Build::take_in`).
 
 use cargo_metadata::Metadata;
 use serde::{Deserialize, Serialize};
@@ -40,6 +44,14 @@ const MAX_GLOB_DIRS: usize = 4096;
 
 /// Where the target's own subdirectories are that auto-discovery looks into.
 const TARGET_DIRS: [&str; 5] = ["src", "src/bin", "tests", "examples", "benches"];
+
+/// The names in a package's directory that cargo's output depends on: its target directories,
+/// its build script, and the readme it finds by itself. (Not `target/`, `Cargo.lock` or an
+/// editor's swap files, which would only make the kept copy miss.)
+fn discovered_in_package_root(name: &str) -> bool {
+    ["src", "tests", "examples", "benches", "build.rs"].contains(&name)
+        || name.to_ascii_lowercase().starts_with("readme")
+}
 
 /// How `cargo metadata` is called: the same call on the same inputs gives the same output.
 #[derive(Debug, Clone)]
@@ -101,6 +113,9 @@ impl Call {
 
     /// Keeps `metadata`, which `cargo metadata` gave for this call when started at `started`.
     pub fn keep(&self, metadata: &Metadata, started: SystemTime) {
+        if !metadata.target_directory.as_std_path().is_dir() {
+            return;
+        }
         let Some(digest) = self.digest(metadata) else {
             return;
         };
@@ -145,9 +160,19 @@ impl Call {
     /// The digest of every input of this call for the workspace `metadata` describes.
     fn digest(&self, metadata: &Metadata) -> Option<Digested> {
         let mut inputs = Inputs::new();
+        inputs.text("cargo-sandbox", env!("CARGO_PKG_VERSION").as_bytes());
         inputs.text("cargo", self.cargo.as_os_str().as_encoded_bytes());
+        if self.cargo.with_file_name("rustup").exists() {
+            return None;
+        }
         inputs.identity(&self.cargo)?;
+        let mut after_config = false;
         for arg in &self.args {
+            // `--config` takes KEY=VALUE or the path of a file, whose contents are not named.
+            if after_config && (!arg.contains('=') || self.cwd.join(arg).exists()) {
+                return None;
+            }
+            after_config = arg == "--config";
             inputs.text("arg", arg.as_bytes());
         }
         inputs.text("cwd", self.cwd.as_os_str().as_encoded_bytes());
@@ -183,7 +208,7 @@ impl Call {
                 }
                 inputs.file(&ancestor.join("Cargo.toml"));
             }
-            inputs.listing(dir);
+            inputs.listing_of(dir, discovered_in_package_root);
             for sub in TARGET_DIRS {
                 let subdirs = inputs.listing(&dir.join(sub));
                 if sub != "src" {
@@ -193,7 +218,7 @@ impl Call {
                 }
             }
         }
-        Some(inputs.finish())
+        inputs.finish()
     }
 }
 
@@ -201,6 +226,8 @@ impl Call {
 struct Inputs {
     hasher: Sha256,
     newest_change: SystemTime,
+    /// An input exists but could not be read: nothing is kept or served.
+    unreadable: bool,
 }
 
 /// What [`Inputs`] came to.
@@ -214,14 +241,15 @@ impl Inputs {
         Inputs {
             hasher: Sha256::new(),
             newest_change: SystemTime::UNIX_EPOCH,
+            unreadable: false,
         }
     }
 
-    fn finish(self) -> Digested {
-        Digested {
+    fn finish(self) -> Option<Digested> {
+        (!self.unreadable).then(|| Digested {
             hex: crate::report::hex(&self.hasher.finalize()),
             newest_change: self.newest_change,
-        }
+        })
     }
 
     /// A labelled value (lengths included: no two sequences of values digest alike).
@@ -260,15 +288,27 @@ impl Inputs {
         Some(())
     }
 
-    /// A file's contents, or that there is none; its text.
+    /// A file's contents, or that there is none; its text. Its times are read after its
+    /// contents: a change between the two counts as a change, never as the state read.
     fn file(&mut self, path: &Path) -> Option<String> {
+        use std::io::Read as _;
         let label = path.as_os_str().to_string_lossy();
-        let Ok(meta) = std::fs::metadata(path) else {
-            self.text(&label, b"absent");
-            return None;
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.text(&label, b"absent");
+                return None;
+            }
+            Err(_) => {
+                self.unreadable = true;
+                return None;
+            }
         };
-        self.changed(&meta);
-        let bytes = std::fs::read(path).unwrap_or_default();
+        let mut bytes = Vec::new();
+        match file.read_to_end(&mut bytes).and_then(|_| file.metadata()) {
+            Ok(meta) => self.changed(&meta),
+            Err(_) => self.unreadable = true,
+        }
         self.text(&label, &bytes);
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -286,33 +326,59 @@ impl Inputs {
         Some(())
     }
 
-    /// The names in a directory (and which are directories), or that there is none; returns
-    /// the names of its subdirectories.
+    /// The names in a directory, or that there is none; returns the names of its
+    /// subdirectories (followed through symbolic links: the globs of `workspace.members` are).
     fn listing(&mut self, dir: &Path) -> Vec<String> {
+        self.listing_of(dir, |_| true)
+    }
+
+    /// [`Inputs::listing`] of the names `named` keeps. Each name is digested with its kind: a
+    /// directory, a file, or a symbolic link and what it points to now (cargo looks through
+    /// them: a link whose file is gone is no target). The directory's times are read after its
+    /// names.
+    fn listing_of(&mut self, dir: &Path, named: impl Fn(&str) -> bool) -> Vec<String> {
         let label = dir.as_os_str().to_string_lossy();
-        let Ok(meta) = std::fs::metadata(dir) else {
-            self.text(&label, b"absent");
-            return Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.text(&label, b"absent");
+                return Vec::new();
+            }
+            Err(_) => {
+                self.unreadable = true;
+                return Vec::new();
+            }
         };
-        self.changed(&meta);
-        let mut entries: Vec<(String, bool)> = std::fs::read_dir(dir)
-            .into_iter()
+        let mut entries: Vec<(String, &str)> = entries
             .flatten()
-            .flatten()
-            .map(|e| {
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                (e.file_name().to_string_lossy().into_owned(), is_dir)
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
+            .filter(|(name, _)| named(name))
+            .map(|(name, e)| {
+                let kind = match e.file_type() {
+                    Ok(t) if t.is_dir() => "/",
+                    Ok(t) if t.is_symlink() => match std::fs::metadata(e.path()) {
+                        Ok(target) if target.is_dir() => "@/",
+                        Ok(_) => "@",
+                        Err(_) => "@!",
+                    },
+                    _ => "",
+                };
+                (name, kind)
             })
             .collect();
+        match std::fs::metadata(dir) {
+            Ok(meta) => self.changed(&meta),
+            Err(_) => self.unreadable = true,
+        }
         entries.sort();
         let text: String = entries
             .iter()
-            .map(|(name, is_dir)| format!("{name}{}\0", if *is_dir { "/" } else { "" }))
+            .map(|(name, kind)| format!("{name}{kind}\0"))
             .collect();
         self.text(&label, text.as_bytes());
         entries
             .into_iter()
-            .filter_map(|(name, is_dir)| is_dir.then_some(name))
+            .filter_map(|(name, kind)| kind.ends_with('/').then_some(name))
             .collect()
     }
 
@@ -366,8 +432,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    /// A workspace of one package under a `crates/*` glob, with its target directory and
-    /// cargo home inside it.
+    /// A workspace of one package under a `crates/*` glob, with its target directory (as
+    /// cargo's build made it) and cargo home inside it.
     fn workspace() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -377,6 +443,7 @@ mod tests {
         )
         .unwrap();
         package(root, "crates/a", "a");
+        fs::create_dir_all(root.join("target")).unwrap();
         dir
     }
 
@@ -422,6 +489,9 @@ mod tests {
             .current_dir(&call.cwd)
             .no_deps()
             .other_options(call.args.clone());
+        if let Some(manifest) = &call.manifest_path {
+            command.manifest_path(manifest);
+        }
         for (k, v) in &call.env {
             command.env(k, v);
         }
@@ -462,6 +532,18 @@ mod tests {
             (
                 "a binary",
                 Box::new(|| fs::write(a.join("src/bin/tool.rs"), "").unwrap()),
+            ),
+            (
+                "a binary's file behind a link",
+                Box::new(|| {
+                    fs::write(a.join("linked.rs"), "").unwrap();
+                    std::os::unix::fs::symlink("../../linked.rs", a.join("src/bin/linked.rs"))
+                        .unwrap();
+                }),
+            ),
+            (
+                "the file a binary's link points to, gone",
+                Box::new(|| fs::remove_file(a.join("linked.rs")).unwrap()),
             ),
             (
                 "a build script",
@@ -513,6 +595,58 @@ mod tests {
         let mut other = call.clone();
         other.cwd = a.clone();
         assert!(other.kept().is_none(), "another working directory");
+        // What cargo does not read changes nothing.
+        fs::write(a.join("notes.txt"), "").unwrap();
+        fs::write(a.join(".Cargo.toml.swp"), "").unwrap();
+        assert!(
+            call.kept().is_some(),
+            "a file cargo does not read made it miss"
+        );
+    }
+
+    #[test]
+    fn a_manifest_path_finds_and_checks_the_kept_output_from_elsewhere() {
+        let dir = workspace();
+        let root = dir.path();
+        let mut call = call(root);
+        call.cwd = root.join("home");
+        fs::create_dir_all(&call.cwd).unwrap();
+        call.manifest_path = Some(root.join("Cargo.toml"));
+        run_and_keep(&call);
+        fs::write(root.join("crates/a/build.rs"), "fn main() {}").unwrap();
+        assert!(call.kept().is_none());
+    }
+
+    #[test]
+    fn nothing_is_kept_in_a_target_directory_cargo_has_not_made() {
+        let dir = workspace();
+        let call = call(dir.path());
+        let metadata = run_and_keep(&call);
+        fs::remove_dir_all(dir.path().join("target")).unwrap();
+        call.keep(&metadata, SystemTime::now() + Duration::from_secs(3600));
+        assert!(!dir.path().join("target").exists());
+    }
+
+    #[test]
+    fn a_config_file_given_by_path_keeps_nothing() {
+        let dir = workspace();
+        let root = dir.path();
+        fs::write(root.join("extra.toml"), "").unwrap();
+        let mut call = call(root);
+        call.args = vec!["--config".to_owned(), "extra.toml".to_owned()];
+        let mut command = cargo_metadata::MetadataCommand::new();
+        command
+            .cargo_path(&call.cargo)
+            .current_dir(root)
+            .no_deps()
+            .other_options(call.args.clone());
+        for (k, v) in &call.env {
+            command.env(k, v);
+        }
+        let metadata = command.exec().unwrap();
+        call.keep(&metadata, SystemTime::now() + Duration::from_secs(3600));
+        assert!(call.kept().is_none());
+        assert!(!crate::state_file::path(&root.join("target"), FILE).exists());
     }
 
     #[test]
