@@ -104,16 +104,18 @@ const MAX_SPARES: usize = 4;
 
 /// How a sandbox's init enters its cgroup without the runner moving it. A move by PID (a write
 /// to `cgroup.procs`) takes a lock of the whole kernel, whose first use after a pause waits for
-/// an RCU grace period: 7–12 ms here, on the way to a run's first sandbox and to any sandbox
-/// after a slow test. Neither way below takes that lock.
-#[derive(Debug, Clone, Copy)]
-pub enum Entry<'a> {
+/// an RCU grace period: 7.5 ms here (`scripts/bench/cgroup-move.py`), on the way to a run's
+/// first sandbox and to any sandbox after a slow test. Neither way below takes that lock.
+#[derive(Debug)]
+pub enum Entry {
     /// cgroup v2: the init is cloned straight into the directory this descriptor is open on
     /// (`CLONE_INTO_CGROUP`, Linux 5.7+; the caller moves it where the kernel is older).
     CloneInto(std::os::fd::RawFd),
     /// cgroup v1: the cloned child, single-threaded, writes `0` to each of these (`tasks` in
-    /// every hierarchy) before anything else: a thread moving itself takes no global lock.
-    MoveSelf(&'a [std::os::fd::OwnedFd]),
+    /// every hierarchy) before anything else. The kernel takes no global lock for a thread
+    /// that moves itself (6.18 here; a kernel that does still moves it, and the move waits).
+    /// Dropped once the child is cloned: it has its own copies.
+    MoveSelf(Vec<std::os::fd::OwnedFd>),
 }
 
 /// A runner's cgroup directory, that sandbox cgroups go under: one per hierarchy on v1 (see
@@ -139,8 +141,9 @@ trait RunCgroup: std::fmt::Debug + Send + Sync {
 trait SandboxCgroup: std::fmt::Debug + Send + Sync {
     /// Its directory in each hierarchy.
     fn dirs(&self) -> Vec<PathBuf>;
-    /// How an init gets in without the runner moving it; `None`: [`SandboxCgroup::add_process`].
-    fn entry(&self) -> Option<Entry<'_>>;
+    /// How an init gets in without the runner moving it, for the one init it will hold;
+    /// `None`: [`SandboxCgroup::add_process`].
+    fn take_entry(&self) -> Option<Entry>;
     fn add_process(&self, pid: i32) -> Result<(), SandboxError>;
     fn usage(&self, machine_has_swap: bool) -> ResourceUsage;
     /// Where the memory controller's files are.
@@ -252,9 +255,9 @@ impl Group {
         self.backend.dirs()
     }
 
-    /// How an init gets in by itself; `None`: the runner moves it ([`Group::add_process`]).
-    pub fn entry(&self) -> Option<Entry<'_>> {
-        self.backend.entry()
+    /// How its init gets in by itself; `None`: the runner moves it ([`Group::add_process`]).
+    pub fn take_entry(&self) -> Option<Entry> {
+        self.backend.take_entry()
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

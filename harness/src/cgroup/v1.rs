@@ -177,7 +177,7 @@ impl RunCgroup for RunDirs {
             },
             devices: run.devices.clone(),
             figures: fs::Figures::default(),
-            tasks: Vec::new(),
+            tasks: Default::default(),
         };
         // Whatever was made is removed again if a later step fails.
         let made = group
@@ -199,11 +199,11 @@ impl RunCgroup for RunDirs {
                     .open(dir.join(TASKS))
                     .map(std::os::fd::OwnedFd::from)
             })
-            .collect::<std::io::Result<_>>()
+            .collect::<std::io::Result<Vec<_>>>()
             .unwrap_or_default();
         Ok(Box::new(Group {
             figures: fs::Figures::open(group.figure_files()),
-            tasks,
+            tasks: tasks.into(),
             ..group
         }))
     }
@@ -234,8 +234,8 @@ pub struct Group {
     devices: Option<PathBuf>,
     figures: fs::Figures,
     /// Its `tasks` file in every hierarchy, open for the init to move itself in (see [`Entry`]);
-    /// empty when one could not be opened.
-    tasks: Vec<std::os::fd::OwnedFd>,
+    /// empty when one could not be opened, and once taken.
+    tasks: std::sync::Mutex<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Group {
@@ -328,8 +328,9 @@ impl SandboxCgroup for Group {
         self.all_dirs().cloned().collect()
     }
 
-    fn entry(&self) -> Option<Entry<'_>> {
-        (!self.tasks.is_empty()).then_some(Entry::MoveSelf(&self.tasks))
+    fn take_entry(&self) -> Option<Entry> {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        (!tasks.is_empty()).then_some(Entry::MoveSelf(tasks))
     }
 
     fn add_process(&self, pid: i32) -> Result<(), SandboxError> {

@@ -380,7 +380,7 @@ impl SandboxCgroup for Group {
         &self.dir
     }
 
-    fn entry(&self) -> Option<Entry<'_>> {
+    fn take_entry(&self) -> Option<Entry> {
         self.fd.as_ref().map(|fd| Entry::CloneInto(fd.as_raw_fd()))
     }
 

@@ -1,7 +1,7 @@
 //! Starting the sandbox's init in new namespaces: the only code that runs between clone and exec
 //! in the (multi-threaded) runner. Everything it touches is prepared beforehand; the child makes
 //! raw syscalls only (prctl, sigprocmask, write, read, setres[ug]id, setgroups, dup2, execve,
-//! _exit), all async-signal-safe.
+//! _exit), all async-signal-safe, and formats an errno by hand.
 
 use std::ffi::CString;
 use std::io;
@@ -76,13 +76,15 @@ pub fn spawn(
     init: &InitCommand,
     fds: &ChildFds,
     ns_flags: u64,
-    entry: Option<Entry>,
+    entry: Option<&Entry>,
 ) -> io::Result<(i32, OwnedFd, bool)> {
     let (into_cgroup, move_self) = match entry {
-        Some(Entry::CloneInto(fd)) => (Some(fd), &[][..]),
-        Some(Entry::MoveSelf(tasks)) => (None, tasks),
+        Some(Entry::CloneInto(fd)) => (Some(*fd), &[][..]),
+        Some(Entry::MoveSelf(tasks)) => (None, &tasks[..]),
         None => (None, &[][..]),
     };
+    // Made here: the child may not allocate.
+    let entry_failed = EntryFailed::new();
     let mut pidfd: RawFd = -1;
     // Asked before cloning: the child makes raw syscalls only.
     let runner_is_root = nix::unistd::geteuid().is_root();
@@ -100,7 +102,7 @@ pub fn spawn(
             child(
                 init,
                 fds,
-                move_self,
+                (move_self, &entry_failed),
                 &empty_mask,
                 ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                 runner_is_root,
@@ -202,7 +204,7 @@ pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32,
 unsafe fn child(
     init: &InitCommand,
     fds: &ChildFds,
-    move_self: &[OwnedFd],
+    (move_self, entry_failed): (&[OwnedFd], &EntryFailed),
     empty_mask: &libc::sigset_t,
     user_ns: bool,
     runner_is_root: bool,
@@ -217,7 +219,8 @@ unsafe fn child(
         0,
     );
     libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
-    if !move_into_cgroup(move_self) {
+    if let Err(errno) = move_into_cgroup(move_self) {
+        entry_failed.report(fds.report, errno);
         libc::_exit(125);
     }
     // Wait for the runner's "go" byte: by then our user is mapped (exec as an unmapped user
@@ -271,13 +274,66 @@ unsafe fn child(
 }
 
 /// Moves the calling thread — the whole process, when it has no other — into the cgroup of
-/// each `tasks` file (see [`Entry::MoveSelf`]). A raw `write`, async-signal-safe.
-pub fn move_into_cgroup(tasks: &[OwnedFd]) -> bool {
+/// each `tasks` file (see [`Entry::MoveSelf`]); `Err` holds the errno of the write that failed.
+/// Raw `write`s, async-signal-safe.
+pub fn move_into_cgroup(tasks: &[OwnedFd]) -> Result<(), i32> {
     use std::os::fd::AsRawFd;
-    tasks.iter().all(|fd| {
-        // SAFETY: writing one byte from a static buffer to a descriptor the caller owns.
-        unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) == 1 }
-    })
+    for fd in tasks {
+        // SAFETY: writing one byte from a static buffer to a descriptor the caller owns;
+        // reading errno right after.
+        unsafe {
+            if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                return Err(*libc::__errno_location());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The init's report of a child that could not enter its cgroup, written before it exits so
+/// the run says why (`SetupFailed`), made before the clone: its JSON around the errno.
+pub struct EntryFailed {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl EntryFailed {
+    const ERRNO: &'static str = "@ERRNO@";
+
+    pub fn new() -> EntryFailed {
+        let report = crate::protocol::InitReport::SetupFailed {
+            stage: "entering its cgroup".to_owned(),
+            message: format!(
+                "writing 0 to a cgroup v1 `tasks` file failed (errno {})",
+                Self::ERRNO
+            ),
+        };
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        let (head, tail) = json.split_once(Self::ERRNO).unwrap_or((&json, ""));
+        EntryFailed {
+            head: head.as_bytes().to_vec(),
+            tail: tail.as_bytes().to_vec(),
+        }
+    }
+
+    /// Writes the report with `errno` to `fd`: raw `write`s, no allocation, async-signal-safe.
+    pub fn report(&self, fd: RawFd, errno: i32) {
+        let mut digits = [0u8; 12];
+        let mut at = digits.len();
+        let mut n = errno.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for part in [&self.head[..], &digits[at..], &self.tail[..]] {
+            // SAFETY: writing from buffers this process owns to a descriptor it owns.
+            unsafe { libc::write(fd, part.as_ptr().cast(), part.len()) };
+        }
+    }
 }
 
 /// Becomes root of the new user namespace (its map is written by now). A runner that is root on
@@ -307,4 +363,35 @@ pub fn high_fd(fd: OwnedFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: `new` is a fresh descriptor owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_failed_move_is_reported_as_the_inits_set_up_failure_with_its_errno() {
+        // Open for reading only: the write fails as a refused move would.
+        let not_writable = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        let errno = move_into_cgroup(&[not_writable]).unwrap_err();
+        assert_eq!(errno, libc::EBADF);
+        let (read, write) = nix::unistd::pipe().unwrap();
+        EntryFailed::new().report(write.as_raw_fd(), errno);
+        drop(write);
+        let mut text = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut text).unwrap();
+        match serde_json::from_slice(&text).unwrap() {
+            crate::protocol::InitReport::SetupFailed { stage, message } => {
+                assert_eq!(stage, "entering its cgroup");
+                assert!(
+                    message.ends_with(&format!("(errno {})", libc::EBADF)),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(move_into_cgroup(&[]), Ok(()));
+    }
 }

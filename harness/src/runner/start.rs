@@ -207,13 +207,16 @@ impl Starter {
             .and_then(NetPool::take);
         let fds = pipes.child_fds(&shape, pooled_net.as_ref().and_then(PooledNet::fd));
         let line = self.setup_line(&shape, group.as_ref(), pooled_net.is_some())?;
-        let entry = group.as_ref().and_then(Group::entry);
+        let entry = group.as_ref().and_then(Group::take_entry);
         let mut ns_flags = shape.ns_flags;
         if pooled_net.is_some() {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
         }
         let zygote = self.zygote_for(&shape, ahead);
-        let (pid, pidfd, placed) = self.clone_init(zygote, &fds, ns_flags, entry, ahead)?;
+        let (pid, pidfd, placed) =
+            self.clone_init(zygote, &fds, ns_flags, entry.as_ref(), ahead)?;
+        // The child has its own copies of the files it enters its cgroup by.
+        drop(entry);
         // The child's ends live on in the child alone.
         let Pipes {
             config: (config_r, config_w),
@@ -302,7 +305,7 @@ impl Starter {
         zygote: Option<&Zygote>,
         fds: &ChildFds,
         ns_flags: u64,
-        entry: Option<Entry>,
+        entry: Option<&Entry>,
         ahead: bool,
     ) -> Result<(i32, OwnedFd, bool), SandboxError> {
         let from_zygote = zygote

@@ -100,7 +100,7 @@ impl Zygote {
         &self,
         fds: &ChildFds,
         ns_flags: u64,
-        entry: Option<Entry>,
+        entry: Option<&Entry>,
     ) -> io::Result<(i32, OwnedFd)> {
         let mut sent = vec![
             fds.stdin.unwrap_or(0),
@@ -113,7 +113,7 @@ impl Zygote {
         let mut tasks = 0u8;
         match entry {
             Some(Entry::CloneInto(fd)) => {
-                sent.push(fd);
+                sent.push(*fd);
                 flags |= HAS_CGROUP;
             }
             Some(Entry::MoveSelf(files)) => {
@@ -291,7 +291,8 @@ fn start_init(
                 0,
                 0,
             );
-            if !crate::runner::clone::move_into_cgroup(move_self) {
+            if let Err(errno) = crate::runner::clone::move_into_cgroup(move_self) {
+                crate::runner::clone::EntryFailed::new().report(target(4), errno);
                 libc::_exit(125);
             }
             libc::signal(libc::SIGCHLD, libc::SIG_DFL);
