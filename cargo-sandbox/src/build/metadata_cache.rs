@@ -595,6 +595,12 @@ mod tests {
         let mut other = call.clone();
         other.cwd = a.clone();
         assert!(other.kept().is_none(), "another working directory");
+        // A manifest between a member and the root (cargo would take it for the member's
+        // workspace).
+        fs::write(root.join("crates/Cargo.toml"), "[workspace]\n").unwrap();
+        assert!(call.kept().is_none(), "a manifest above a member");
+        fs::remove_file(root.join("crates/Cargo.toml")).unwrap();
+        assert!(call.kept().is_some(), "as it was");
         // What cargo does not read changes nothing.
         fs::write(a.join("notes.txt"), "").unwrap();
         fs::write(a.join(".Cargo.toml.swp"), "").unwrap();

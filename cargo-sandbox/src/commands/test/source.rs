@@ -43,9 +43,9 @@ pub(super) fn prepare(
     }
     env::prefetch_sysroot();
     // While cargo builds: the engine starts (its zygote, its network namespaces), and the
-    // configuration is read once the workspace's root is known (a bad one is reported once the build ends). Sandboxes themselves wait for
-    // the build's end: one made now would show the workspace through an overlay made before
-    // its binaries existed.
+    // configuration is read once the workspace's root is known (a bad one is reported once the
+    // build ends). Sandboxes themselves wait for the build's end: one made now would show the
+    // workspace through an overlay made before its binaries existed.
     let (building, engine) = cargo_first(
         || build::start(&args.cargo, None, cancel, Box::new(|| {})),
         start_engine,
