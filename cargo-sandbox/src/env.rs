@@ -240,6 +240,16 @@ fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
         .build()
 }
 
+/// The runner's environment, as sandboxes take it: a variable that is not UTF-8 cannot be
+/// passed on, and is named on stderr rather than dropped unsaid.
+pub fn host_env() -> Vec<(String, String)> {
+    let (vars, skipped) = harness::utf8_env();
+    for name in skipped {
+        say!("cargo-sandbox: warning: the environment variable `{name}` is not UTF-8: sandboxes do not get it");
+    }
+    vars
+}
+
 /// Asks rustc for its sysroot in the background (while cargo builds), so the first test need
 /// not wait for it.
 pub fn prefetch_sysroot() {

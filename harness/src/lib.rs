@@ -49,7 +49,9 @@ pub use result::{
 };
 pub use runner::cancel::Cancel;
 pub use runner::engine::{Engine, EngineOptions};
-pub use spec::{Filesystem, Limits, Namespaces, Output, RootMapping, SandboxSpec, ShownAt, Stdin};
+pub use spec::{
+    utf8_env, Filesystem, Limits, Namespaces, Output, RootMapping, SandboxSpec, ShownAt, Stdin,
+};
 
 /// Call first thing in `main` of any binary that runs sandboxes: when this process was started
 /// as a sandbox's init it runs the init and exits; otherwise it returns at once.

@@ -55,6 +55,20 @@ pub struct SandboxSpec {
     pub grace: Duration,
 }
 
+/// This process's environment as a sandbox's spec takes it (UTF-8), and the names of the
+/// variables that are not and so cannot be passed on: `std::env::vars` would panic on them.
+pub fn utf8_env() -> (Vec<(String, String)>, Vec<String>) {
+    let mut vars = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => vars.push((name, value)),
+            (name, _) => skipped.push(name.unwrap_or_else(|n| n.to_string_lossy().into_owned())),
+        }
+    }
+    (vars, skipped)
+}
+
 impl SandboxSpec {
     /// A spec with the product's defaults: every namespace, caps as given, 256 MiB `/tmp`,
     /// hostname `localhost`, stdin `/dev/null`, output inherited, no timeout.

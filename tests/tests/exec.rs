@@ -32,6 +32,33 @@ fn the_command_inherits_only_its_stdio() {
 }
 
 #[test]
+fn a_variable_that_is_not_utf8_is_named_and_left_out_not_a_crash() {
+    skip_unless_privileged!();
+    use std::os::unix::ffi::OsStrExt;
+    let odd = std::ffi::OsStr::from_bytes(b"\xff");
+    let out = std::process::Command::new(cargo_sandbox())
+        .args([
+            "sandbox",
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo \"[${E2E_ODD-unset}] [$E2E_PLAIN]\"",
+        ])
+        .env("E2E_ODD", odd)
+        .env("E2E_PLAIN", "plain")
+        .output()
+        .expect("cargo-sandbox exec");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[unset] [plain]\n");
+    assert!(
+        stderr.contains("`E2E_ODD` is not UTF-8: sandboxes do not get it"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn only_init_and_the_command_are_visible() {
     skip_unless_privileged!();
     let run = exec(&[], &["ps", "-e", "-o", "pid=,comm="]);

@@ -72,16 +72,20 @@ struct Kept {
 }
 
 impl Call {
-    /// The call of this process: `None` when its inputs cannot all be named (see the module).
+    /// The call of this process: `None` when its inputs cannot all be named (see the module;
+    /// a variable that matters and is not UTF-8 is one).
     pub fn of(args: Vec<String>, manifest_path: Option<PathBuf>) -> Option<Call> {
-        let mut env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| {
-                ["CARGO", "RUSTUP", "RUSTC", "RUSTDOC", "RUSTFLAGS"]
-                    .iter()
-                    .any(|p| k.starts_with(p))
-                    || k == "HOME"
-            })
-            .collect();
+        let matters = |k: &std::ffi::OsStr| {
+            let k = k.as_encoded_bytes();
+            [&b"CARGO"[..], b"RUSTUP", b"RUSTC", b"RUSTDOC", b"RUSTFLAGS"]
+                .iter()
+                .any(|p| k.starts_with(p))
+                || k == b"HOME"
+        };
+        let mut env = std::env::vars_os()
+            .filter(|(k, _)| matters(k))
+            .map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect::<Option<Vec<(String, String)>>>()?;
         env.sort();
         Some(Call {
             cargo: std::env::var_os("CARGO").map(PathBuf::from)?,

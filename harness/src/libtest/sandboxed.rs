@@ -157,7 +157,15 @@ fn spec_for(request: &Request, settings: TrialSettings) -> Result<SandboxSpec, F
     let cwd = std::env::current_dir().map_err(|e| format!("reading the current directory: {e}"))?;
     let request_json =
         serde_json::to_string(request).map_err(|e| format!("naming the trial: {e}"))?;
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let (mut env, skipped) = crate::spec::utf8_env();
+    static SAID: std::sync::Once = std::sync::Once::new();
+    for name in skipped {
+        SAID.call_once(|| {
+            eprintln!(
+                "sandbox-harness: warning: `{name}` is not UTF-8: the sandboxes do not get it"
+            )
+        });
+    }
     env.push((TRIAL_VAR.to_owned(), request_json));
     let mut spec = SandboxSpec::new(vec![exe.display().to_string()], cwd, env);
     spec.limits = crate::Limits {

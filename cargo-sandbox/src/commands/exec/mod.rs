@@ -17,7 +17,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         Err(e) => return Err(anyhow::Error::new(e).context("cannot set up sandboxes")),
     };
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let mut spec = SandboxSpec::new(args.command.clone(), cwd, std::env::vars().collect());
+    let mut spec = SandboxSpec::new(args.command.clone(), cwd, crate::env::host_env());
     // `exec` runs any command: the host filesystem unless --fs isolated asks otherwise.
     let exec_default = Layer {
         fs: Some(FsLayer::Mode(FsMode::Host)),

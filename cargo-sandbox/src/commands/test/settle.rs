@@ -54,7 +54,7 @@ impl Runner<'_> {
             filtersets,
             cli: self.args.layer(),
             base_spec: harness::SandboxSpec::new(Vec::new(), PathBuf::new(), Vec::new()),
-            host_env: std::env::vars().collect(),
+            host_env: crate::env::host_env(),
             run_seed: self.args.seed.unwrap_or_else(random_seed),
             history,
             target_dir: built.target_dir.clone(),
