@@ -29,6 +29,7 @@
 use cargo_metadata::Metadata;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -185,11 +186,8 @@ impl Call {
         for (k, v) in &self.env {
             inputs.text(k, v.as_bytes());
         }
-        let mut searched: Vec<&Path> = self.cwd.ancestors().chain(start.ancestors()).collect();
-        searched.sort();
-        searched.dedup();
-        for dir in searched {
-            inputs.file(&dir.join("Cargo.toml"));
+        let searched: BTreeSet<&Path> = self.cwd.ancestors().chain(start.ancestors()).collect();
+        for dir in &searched {
             inputs.file(&dir.join("rust-toolchain"));
             inputs.file(&dir.join("rust-toolchain.toml"));
             inputs.config(&dir.join(".cargo"))?;
@@ -199,19 +197,26 @@ impl Call {
             .map(PathBuf::from)
             .or_else(|| self.var("HOME").map(|h| Path::new(h).join(".cargo")))?;
         inputs.config(&cargo_home)?;
+        // Every `Cargo.toml` cargo may read, each once: on the way to the workspace from where
+        // the search starts, and from each package up to the root (the packages' own too).
         let root = metadata.workspace_root.as_std_path();
-        inputs.file(&root.join("Cargo.toml"));
-        inputs.member_globs(root)?;
+        let mut manifest_dirs = searched;
+        manifest_dirs.insert(root);
         for package in &metadata.packages {
-            let manifest = package.manifest_path.as_std_path();
-            inputs.file(manifest);
-            let dir = manifest.parent()?;
-            for ancestor in dir.ancestors().skip(1) {
-                if !ancestor.starts_with(root) {
-                    break;
-                }
-                inputs.file(&ancestor.join("Cargo.toml"));
+            let dir = package.manifest_path.as_std_path().parent()?;
+            manifest_dirs.insert(dir);
+            manifest_dirs.extend(dir.ancestors().skip(1).take_while(|a| a.starts_with(root)));
+        }
+        let mut root_manifest = None;
+        for dir in manifest_dirs {
+            let text = inputs.file(&dir.join("Cargo.toml"));
+            if dir == root {
+                root_manifest = text;
             }
+        }
+        inputs.member_globs(root, &root_manifest?)?;
+        for package in &metadata.packages {
+            let dir = package.manifest_path.as_std_path().parent()?;
             inputs.listing_of(dir, discovered_in_package_root);
             for sub in TARGET_DIRS {
                 let subdirs = inputs.listing(&dir.join(sub));
@@ -389,9 +394,8 @@ impl Inputs {
     /// The directories `workspace.members` globs walk through: at each glob component, the
     /// names in every directory reached (all its subdirectories are followed, a superset of
     /// the matches). `None` for a `**` or a walk too large.
-    fn member_globs(&mut self, root: &Path) -> Option<()> {
-        let text = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-        let manifest: toml::Table = toml::from_str(&text).ok()?;
+    fn member_globs(&mut self, root: &Path, root_manifest: &str) -> Option<()> {
+        let manifest: toml::Table = toml::from_str(root_manifest).ok()?;
         let members = manifest
             .get("workspace")
             .and_then(|w| w.get("members"))
@@ -612,6 +616,21 @@ mod tests {
             call.kept().is_some(),
             "a file cargo does not read made it miss"
         );
+    }
+
+    #[test]
+    fn a_member_named_without_a_glob_is_digested_by_its_manifest() {
+        let dir = workspace();
+        let root = dir.path();
+        let manifest = root.join("Cargo.toml");
+        let text = fs::read_to_string(&manifest).unwrap();
+        fs::write(&manifest, text.replace("crates/*", "crates/a")).unwrap();
+        let call = call(root);
+        run_and_keep(&call);
+        let member = root.join("crates/a/Cargo.toml");
+        let text = fs::read_to_string(&member).unwrap();
+        fs::write(&member, text.replace("0.1.0", "0.2.0")).unwrap();
+        assert!(call.kept().is_none());
     }
 
     #[test]

@@ -83,8 +83,8 @@ pub fn spawn(
         Some(Entry::MoveSelf(tasks)) => (None, &tasks[..]),
         None => (None, &[][..]),
     };
-    // Made here: the child may not allocate.
-    let entry_failed = EntryFailed::new();
+    // Made here, when the child moves itself: it may not allocate.
+    let entry_failed = (!move_self.is_empty()).then(EntryFailed::new);
     let mut pidfd: RawFd = -1;
     // Asked before cloning: the child makes raw syscalls only.
     let runner_is_root = nix::unistd::geteuid().is_root();
@@ -102,7 +102,7 @@ pub fn spawn(
             child(
                 init,
                 fds,
-                (move_self, &entry_failed),
+                (move_self, entry_failed.as_ref()),
                 &empty_mask,
                 ns_flags & libc::CLONE_NEWUSER as u64 != 0,
                 runner_is_root,
@@ -204,7 +204,7 @@ pub fn clone_fork(ns_flags: u64, into_cgroup: Option<RawFd>) -> io::Result<(i32,
 unsafe fn child(
     init: &InitCommand,
     fds: &ChildFds,
-    (move_self, entry_failed): (&[OwnedFd], &EntryFailed),
+    (move_self, entry_failed): (&[OwnedFd], Option<&EntryFailed>),
     empty_mask: &libc::sigset_t,
     user_ns: bool,
     runner_is_root: bool,
@@ -220,7 +220,9 @@ unsafe fn child(
     );
     libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
     if let Err(errno) = move_into_cgroup(move_self) {
-        entry_failed.report(fds.report, errno);
+        if let Some(failed) = entry_failed {
+            failed.report(fds.report, errno);
+        }
         libc::_exit(125);
     }
     // Wait for the runner's "go" byte: by then our user is mapped (exec as an unmapped user
